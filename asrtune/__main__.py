@@ -1,0 +1,5 @@
+import sys
+
+from asrtune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,8 @@
+"""`asrtune demo` (placeholder until built)."""
+
+from asrtune.cli import add_subparser, not_yet_built
+
+
+def register(subparsers, summary: str) -> None:
+    p = add_subparser(subparsers, "demo", summary, "Not yet built.", "  asrtune demo --help")
+    p.set_defaults(func=not_yet_built("demo"))

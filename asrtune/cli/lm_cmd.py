@@ -1,0 +1,8 @@
+"""`asrtune lm` (placeholder until built)."""
+
+from asrtune.cli import add_subparser, not_yet_built
+
+
+def register(subparsers, summary: str) -> None:
+    p = add_subparser(subparsers, "lm", summary, "Not yet built.", "  asrtune lm --help")
+    p.set_defaults(func=not_yet_built("lm"))

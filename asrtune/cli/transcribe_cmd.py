@@ -1,0 +1,8 @@
+"""`asrtune transcribe` (placeholder until built)."""
+
+from asrtune.cli import add_subparser, not_yet_built
+
+
+def register(subparsers, summary: str) -> None:
+    p = add_subparser(subparsers, "transcribe", summary, "Not yet built.", "  asrtune transcribe --help")
+    p.set_defaults(func=not_yet_built("transcribe"))
