@@ -17,6 +17,7 @@ from asrtune.errors import AudioError
 
 SAMPLE_RATE = 16_000  # Hz: what Whisper and wav2vec2-family models expect
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".aiff", ".aif")
+DECODE_BLOCK_FRAMES = 65_536  # frames per read when decoding a whole file to check it (~4 s at 16 kHz)
 
 
 def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
@@ -41,6 +42,34 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(path, "audio file is empty (0 samples)")
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+def count_decodable_frames(path: str | os.PathLike, block_frames: int = DECODE_BLOCK_FRAMES) -> tuple[int, int, int]:
+    """Decode the whole file block by block; return ``(decoded_frames, header_frames, sample_rate_hz)``.
+
+    A truncated FLAC keeps a valid header announcing the full length, so only decoding tells it
+    apart: libsndfile either fails part way ("lost sync") or returns fewer frames than announced.
+    One reused buffer keeps memory flat whatever the file's length. Raises :class:`AudioError`
+    naming the file and how far decoding got when it fails.
+    """
+    import soundfile as sf
+
+    path = os.fspath(path)
+    _check_exists(path)
+    decoded = 0
+    try:
+        with sf.SoundFile(path) as f:
+            header_frames, rate = int(f.frames), int(f.samplerate)
+            buffer = np.empty((block_frames, f.channels), dtype=np.float32)
+            while True:
+                n = len(f.read(out=buffer))
+                decoded += n
+                if n < block_frames:
+                    break
+    except Exception as e:
+        where = f" after {decoded} frames" if decoded else ""
+        raise AudioError(path, f"cannot decode audio{where} ({_short(e)}); truncated or corrupt?") from None
+    return decoded, header_frames, rate
 
 
 def load_audio(

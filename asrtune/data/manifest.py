@@ -75,6 +75,12 @@ def parse_manifest_line(line: str, manifest_path: str | os.PathLike, line_no: in
         obj = json.loads(line)
     except json.JSONDecodeError as e:
         raise ManifestError(where, line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
+    return utterance_from_object(obj, manifest_path, line_no)
+
+
+def utterance_from_object(obj: Any, manifest_path: str | os.PathLike, line_no: int) -> Utterance:
+    """Build an :class:`Utterance` from an already-decoded JSON value (see :func:`parse_manifest_line`)."""
+    where = str(manifest_path)
     if not isinstance(obj, dict):
         raise ManifestError(where, line_no, f"expected a JSON object, got {type(obj).__name__}")
     missing = [k for k in ("audio_filepath", "text") if k not in obj]
