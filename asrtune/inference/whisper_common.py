@@ -1,0 +1,141 @@
+"""What both Whisper engines share: the decoder prompt, suppressed tokens, options checks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from dataclasses import dataclass
+
+from asrtune.errors import AsrtuneError, ConfigError
+
+# Control tokens openai-whisper and faster-whisper never let the decoder emit mid-text.
+CONTROL_TOKENS = ("<|transcribe|>", "<|translate|>", "<|startoftranscript|>", "<|startofprev|>", "<|startoflm|>", "<|nocaptions|>", "<|nospeech|>")
+
+
+@dataclass(frozen=True)
+class WhisperPrompt:
+    """Decoder prefix for one model and options.
+
+    >>> WhisperPrompt(prev=[], sot=[50257, 50362]).tokens()
+    [50257, 50362]
+    >>> WhisperPrompt(prev=[50360, 220], sot=[50257, 50362]).tokens()
+    [50360, 220, 50257, 50362]
+    """
+
+    prev: list[int]  # <|startofprev|> + initial-prompt tokens, or empty
+    sot: list[int]  # <|startoftranscript|> [<|lang|> <|transcribe|>] <|notimestamps|>
+
+    def tokens(self) -> list[int]:
+        return [*self.prev, *self.sot]
+
+
+def is_multilingual(tokenizer, vocab_size: int) -> bool:
+    return vocab_size >= 51865
+
+
+def language_token(tokenizer, language: str | None, multilingual: bool) -> int | None:
+    """Token id of ``<|xx|>`` for a multilingual model (English by default); None for English-only."""
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    if not multilingual:
+        if language not in (None, "en", "english"):
+            raise ConfigError(f"--language {language}: this is an English-only Whisper model; use a multilingual one")
+        return None
+    code = (language or "en").lower()
+    code = TO_LANGUAGE_CODE.get(code, code)
+    tid = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
+    if tid is None or tid == tokenizer.unk_token_id:
+        raise ConfigError(f"--language {language}: not a Whisper language (use a code such as en, de, fr)")
+    return int(tid)
+
+
+def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str | None, max_length: int = 448) -> WhisperPrompt:
+    """The decoder prefix faster-whisper/openai-whisper use for transcription without timestamps."""
+    ids = lambda t: int(tokenizer.convert_tokens_to_ids(t))  # noqa: E731
+    sot = [ids("<|startoftranscript|>")]
+    lang = language_token(tokenizer, language, is_multilingual(tokenizer, vocab_size))
+    if lang is not None:
+        sot += [lang, ids("<|transcribe|>")]
+    sot.append(ids("<|notimestamps|>"))
+    prev: list[int] = []
+    if prompt is not None and prompt.strip():
+        text_ids = tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)
+        prev = [ids("<|startofprev|>"), *text_ids[-(max_length // 2 - 1) :]]
+    return WhisperPrompt(prev, sot)
+
+
+def suppress_ids(tokenizer, generation_config) -> list[int]:
+    """The checkpoint's suppress list plus the control tokens (as faster-whisper does)."""
+    out = set(int(t) for t in (getattr(generation_config, "suppress_tokens", None) or []))
+    for t in CONTROL_TOKENS:
+        tid = tokenizer.convert_tokens_to_ids(t)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            out.add(int(tid))
+    return sorted(out)
+
+
+def load_terms_arg(terms) -> list[str] | None:
+    """``terms`` as a list of strings: a list as given, or a path to a one-term-per-line file."""
+    if terms is None:
+        return None
+    if isinstance(terms, (str, os.PathLike)):
+        try:
+            from asrtune.inference.biasing import load_terms
+        except ImportError:
+            raise AsrtuneError("term biasing is not available in this asrtune build (asrtune.inference.biasing)") from None
+        return load_terms(terms)
+    return [str(t) for t in terms]
+
+
+def term_processor(tokenizer, terms: list[str] | None, boost: float | None):
+    """A TermBiasLogitsProcessor for ``terms``, or None when there are none."""
+    if not terms:
+        return None
+    try:
+        from asrtune.inference.biasing import DEFAULT_TERM_BOOST, TermBiasLogitsProcessor
+    except ImportError:
+        raise AsrtuneError("term biasing is not available in this asrtune build (asrtune.inference.biasing)") from None
+    return TermBiasLogitsProcessor(tokenizer, terms, DEFAULT_TERM_BOOST if boost is None else boost)
+
+
+FEATURE_STYLES = ("auto", "hf", "faster-whisper")
+
+
+def feature_style(style: str, resolved) -> str:
+    """Resolve ``auto``: released checkpoints that came as CTranslate2 folders are fed as
+    faster-whisper feeds them; Hugging Face folders (fine-tuned runs) as asrtune trains them."""
+    if style not in FEATURE_STYLES:
+        raise ConfigError(f"--features must be one of {', '.join(FEATURE_STYLES)}, got {style!r}")
+    if style != "auto":
+        return style
+    return "faster-whisper" if getattr(resolved, "ct2_path", None) is not None else "hf"
+N_FRAMES = 3000  # log-mel frames in Whisper's 30 s window (10 ms hop)
+
+
+def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None):
+    """Log-mel features ``(batch, n_mels, 3000)`` float32 for clips of up to 30 s.
+
+    ``hf``: transformers' WhisperFeatureExtractor, which zero-pads the *audio* to 30 s before the
+    spectrogram; asrtune's Whisper training sees exactly these features. ``faster-whisper``: the
+    spectrogram of the clip alone, zero-padded *after* normalisation, as openai-whisper's
+    ``transcribe`` and faster-whisper do; use it to reproduce faster-whisper token for token. The
+    two differ only in the padded frames, which can change a word on some clips.
+    """
+    if style == "hf":
+        if hf_extractor is None:
+            from transformers import WhisperFeatureExtractor
+
+            hf_extractor = WhisperFeatureExtractor(feature_size=n_mels)
+        return hf_extractor(clips, sampling_rate=16_000, return_tensors="np").input_features.astype(np.float32)
+    if style == "faster-whisper":
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        extractor = FeatureExtractor(feature_size=n_mels)
+        out = []
+        for clip in clips:
+            mel = extractor(clip)  # pads 160 samples; its last frame is dropped, as faster-whisper does
+            out.append(pad_or_trim(mel[:, : min(N_FRAMES, mel.shape[-1] - 1)]))
+        return np.stack(out).astype(np.float32)
+    raise ConfigError(f"feature style must be one of {', '.join(FEATURE_STYLES)}, got {style!r}")

