@@ -1,0 +1,249 @@
+"""``evaluate``: decode manifests with a recogniser, score, and write the report folder.
+
+Decoding is batched with utterances sorted by duration (longest first: similar lengths share a
+batch, so there is little padding, and an out-of-memory batch shows up at once rather than at
+the end). Audio for the next batch is loaded in a background thread while the current batch
+decodes. A file that cannot be loaded or decoded is listed under ``failed`` in the report and
+skipped; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+import numpy as np
+
+from asrtune.data.audio import SAMPLE_RATE, load_audio
+from asrtune.data.manifest import Utterance, load_manifest
+from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
+from asrtune.evaluation.report import write_report
+from asrtune.evaluation.scoring import Report, score_hypotheses
+from asrtune.evaluation.terms import load_terms
+
+MAX_CLIP_SECONDS = 30.0  # recognisers take <= 30 s clips; longer audio belongs to `asrtune transcribe`
+
+
+def _load(utt: Utterance) -> np.ndarray:
+    # A segment of a longer file is read by offset/duration; a whole-file utterance reads it all
+    # (manifest durations are often rounded and must not clip the end).
+    duration = utt.duration if utt.offset and utt.duration else None
+    return load_audio(utt.audio_filepath, offset=utt.offset, duration=duration)
+
+
+def _failure(utt: Utterance, manifest: str | None, error: Exception | str) -> dict[str, Any]:
+    return {
+        "id": utt.id,
+        "audio_filepath": utt.audio_filepath,
+        "manifest": manifest,
+        "line": utt.line_no,
+        "error": str(error),
+    }
+
+
+def decode_utterances(
+    recognizer,
+    utterances: Sequence[Utterance],
+    batch_size: int = 16,
+    manifest_of: Sequence[str | None] | None = None,
+    progress: bool = True,
+) -> tuple[list[str | None], list[dict], dict[str, float]]:
+    """Transcribe ``utterances``; returns (hypotheses with None for failures, failures, timings).
+
+    Timings: ``decode_s`` (time inside ``recognizer.transcribe``), ``load_s`` (audio loading not
+    hidden behind decoding), ``audio_s`` (seconds of audio decoded).
+    """
+    from tqdm.auto import tqdm
+
+    n = len(utterances)
+    manifest_of = list(manifest_of) if manifest_of is not None else [None] * n
+    order = sorted(range(n), key=lambda i: -float(utterances[i].duration or 0.0))
+    batches = [order[s : s + batch_size] for s in range(0, n, batch_size)]
+    hyps: list[str | None] = [None] * n
+    failed: list[dict] = []
+    timings = {"decode_s": 0.0, "load_s": 0.0, "audio_s": 0.0}
+
+    def load_batch(idx: list[int]) -> list[tuple[int, np.ndarray | None, Exception | None]]:
+        out = []
+        for i in idx:
+            try:
+                audio = _load(utterances[i])
+                if len(audio) > MAX_CLIP_SECONDS * SAMPLE_RATE + 1:
+                    raise AsrtuneError(
+                        f"{len(audio) / SAMPLE_RATE:.1f} s is longer than {MAX_CLIP_SECONDS:.0f} s; "
+                        "evaluate segments (offset/duration in the manifest) or use `asrtune transcribe`"
+                    )
+                out.append((i, audio, None))
+            except AsrtuneError as e:
+                out.append((i, None, e))
+        return out
+
+    def run(idx: list[int], audios: list[np.ndarray]) -> None:
+        start = time.perf_counter()
+        try:
+            texts = recognizer.transcribe(audios)
+        except (AsrtuneError, RuntimeError, ValueError) as batch_error:
+            timings["decode_s"] += time.perf_counter() - start
+            if len(idx) == 1:
+                failed.append(_failure(utterances[idx[0]], manifest_of[idx[0]], f"decoding failed: {batch_error}"))
+                return
+            for i, audio in zip(idx, audios):  # find the culprit: retry one by one
+                run([i], [audio])
+            return
+        timings["decode_s"] += time.perf_counter() - start
+        for i, text, audio in zip(idx, texts, audios):
+            hyps[i] = text if isinstance(text, str) else ""
+            timings["audio_s"] += len(audio) / SAMPLE_RATE
+
+    bar = tqdm(total=n, desc="decoding", unit="utt", disable=not progress)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(load_batch, batches[0]) if batches else None
+        for b in range(len(batches)):
+            wait_start = time.perf_counter()
+            loaded = pending.result()
+            timings["load_s"] += time.perf_counter() - wait_start
+            pending = pool.submit(load_batch, batches[b + 1]) if b + 1 < len(batches) else None
+            ok_idx, ok_audio = [], []
+            for i, audio, error in loaded:
+                if error is not None:
+                    failed.append(_failure(utterances[i], manifest_of[i], error))
+                else:
+                    ok_idx.append(i)
+                    ok_audio.append(audio)
+            if ok_idx:
+                run(ok_idx, ok_audio)
+            bar.update(len(batches[b]))
+    bar.close()
+    return hyps, failed, timings
+
+
+def _load_manifests(manifests: Sequence[str | os.PathLike], limit: int | None) -> tuple[list[Utterance], list[str]]:
+    utterances, manifest_of = [], []
+    for path in manifests:
+        utts = load_manifest(path)
+        if limit is not None:
+            utts = utts[:limit]
+        utterances += utts
+        manifest_of += [os.fspath(path)] * len(utts)
+    if not utterances:
+        raise AsrtuneError(f"--manifest: no utterances in {', '.join(map(os.fspath, manifests))}")
+    return utterances, manifest_of
+
+
+def evaluate(
+    model,
+    manifests: str | os.PathLike | Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    normalizer: str = "whisper-en",
+    terms: str | os.PathLike | Sequence[str] | None = None,
+    compare: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    engine: str = "hf",
+    lm: str | os.PathLike | None = None,
+    beam_size: int = 1,
+    limit: int | None = None,
+    by_fields: Sequence[str] | None = None,
+    device: str = "cpu",
+    bias_terms: bool = True,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Decode ``manifests`` with ``model``, score, write the report into ``out_dir``; return report.json's dict.
+
+    ``model`` is anything :func:`asrtune.models.resolve_model` accepts (hub id, local folder,
+    training run) or an already-loaded :class:`asrtune.inference.Recognizer`. ``terms`` (a file
+    or a list) is scored for recall/precision and, with ``bias_terms``, also passed to the
+    recogniser for biasing. ``limit`` keeps the first N utterances of each manifest.
+
+    >>> report = evaluate("openai/whisper-tiny.en", "data/test.jsonl", "reports/base")  # doctest: +SKIP
+    >>> report["normalized"]["wer"], report["confidence_interval"]["normalized"]["high"]  # doctest: +SKIP
+    (0.027, 0.035)
+    """
+    from asrtune.text.normalizers import get_normalizer
+
+    wall_start = time.perf_counter()
+    if isinstance(manifests, (str, os.PathLike)):
+        manifests = [manifests]
+    if not manifests:
+        raise ConfigError("--manifest: give at least one manifest")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    get_normalizer(normalizer)  # fail fast on a bad name, before loading a model
+    term_list = None
+    if terms is not None:
+        term_list = load_terms(terms) if isinstance(terms, (str, os.PathLike)) else list(terms)
+    if compare is not None and not os.path.isfile(os.path.join(compare, "report.json")):
+        raise AsrtuneError(f"--compare {compare}: no report.json there (give the --out folder of an earlier asrtune eval)")
+    utterances, manifest_of = _load_manifests(manifests, limit)
+
+    if hasattr(model, "transcribe"):
+        recognizer = model
+    else:
+        from asrtune.inference import load_recognizer
+
+        recognizer = load_recognizer(
+            model, engine=engine, device=device, batch_size=batch_size,
+            terms=term_list if bias_terms else None, lm=lm, beam_size=beam_size,
+        )
+    load_s = time.perf_counter() - wall_start
+    model_info = dict(recognizer.describe())
+    model_info.setdefault("requested", model if isinstance(model, str) else str(getattr(model, "name", model)))
+    model_info.update({"batch_size": batch_size, "beam_size": beam_size, "term_biasing": bool(term_list and bias_terms)})
+
+    hyps, failed, timings = decode_utterances(recognizer, utterances, batch_size, manifest_of, progress)
+    keep = [i for i, h in enumerate(hyps) if h is not None]
+    if not keep:
+        raise AsrtuneError(f"every utterance failed to decode; first error: {failed[0]['audio_filepath']}: {failed[0]['error']}")
+    audio_s = timings["audio_s"]
+    speed = {
+        "utterances_decoded": len(keep),
+        "audio_s": round(audio_s, 3),
+        "audio_hours": round(audio_s / 3600, 5),
+        "decode_s": round(timings["decode_s"], 3),
+        "audio_wait_s": round(timings["load_s"], 3),
+        "model_load_s": round(load_s, 3),
+        "rtf": round(timings["decode_s"] / audio_s, 5) if audio_s else None,
+        "utterances_per_s": round(len(keep) / timings["decode_s"], 3) if timings["decode_s"] else None,
+        "batch_size": batch_size,
+        "device": device,
+    }
+    report: Report = score_hypotheses(
+        [utterances[i] for i in keep],
+        [hyps[i] for i in keep],
+        normalizer=normalizer,
+        terms=terms if isinstance(terms, (str, os.PathLike)) else term_list,
+        by_fields=by_fields,
+        compare=compare,
+        manifests=[os.fspath(m) for m in manifests],
+        manifest_of=[manifest_of[i] for i in keep],
+        model=model_info,
+        speed=speed,
+        failed=failed,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
+    speed["wall_s"] = round(time.perf_counter() - wall_start, 3)  # model load + audio + decode + scoring
+    write_report(report, out_dir)
+    return report.summary
+
+
+def evaluate_hypotheses(
+    utterances: Sequence[Utterance],
+    hypotheses: Sequence[str],
+    out_dir: str | os.PathLike,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Score hypotheses made elsewhere (trainer, demo) and write the same report folder as
+    :func:`evaluate`; ``kwargs`` go to :func:`asrtune.evaluation.scoring.score_hypotheses`.
+
+    >>> evaluate_hypotheses(dev_utts, dev_hyps, "runs/acc/dev_report", model={"name": "runs/acc/best"})  # doctest: +SKIP
+    """
+    report = score_hypotheses(utterances, hypotheses, **kwargs)
+    write_report(report, out_dir)
+    return report.summary

@@ -1,0 +1,119 @@
+#!/usr/bin/env python
+"""Benchmark `asrtune eval`: decoding speed and WER of each Whisper engine on real speech.
+
+What is measured
+  For each engine (hf = transformers generate, ct2 = CTranslate2 int8), one full
+  ``asrtune.evaluation.evaluate`` run over speechocean762/test.jsonl (500 non-native English
+  read utterances, ~4 s each) with Whisper tiny.en, greedy decoding, batch size 16, utterances
+  sorted by duration. Reported per engine: utterances per second of decoding, real-time
+  factor (decode seconds / audio seconds; lower is faster), wall time (model load + audio +
+  decode + scoring + report), and normalised and orthographic WER with the 95 % bootstrap CI.
+  Speed-ups are ratios against the first engine listed in the same run. The engines get the same
+  thread budget (--threads, default 2 = this machine's cores).
+
+    .venv/bin/python scripts/bench_eval.py                       # both engines, 500 utts (minutes)
+    .venv/bin/python scripts/bench_eval.py --limit 50 --engines ct2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="openai/whisper-tiny.en")
+    parser.add_argument("--manifest", default=str(SHARED / "speechocean762" / "test.jsonl"))
+    parser.add_argument("--engines", default="hf,ct2", help="comma-separated; the first is the speed-up baseline")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--limit", type=int, default=None, help="first N utterances only")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
+    parser.add_argument("--out", default=str(REPO / "bench_results" / "eval.json"))
+    parser.add_argument("--reports", default=None, help="keep each engine's report folder under this folder")
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from asrtune.evaluation import evaluate
+
+    reports_root = Path(args.reports) if args.reports else Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    hardware = f"{cpu_name()}, {os.cpu_count()} logical cores, {args.threads} threads used"
+    rows: list[dict] = []
+    for engine in args.engines.split(","):
+        start = time.perf_counter()
+        summary = evaluate(args.model, args.manifest, reports_root / engine, engine=engine, batch_size=args.batch_size,
+                           limit=args.limit, progress=True)
+        wall = time.perf_counter() - start
+        speed, ci = summary["speed"], summary["confidence_interval"]["normalized"]
+        rows.append({
+            "engine": engine,
+            "model": summary["model"],
+            "utterances": summary["n_utterances"],
+            "failed": len(summary["failed"]),
+            "audio_s": speed["audio_s"],
+            "decode_s": speed["decode_s"],
+            "wall_s": wall,
+            "utterances_per_s": speed["utterances_per_s"],
+            "rtf": speed["rtf"],
+            "wer_normalized": summary["normalized"]["wer"],
+            "wer_ci": [ci["low"], ci["high"]],
+            "wer_orthographic": summary["orthographic"]["wer"],
+            "cer_normalized": summary["normalized"]["cer"],
+        })
+        # Print and save after every engine, so a slow engine never costs the finished results.
+        report(rows, args, hardware)
+    return 0
+
+
+def report(rows: list[dict], args, hardware: str) -> None:
+    base = rows[0]
+    for r in rows:
+        r["speedup"] = base["decode_s"] / r["decode_s"] if r["decode_s"] else None
+        r["speedup_baseline"] = base["engine"]
+    print(f"\nasrtune eval benchmark: {args.model} on {args.manifest} ({base['utterances']} utterances, "
+          f"{base['audio_s'] / 60:.1f} min audio), batch {args.batch_size}, greedy")
+    print(f"hardware: {hardware}\n")
+    header = (f"{'engine':6}  {'utt/s':>7}  {'RTF':>7}  {'vs ' + base['engine']:>8}  {'decode s':>8}  {'wall s':>7}  "
+              f"{'WER norm':>8}  {'95% CI':>15}  {'WER orth':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r['engine']:6}  {r['utterances_per_s']:7.2f}  {r['rtf']:7.4f}  {r['speedup']:7.2f}x  "
+              f"{r['decode_s']:8.1f}  {r['wall_s']:7.1f}  {100 * r['wer_normalized']:7.2f}%  "
+              f"{100 * r['wer_ci'][0]:6.2f}-{100 * r['wer_ci'][1]:6.2f}%  {100 * r['wer_orthographic']:7.2f}%")
+    result = {"hardware": hardware, "python": platform.python_version(), "model": args.model,
+              "manifest": args.manifest, "batch_size": args.batch_size, "threads": args.threads, "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    from asrtune.fileio import write_json_atomic
+
+    write_json_atomic(args.out, result)
+    print(f"\nwritten: {args.out}", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
