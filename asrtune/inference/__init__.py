@@ -31,6 +31,7 @@ def load_recognizer(
     compute_type: str = "int8",
     term_boost: float | None = None,
     features: str = "auto",
+    threads: int | None = None,
 ) -> Recognizer:
     """A :class:`Recognizer` for ``model`` (a name, folder or ResolvedModel).
 
@@ -42,7 +43,8 @@ def load_recognizer(
     ``features`` is ``hf`` (transformers' feature extractor, as asrtune trains),
     ``faster-whisper`` (openai-whisper/faster-whisper padding, reproducing faster-whisper exactly)
     or ``auto`` (faster-whisper for checkpoints that came as CTranslate2 folders, i.e. released
-    weights; hf for Hugging Face folders such as fine-tuned runs).
+    weights; hf for Hugging Face folders such as fine-tuned runs). ``threads`` caps the CPU
+    threads of the ct2 engine (``--workers`` gives each worker its share of the cores).
     """
     from asrtune.models.registry import resolve_model
 
@@ -66,7 +68,7 @@ def load_recognizer(
 
         return WhisperCT2Recognizer(
             resolved, device=device, batch_size=batch_size, terms=terms, prompt=prompt, language=language,
-            beam_size=beam_size, compute_type=compute_type, features=features,
+            beam_size=beam_size, compute_type=compute_type, features=features, threads=threads,
         )
     from asrtune.inference.whisper_hf import WhisperHFRecognizer
 

@@ -43,18 +43,9 @@ def make_shards(sources: list[AudioSource], workers: int, batch_size: int) -> li
 
 
 def load_recognizer_from(kwargs: dict):
-    """``load_recognizer(**kwargs)``; a picklable recipe every process can rebuild the model from.
-
-    Options this build's ``load_recognizer`` does not know (``threads`` on older builds) are
-    dropped rather than failing.
-    """
-    import inspect
-
+    """``load_recognizer(**kwargs)``: the kwargs are a picklable recipe every process rebuilds the model from."""
     from asrtune.inference import load_recognizer
 
-    params = inspect.signature(load_recognizer).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
     return load_recognizer(**kwargs)
 
 
