@@ -194,7 +194,9 @@ def evaluate(
     load_s = time.perf_counter() - wall_start
     model_info = dict(recognizer.describe())
     model_info.setdefault("requested", model if isinstance(model, str) else str(getattr(model, "name", model)))
-    model_info.update({"batch_size": batch_size, "beam_size": beam_size, "term_biasing": bool(term_list and bias_terms)})
+    # The recogniser knows the beam it really uses (CTC + LM widens beam_size=1 to its default beam).
+    model_info.setdefault("beam_size", beam_size)
+    model_info.update({"batch_size": batch_size, "term_biasing": bool(term_list and bias_terms)})
 
     hyps, failed, timings = decode_utterances(recognizer, utterances, batch_size, manifest_of, progress)
     keep = [i for i, h in enumerate(hyps) if h is not None]
