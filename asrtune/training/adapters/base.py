@@ -1,0 +1,189 @@
+"""The model-adapter interface: everything model-specific the one :class:`Trainer` needs.
+
+The trainer (``asrtune/training/trainer.py``) is a single, model-agnostic loop: it reads
+manifests, orders and batches utterances, runs the optimiser, schedules the learning rate,
+evaluates, checkpoints and exports. Everything that depends on the model family (Whisper
+seq2seq, wav2vec2-family CTC) lives behind a :class:`ModelAdapter`:
+
+==========================  ==================================================================
+what the trainer asks       what the adapter does
+==========================  ==================================================================
+``from_resolved``           load weights + processor for a ``ResolvedModel`` and a ``TrainConfig``
+``FREEZE_PRESETS``          the family's named freezing presets (name -> one-line description)
+``apply_freeze``            set ``requires_grad`` for a preset (+ optional LoRA, see config.adapter)
+``unfreeze_top_layers``     gradual unfreezing: make the top K encoder layers trainable
+``parameter_groups``        optimiser groups (e.g. unfrozen encoder layers at ``encoder_lr``)
+``skip_reason``             why an utterance cannot be trained on (too long, too many tokens)
+``make_example``            one utterance -> tensors-to-be (features or cached encoder output + labels)
+``collate``                 a list of examples -> one padded batch of tensors
+``loss``                    a batch -> scalar loss (through the possibly DDP-wrapped module)
+``augment_batch``           input-side augmentation on a batch's features (SpecAugment); no-op default
+``transcribe``              greedy, batched decoding for dev WER (raw audio, or cached encoder outputs)
+``save``                    a complete model folder loadable by ``asrtune.models.resolve_model``
+==========================  ==================================================================
+
+Encoder-output cache (optional)
+-------------------------------
+When the adapter's expensive input-side part (Whisper's encoder) is frozen and no input
+augmentation is on, the trainer runs it once per utterance and stores the result on disk
+(``asrtune/training/encoder_cache.py``). An adapter opts in by returning a shape from
+``cache_shape()`` and implementing ``encode`` and ``cache_fingerprint``; ``make_example`` then
+receives ``encoded=`` (a float16 array) instead of ``audio=``. Adapters that cannot cache
+(CTC fine-tunes its encoder) keep the defaults, which say "no cache".
+
+Example (the trainer's view, simplified)::
+
+    adapter = WhisperAdapter.from_resolved(resolve_model("openai/whisper-tiny.en"), config)
+    adapter.apply_freeze("encoder")
+    opt = torch.optim.AdamW(adapter.parameter_groups(config))
+    batch = adapter.collate([adapter.make_example(u, audio=load_audio(u.audio_filepath)) for u in utts])
+    loss = adapter.loss(adapter.model, batch); loss.backward(); opt.step()
+    adapter.save(run_dir / "best")
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # imported for type names only: keeps this module light
+    from asrtune.data.manifest import Utterance
+    from asrtune.training.config import TrainConfig
+
+
+class ModelAdapter(ABC):
+    """Adapts one model family to the generic :class:`~asrtune.training.trainer.Trainer`.
+
+    Attributes:
+        family: ``"whisper"`` or ``"ctc"`` (matches ``ResolvedModel.family``).
+        FREEZE_PRESETS: preset name -> description, shown in ``asrtune train --help`` and errors.
+        model: the ``nn.Module`` being trained (a peft wrapper when LoRA is on).
+        processor: the Hugging Face processor (feature extractor + tokenizer), saved with the model.
+        config: the :class:`TrainConfig` the adapter was built for.
+    """
+
+    family: ClassVar[str] = ""
+    FREEZE_PRESETS: ClassVar[dict[str, str]] = {}
+
+    model: nn.Module
+    processor: Any
+    config: "TrainConfig"
+
+    # --- construction and freezing -------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def from_resolved(cls, resolved: Any, config: "TrainConfig") -> "ModelAdapter":
+        """Load the model and processor at ``resolved.path`` (a local HF folder) for training."""
+
+    @abstractmethod
+    def apply_freeze(self, preset: str) -> None:
+        """Set ``requires_grad`` for the named preset; unknown names raise ``ConfigError``.
+
+        Called once, before the optimiser is built. LoRA (``config.adapter == "lora"``) is applied
+        here too, after freezing, so that only the adapters (and nothing else) train.
+        """
+
+    def unfreeze_top_layers(self, k: int) -> list[nn.Parameter]:
+        """Gradual unfreezing: make the top ``k`` encoder layers trainable; return their parameters.
+
+        The default has no encoder to unfreeze and returns nothing.
+        """
+        return []
+
+    def top_layer_parameters(self, k: int) -> list[nn.Parameter]:
+        """The parameters :meth:`unfreeze_top_layers` would unfreeze (to pre-register with the optimiser)."""
+        return []
+
+    @abstractmethod
+    def parameter_groups(self, config: "TrainConfig") -> list[dict[str, Any]]:
+        """Optimiser parameter groups for the currently trainable parameters.
+
+        Each group is a dict for ``torch.optim.AdamW`` with ``params`` and ``lr`` plus a
+        ``name``; weight decay is applied to matrices only (not biases / norms), nanoGPT-style.
+        """
+
+    def trainable_parameter_count(self) -> tuple[int, int]:
+        """``(trainable, total)`` parameter counts, reported at the start of a run."""
+        total = sum(p.numel() for p in self.model.parameters())
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        return trainable, total
+
+    # --- data -----------------------------------------------------------------------------
+
+    def skip_reason(self, utt: "Utterance", target_text: str) -> str | None:
+        """Why ``utt`` cannot be trained on (e.g. ``"longer than 30 s"``), or None when it can."""
+        return None
+
+    @abstractmethod
+    def make_example(
+        self, utt: "Utterance", target_text: str, audio: np.ndarray | None = None, encoded: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Features (from ``audio``, 16 kHz mono float32) or ``encoded`` (a cached encoder output)
+        plus label token ids for ``target_text`` (already passed through the text policy)."""
+
+    @abstractmethod
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Pad and stack examples into one batch of tensors (CPU; the trainer moves them)."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean token loss of ``batch`` computed through ``model`` (the adapter's model, possibly
+        wrapped by DistributedDataParallel, so gradients are synchronised)."""
+
+    def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Input-side augmentation on model features (SpecAugment for Whisper). Default: none."""
+        return batch
+
+    # --- encoder-output cache (optional) ----------------------------------------------------
+
+    def cache_shape(self) -> tuple[int, ...] | None:
+        """Per-utterance shape of the cacheable frozen encoder output, or None (no cache)."""
+        return None
+
+    def encode(self, audios: list[np.ndarray]) -> np.ndarray:
+        """Run the frozen encoder on raw audio; returns float16 ``[len(audios), *cache_shape()]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no cacheable encoder")
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What the cached outputs depend on (encoder weights digest, feature settings)."""
+        raise NotImplementedError(f"{type(self).__name__} has no cacheable encoder")
+
+    # --- inference and export ---------------------------------------------------------------
+
+    @abstractmethod
+    def transcribe(
+        self, audios: list[np.ndarray] | None = None, encoded: np.ndarray | None = None, batch_size: int = 16
+    ) -> list[str]:
+        """Greedy batched transcription of <= 30 s clips (or of cached encoder outputs)."""
+
+    @abstractmethod
+    def save(self, out_dir: Path) -> None:
+        """Write a complete model folder (weights, processor, generation config; LoRA merged).
+
+        ``out_dir`` must be loadable by ``asrtune.models.resolve_model`` / ``load_whisper`` /
+        ``load_ctc`` and by ``asrtune eval`` and ``asrtune transcribe``.
+        """
+
+    # --- checkpointing --------------------------------------------------------------------------
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights that training changes (what a resumable checkpoint must keep)."""
+        return {n: p.detach().cpu().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`trainable_state_dict` output into the (identically frozen) model."""
+        params = dict(self.model.named_parameters())
+        unknown = [n for n in state if n not in params]
+        if unknown:
+            from asrtune.errors import AsrtuneError
+
+            raise AsrtuneError(f"checkpoint has weights this model lacks (e.g. {unknown[0]}); was --model changed?")
+        with torch.no_grad():
+            for name, value in state.items():
+                params[name].copy_(value.to(params[name].device, params[name].dtype))

@@ -1,0 +1,355 @@
+"""Whisper (encoder-decoder) behind the :class:`ModelAdapter` interface.
+
+Targets follow Whisper's own training format: ``<|startoftranscript|>`` then, for multilingual
+models, ``<|lang|><|task|>``, then ``<|notimestamps|>``, then the text (with the leading space
+Whisper itself emits), then ``<|endoftext|>``. The decoder is fed the sequence without its last
+token and learns to predict it shifted by one; the loss ignores the prefix (it is given, never
+predicted, at inference time) and the padding.
+
+Freezing presets:
+
+* ``encoder`` (default) - the whole encoder is frozen, the decoder trains. The encoder output is
+  then a pure function of the audio, so the trainer caches it (``encoder_cache.py``).
+* ``feature-encoder`` - only the convolutional stem (conv1, conv2) and positional embedding are frozen.
+* ``none`` - everything trains (full fine-tune).
+
+With ``--adapter lora`` the preset decides where LoRA adapters go (decoder only for
+``encoder``; everywhere for the others) and nothing else trains; ``save`` merges them.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from asrtune.data.audio import SAMPLE_RATE
+from asrtune.errors import ConfigError
+from asrtune.training.adapters.base import ModelAdapter
+
+log = logging.getLogger(__name__)
+
+MAX_AUDIO_SECONDS = 30.0  # Whisper's fixed input window
+IGNORE_INDEX = -100  # label value the loss skips (prefix and padding positions)
+SPEC_FREQ_MASK = 27  # mel bins: widest SpecAugment frequency mask (LibriSpeech policy)
+SPEC_TIME_MASK = 100  # frames of 10 ms: widest SpecAugment time mask
+SPEC_MASKS = 2  # masks of each kind per utterance
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+
+class WhisperAdapter(ModelAdapter):
+    """Whisper seq2seq fine-tuning (see module docstring for targets and presets)."""
+
+    family = "whisper"
+    FREEZE_PRESETS = {
+        "encoder": "whole encoder frozen, decoder trained (encoder outputs cached; fastest, least forgetting)",
+        "feature-encoder": "only the convolutional stem frozen; encoder layers and decoder trained",
+        "none": "full fine-tune: every weight trains",
+    }
+
+    def __init__(self, model: nn.Module, processor: Any, config: Any):
+        self.whisper = model  # the plain WhisperForConditionalGeneration (LoRA layers are injected into it)
+        self.model = model  # what trains: the peft wrapper when LoRA is on
+        self.processor = processor
+        self.config = config
+        self.tokenizer = processor.tokenizer
+        self.feature_extractor = processor.feature_extractor
+        self.prefix = self._prefix_tokens()
+        self.eot = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        self.max_target_tokens = int(model.config.max_target_positions)
+        self.lora = False
+
+    @classmethod
+    def from_resolved(cls, resolved: Any, config: Any) -> "WhisperAdapter":
+        try:
+            from asrtune.models import load_whisper
+        except ImportError:  # registry not importable: load the folder directly
+            load_whisper = None
+        if load_whisper is not None:
+            model, processor = load_whisper(resolved)
+        else:
+            from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+            model = WhisperForConditionalGeneration.from_pretrained(resolved.path)
+            processor = WhisperProcessor.from_pretrained(resolved.path)
+        model.float()  # train in fp32 master weights; autocast handles mixed precision
+        return cls(model, processor, config)
+
+    # --- targets --------------------------------------------------------------------------------
+
+    @property
+    def multilingual(self) -> bool:
+        return int(self.whisper.config.vocab_size) >= 51865
+
+    def _prefix_tokens(self) -> list[int]:
+        tok = self.tokenizer
+        ids = [tok.convert_tokens_to_ids("<|startoftranscript|>")]
+        if self.multilingual:
+            language = _language_code(self.config.language or "en")
+            lang_id = tok.convert_tokens_to_ids(f"<|{language}|>")
+            if lang_id is None or lang_id == tok.unk_token_id:
+                raise ConfigError(f"--language {self.config.language!r} is not a Whisper language")
+            ids += [lang_id, tok.convert_tokens_to_ids(f"<|{self.config.task}|>")]
+        elif self.config.language not in (None, "en", "english", "English"):
+            raise ConfigError(f"--language {self.config.language}: this Whisper model is English-only")
+        ids.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
+        return ids
+
+    def target_ids(self, text: str) -> list[int]:
+        """Full token sequence: prefix + text (with Whisper's leading space) + end-of-text."""
+        body = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        return self.prefix + body + [self.eot]
+
+    def skip_reason(self, utt: Any, target_text: str) -> str | None:
+        if utt.duration > MAX_AUDIO_SECONDS:
+            return f"longer than {MAX_AUDIO_SECONDS:.0f} s"
+        if not target_text.strip():
+            return "empty transcript"
+        if len(self.target_ids(target_text)) - 1 > self.max_target_tokens:
+            return f"more than {self.max_target_tokens} tokens"
+        return None
+
+    # --- freezing ---------------------------------------------------------------------------------
+
+    def apply_freeze(self, preset: str) -> None:
+        if preset not in self.FREEZE_PRESETS:
+            raise ConfigError(f"--freeze must be one of {', '.join(self.FREEZE_PRESETS)} for Whisper; got {preset!r}")
+        encoder = self.whisper.model.encoder
+        for p in self.whisper.parameters():
+            p.requires_grad_(True)
+        if preset == "encoder":
+            encoder.requires_grad_(False)
+        elif preset == "feature-encoder":
+            for module in (encoder.conv1, encoder.conv2, encoder.embed_positions):
+                module.requires_grad_(False)
+        # Whisper's positional embeddings are sinusoids it never trained; keep them fixed.
+        encoder.embed_positions.requires_grad_(False)
+        if self.config.freeze_token_embeddings:
+            # Tied to the output projection: freezing it keeps every token's output direction
+            # (less forgetting) and skips the largest weight gradient (vocab x d_model).
+            self.whisper.model.decoder.embed_tokens.requires_grad_(False)
+        if self.config.gradient_checkpointing:
+            self.whisper.config.use_cache = False
+            self.whisper.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.config.adapter == "lora":
+            self._add_lora(preset)
+
+    def _add_lora(self, preset: str) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        where = r"model\.decoder\.layers" if preset == "encoder" else r"model\.(encoder|decoder)\.layers"
+        pattern = rf"{where}\.\d+\.((self_attn|encoder_attn)\.({'|'.join(LORA_TARGETS[:4])})|fc1|fc2)$"
+        lora = LoraConfig(
+            r=self.config.lora_r, lora_alpha=self.config.lora_alpha, lora_dropout=self.config.lora_dropout,
+            target_modules=pattern, bias="none",
+        )
+        self.model = get_peft_model(self.whisper, lora)
+        self.lora = True
+
+    def _encoder_layers(self) -> nn.ModuleList:
+        return self.whisper.model.encoder.layers
+
+    def top_layer_parameters(self, k: int) -> list[nn.Parameter]:
+        if k <= 0:
+            return []
+        layers = self._encoder_layers()
+        if k > len(layers):
+            raise ConfigError(f"--unfreeze-top-layers {k}: this encoder has only {len(layers)} layers")
+        params = [p for layer in layers[-k:] for p in layer.parameters()]
+        return params + list(self.whisper.model.encoder.layer_norm.parameters())
+
+    def unfreeze_top_layers(self, k: int) -> list[nn.Parameter]:
+        params = self.top_layer_parameters(k)
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    def parameter_groups(self, config: Any) -> list[dict[str, Any]]:
+        top = {id(p) for p in self.top_layer_parameters(config.unfreeze_top_layers)} if config.unfreeze_top_layers else set()
+        decay, no_decay, encoder_top = [], [], []
+        for name, p in self.model.named_parameters():
+            if id(p) in top:
+                encoder_top.append(p)
+            elif p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [
+            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+        ]
+        if encoder_top:
+            # Pre-registered so optimiser state has a fixed layout across a resume; these
+            # parameters have no gradient (and AdamW skips them) until they are unfrozen.
+            encoder_lr = config.encoder_lr or config.lr / 10
+            groups.append({"name": "encoder_top", "params": encoder_top, "lr": encoder_lr, "weight_decay": config.weight_decay})
+        return [g for g in groups if g["params"]]
+
+    # --- data -------------------------------------------------------------------------------------
+
+    def features(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Log-mel features ``[B, n_mels, 3000]`` (padded to Whisper's 30 s window)."""
+        out = self.feature_extractor(
+            [np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        )
+        return out.input_features
+
+    def make_example(self, utt: Any, target_text: str, audio: np.ndarray | None = None, encoded: np.ndarray | None = None) -> dict[str, Any]:
+        ids = self.target_ids(target_text)
+        labels = list(ids[1:])
+        for i in range(len(self.prefix) - 1):  # the rest of the prefix is given, not predicted
+            labels[i] = IGNORE_INDEX
+        example: dict[str, Any] = {"decoder_input_ids": ids[:-1], "labels": labels}
+        if encoded is not None:
+            example["encoder_outputs"] = torch.from_numpy(np.asarray(encoded))
+        elif audio is not None:
+            if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE:
+                audio = audio[: int(MAX_AUDIO_SECONDS * SAMPLE_RATE)]
+            example["input_features"] = self.features([audio])[0]
+        else:
+            raise ValueError("make_example needs audio or encoded")
+        return example
+
+    def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(e["decoder_input_ids"]) for e in examples)
+        inputs = torch.full((len(examples), width), self.eot, dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+        for i, e in enumerate(examples):
+            n = len(e["decoder_input_ids"])
+            inputs[i, :n] = torch.tensor(e["decoder_input_ids"])
+            labels[i, :n] = torch.tensor(e["labels"])
+        batch = {"decoder_input_ids": inputs, "labels": labels}
+        if "encoder_outputs" in examples[0]:
+            batch["encoder_outputs"] = torch.stack([e["encoder_outputs"] for e in examples])
+        else:
+            batch["input_features"] = torch.stack([e["input_features"] for e in examples])
+        return batch
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        kwargs: dict[str, Any] = {"decoder_input_ids": batch["decoder_input_ids"], "use_cache": False}
+        if "encoder_outputs" in batch:
+            # Cached outputs are float16 on disk; compute in the model's dtype.
+            kwargs["encoder_outputs"] = (batch["encoder_outputs"].to(torch.float32),)
+        else:
+            kwargs["input_features"] = batch["input_features"]
+        logits = model(**kwargs).logits
+        labels = batch["labels"]
+        return nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+        )
+
+    def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if not self.config.spec_augment or "input_features" not in batch:
+            return batch
+        feats = batch["input_features"].clone()
+        n_mels, n_frames = feats.shape[1], feats.shape[2]
+        for b in range(feats.shape[0]):
+            for _ in range(SPEC_MASKS):
+                w = int(torch.randint(0, SPEC_FREQ_MASK + 1, (1,), generator=generator))
+                f0 = int(torch.randint(0, max(1, n_mels - w), (1,), generator=generator))
+                feats[b, f0 : f0 + w, :] = 0.0
+                w = int(torch.randint(0, SPEC_TIME_MASK + 1, (1,), generator=generator))
+                t0 = int(torch.randint(0, max(1, n_frames - w), (1,), generator=generator))
+                feats[b, :, t0 : t0 + w] = 0.0
+        return {**batch, "input_features": feats}
+
+    # --- encoder-output cache -----------------------------------------------------------------------
+
+    def cache_shape(self) -> tuple[int, ...] | None:
+        cfg = self.whisper.config
+        return (int(cfg.max_source_positions), int(cfg.d_model))
+
+    def encode(self, audios: list[np.ndarray]) -> np.ndarray:
+        encoder = self.whisper.get_encoder()
+        device = next(encoder.parameters()).device
+        was_training = encoder.training
+        encoder.eval()
+        with torch.no_grad():
+            feats = self.features(audios).to(device)
+            out = encoder(input_features=feats).last_hidden_state
+        encoder.train(was_training)
+        return out.to(torch.float16).cpu().numpy()
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        return {
+            "family": self.family,
+            "encoder_weights": _module_digest(self.whisper.get_encoder()),
+            "features": self.feature_extractor.to_dict() | {"processor_class": None},
+            "dtype": "float16",
+        }
+
+    # --- inference and export ---------------------------------------------------------------------
+
+    def _generate_kwargs(self) -> dict[str, Any]:
+        limit = getattr(self.whisper.generation_config, "max_length", None) or self.max_target_tokens
+        kwargs: dict[str, Any] = {"max_length": min(limit, self.max_target_tokens), "num_beams": 1, "do_sample": False}
+        if self.multilingual:
+            kwargs.update(language=_language_code(self.config.language or "en"), task=self.config.task)
+        return kwargs
+
+    def transcribe(self, audios: list[np.ndarray] | None = None, encoded: np.ndarray | None = None, batch_size: int = 16) -> list[str]:
+        from transformers.modeling_outputs import BaseModelOutput
+
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # generate() warns about Whisper's own defaults on every call
+        model = self.whisper
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        n = len(audios) if audios is not None else len(encoded)
+        texts: list[str] = []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                if audios is not None:
+                    feats = self.features(audios[start : start + batch_size]).to(device)
+                    ids = model.generate(input_features=feats, **self._generate_kwargs())
+                else:
+                    enc = torch.from_numpy(np.asarray(encoded[start : start + batch_size])).to(device, torch.float32)
+                    ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **self._generate_kwargs())
+                texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        model.train(was_training)
+        return texts
+
+    def save(self, out_dir: Path) -> None:
+        out_dir = Path(out_dir)
+        if self.lora:
+            model = copy.deepcopy(self.model).merge_and_unload()
+        else:
+            model = self.whisper
+        was_ckpt = getattr(model, "is_gradient_checkpointing", False)
+        model.config.use_cache = True
+        model.save_pretrained(out_dir, safe_serialization=True)
+        if was_ckpt:
+            model.config.use_cache = False
+        self.processor.save_pretrained(out_dir)
+        model.generation_config.save_pretrained(out_dir)
+
+
+def _language_code(language: str) -> str:
+    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
+
+    language = language.strip().lower()
+    return TO_LANGUAGE_CODE.get(language, language)
+
+
+def _module_digest(module: nn.Module, sample: int = 4096) -> str:
+    """A cheap but weight-sensitive digest: each tensor's name, shape and first/last ``sample`` values.
+
+    Hashing every weight of a large encoder would cost seconds per run; a change anywhere in a
+    fine-tuned tensor shows in its first/last values plus its sum in practice.
+    """
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().float().reshape(-1).cpu()
+        h.update(name.encode())
+        h.update(json.dumps(list(tensor.shape)).encode())
+        h.update(flat[:sample].numpy().tobytes())
+        h.update(flat[-sample:].numpy().tobytes())
+        h.update(np.float64(flat.double().sum().item()).tobytes())
+    return h.hexdigest()[:20]

@@ -1,0 +1,157 @@
+"""Encoder-output cache: run a frozen encoder once per utterance, reuse it every epoch.
+
+With Whisper's encoder frozen and no input augmentation, the encoder output of an utterance
+never changes, yet a naive loop recomputes it every step - most of the compute of a
+decoder-only fine-tune. This cache stores each output once, as float16, in memory-mapped
+numpy files, so later epochs (and later runs, and the dev set) read it back for the price of
+a page-cache hit.
+
+Layout (under ``cache_dir()/encoder-outputs/<model key>/``, shared between runs)::
+
+    fingerprint.json          what the outputs depend on (encoder weight digest, feature settings)
+    shard-<id>.npy            float16 [n, frames, d_model]: one shard per build
+    index.json                utterance key -> [shard, row]
+
+The model key hashes the adapter's ``cache_fingerprint()``: other weights or feature settings
+give another folder. An utterance key hashes its audio path, offset, duration, file size and
+mtime, so an edited or replaced audio file is encoded again. A build writes its shard fully
+and only then adds it to ``index.json`` (atomic rename) under a file lock, so a killed build or
+two concurrent runs never leave a row pointing at garbage. Stale entries are harmless; delete
+the folder to reclaim the space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from asrtune.fileio import write_json_atomic
+
+CACHE_VERSION = 1  # bump when the on-disk layout changes
+
+
+def utterance_key(utt: Any) -> str:
+    """Key of one utterance's audio: path, offset, duration, size and mtime of the file."""
+    path = os.path.abspath(utt.audio_filepath)
+    try:
+        st = os.stat(path)
+        stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    raw = f"{path}|{utt.offset:.4f}|{utt.duration:.4f}|{stamp}"
+    return hashlib.sha1(raw.encode()).hexdigest()
+
+
+class EncoderCache:
+    """A folder of cached encoder outputs for one (model, feature settings) fingerprint.
+
+    >>> cache = EncoderCache(tmp / "enc", {"encoder_weights": "abc"}, shape=(1500, 384))  # doctest: +SKIP
+    >>> cache.build(utts, encode=adapter.encode, load=load_audio_of)                      # doctest: +SKIP
+    >>> cache.get(utts[0]).shape                                                          # doctest: +SKIP
+    (1500, 384)
+    """
+
+    def __init__(self, root: str | os.PathLike, fingerprint: dict[str, Any], shape: Sequence[int]):
+        self.fingerprint = {"version": CACHE_VERSION, **fingerprint, "shape": list(shape)}
+        key = hashlib.sha256(json.dumps(self.fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        self.dir = Path(root) / key
+        self.shape = tuple(int(s) for s in shape)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fp_path = self.dir / "fingerprint.json"
+        if not fp_path.exists():
+            write_json_atomic(fp_path, self.fingerprint)
+        self._index: dict[str, list] = self._read_index()
+        self._shards: dict[str, np.ndarray] = {}
+        #: utterances encoded by this object's builds (tests and logs count encoder work with it)
+        self.encoded = 0
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _read_index(self) -> dict[str, list]:
+        path = self.dir / "index.json"
+        if not path.exists():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}  # a damaged index only costs a rebuild
+
+    def __contains__(self, utt: Any) -> bool:
+        return utterance_key(utt) in self._index
+
+    def missing(self, utts: Sequence[Any]) -> list[Any]:
+        """The utterances not in the cache yet (duplicates removed)."""
+        seen, out = set(), []
+        for u in utts:
+            k = utterance_key(u)
+            if k not in self._index and k not in seen:
+                seen.add(k)
+                out.append(u)
+        return out
+
+    def get(self, utt: Any) -> np.ndarray:
+        """The cached output of ``utt`` (a read-only memory-mapped float16 array)."""
+        shard, row = self._index[utterance_key(utt)]
+        if shard not in self._shards:
+            self._shards[shard] = np.load(self.dir / shard, mmap_mode="r")
+        return self._shards[shard][row]
+
+    def nbytes(self, n: int) -> int:
+        return int(n * np.prod(self.shape) * 2)
+
+    # --- writing ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def build(
+        self,
+        utts: Sequence[Any],
+        encode: Callable[[list[np.ndarray]], np.ndarray],
+        load: Callable[[Any], np.ndarray],
+        batch_size: int = 16,
+        progress: bool = True,
+        desc: str = "encoder cache",
+    ) -> int:
+        """Encode the utterances not cached yet; returns how many were encoded."""
+        from tqdm.auto import tqdm
+
+        with self._locked():
+            self._index = self._read_index()  # another run may have added entries meanwhile
+            todo = self.missing(utts)
+            if not todo:
+                return 0
+            name = f"shard-{uuid.uuid4().hex[:12]}.npy"
+            tmp = self.dir / f".{name}.partial"
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(todo), *self.shape))
+            bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress, leave=False)
+            for start in range(0, len(todo), batch_size):
+                chunk = todo[start : start + batch_size]
+                encoded = encode([load(u) for u in chunk])
+                if encoded.shape[1:] != self.shape:
+                    raise ValueError(f"encoder output shape {encoded.shape[1:]} != cache shape {self.shape}")
+                out[start : start + len(chunk)] = encoded
+                bar.update(len(chunk))
+            bar.close()
+            out.flush()
+            del out
+            os.replace(tmp, self.dir / name)
+            for row, u in enumerate(todo):
+                self._index[utterance_key(u)] = [name, row]
+            write_json_atomic(self.dir / "index.json", self._index, indent=None)
+            self.encoded += len(todo)
+            return len(todo)
