@@ -46,7 +46,7 @@ def test_bad_values_name_the_option(values, message):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"freeze": "decoder"}, "--freeze must be one of encoder, feature-encoder, none"),
+        ({"freeze": "decoder"}, "--freeze must be one of auto, encoder, feature-encoder, none"),
         ({"weights": [1.0, 2.0]}, "--weights has 2 value(s) but --train names 1"),
         ({"max_steps": 5, "epochs": 2.0}, "either --max-steps or --epochs"),
         ({"lr": -1.0}, "--lr must be a positive number"),

@@ -22,8 +22,10 @@ and later runs only pay for the decoder. The run directory gets config.yaml, met
 train.log, best/ and final/ (complete model folders usable by `asrtune eval` / `asrtune
 transcribe`), checkpoint/ (resumable) and learning_curve.png.
 
-Freezing presets (--freeze): encoder = whole encoder frozen, decoder trained (default);
-feature-encoder = only the convolutional stem frozen; none = full fine-tune.
+Freezing presets (--freeze): auto (default) = encoder for Whisper, feature-encoder for CTC;
+encoder = whole encoder frozen, decoder trained (CTC: all but the head and the top
+--unfreeze-top-layers K layers); feature-encoder = only the convolutional stem frozen;
+none = full fine-tune.
 Text policy (--text-policy): sentence = ALL-CAPS transcripts become sentence case (default);
 keep = as written; lower = lower case; normalize = Whisper English normaliser."""
 
@@ -43,7 +45,7 @@ OPTIONS: list[tuple[str, object, str]] = [
     ("--weights", "floats", "sampling weights of the --train manifests, e.g. 0.9,0.1 (replay)"),
     ("--dev", str, "dev manifest: WER every --eval-every steps picks best/"),
     ("--out", str, "run directory"),
-    ("--freeze", str, "freezing preset: encoder, feature-encoder, none"),
+    ("--freeze", str, "freezing preset: auto (encoder for Whisper, feature-encoder for CTC), encoder, feature-encoder, none"),
     ("--adapter", str, "none, or lora: train LoRA adapters (merged on export)"),
     ("--lora-r", int, "LoRA rank"),
     ("--lora-alpha", int, "LoRA alpha"),

@@ -11,7 +11,7 @@ against it and refuses a changed config (unless ``--force``), except for the opt
 
 >>> cfg = TrainConfig(model="openai/whisper-tiny.en", train=["train.jsonl"], out="runs/a")
 >>> cfg.freeze, cfg.text_policy, cfg.lr
-('encoder', 'sentence', 1e-05)
+('auto', 'sentence', 1e-05)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from asrtune.errors import ConfigError
 
-FREEZE_CHOICES = ("encoder", "feature-encoder", "none")
+FREEZE_CHOICES = ("auto", "encoder", "feature-encoder", "none")
 ADAPTER_CHOICES = ("none", "lora")
 SCHEDULE_CHOICES = ("linear", "cosine", "constant")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
@@ -58,7 +58,8 @@ class TrainConfig:
     dev: str | None = None
     out: str = ""
     # what trains
-    freeze: str = "encoder"
+    #: "auto" = the model family's default: encoder (Whisper), feature-encoder (CTC)
+    freeze: str = "auto"
     adapter: str = "none"
     lora_r: int = 16
     lora_alpha: int = 32
@@ -171,7 +172,7 @@ class TrainConfig:
                 raise ConfigError(f"--unfreeze-after must be >= 0 steps, got {self.unfreeze_after}")
             if self.unfreeze_top_layers == 0:
                 raise ConfigError("--unfreeze-after needs --unfreeze-top-layers K (how many top encoder layers to unfreeze)")
-        if self.unfreeze_top_layers and self.freeze != "encoder":
+        if self.unfreeze_top_layers and self.freeze not in ("encoder", "auto"):
             raise ConfigError(f"--unfreeze-top-layers only makes sense with --freeze encoder (got --freeze {self.freeze})")
         if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
             raise ConfigError("--noise-snr-db must be a finite number of decibels")

@@ -398,6 +398,8 @@ class Trainer:
 
         resolved = resolve_model(cfg.model)
         self.adapter = _adapter_class(resolved.family).from_resolved(resolved, cfg)
+        if cfg.freeze == "auto":  # config.yaml keeps "auto"; the log line names the preset used
+            cfg.freeze = self.adapter.DEFAULT_FREEZE
         self.adapter.apply_freeze(cfg.freeze)
         self.adapter.model.to(self.device)
         trainable, total = self.adapter.trainable_parameter_count()

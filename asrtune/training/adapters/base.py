@@ -62,6 +62,7 @@ class ModelAdapter(ABC):
     Attributes:
         family: ``"whisper"`` or ``"ctc"`` (matches ``ResolvedModel.family``).
         FREEZE_PRESETS: preset name -> description, shown in ``asrtune train --help`` and errors.
+        DEFAULT_FREEZE: the preset ``--freeze auto`` (the default) picks for this family.
         model: the ``nn.Module`` being trained (a peft wrapper when LoRA is on).
         processor: the Hugging Face processor (feature extractor + tokenizer), saved with the model.
         config: the :class:`TrainConfig` the adapter was built for.
@@ -69,6 +70,7 @@ class ModelAdapter(ABC):
 
     family: ClassVar[str] = ""
     FREEZE_PRESETS: ClassVar[dict[str, str]] = {}
+    DEFAULT_FREEZE: ClassVar[str] = "encoder"
 
     model: nn.Module
     processor: Any
@@ -90,23 +92,40 @@ class ModelAdapter(ABC):
         """
 
     def unfreeze_top_layers(self, k: int) -> list[nn.Parameter]:
-        """Gradual unfreezing: make the top ``k`` encoder layers trainable; return their parameters.
-
-        The default has no encoder to unfreeze and returns nothing.
-        """
-        return []
+        """Gradual unfreezing: make the top ``k`` encoder layers trainable; return their parameters."""
+        params = self.top_layer_parameters(k)
+        for p in params:
+            p.requires_grad_(True)
+        return params
 
     def top_layer_parameters(self, k: int) -> list[nn.Parameter]:
         """The parameters :meth:`unfreeze_top_layers` would unfreeze (to pre-register with the optimiser)."""
         return []
 
-    @abstractmethod
     def parameter_groups(self, config: "TrainConfig") -> list[dict[str, Any]]:
         """Optimiser parameter groups for the currently trainable parameters.
 
         Each group is a dict for ``torch.optim.AdamW`` with ``params`` and ``lr`` plus a
         ``name``; weight decay is applied to matrices only (not biases / norms), nanoGPT-style.
+        With ``--freeze encoder --unfreeze-top-layers K`` the top K encoder layers get their own
+        group at ``--encoder-lr`` (default lr / 10), registered from the start so the optimiser
+        state keeps one layout across a resume; AdamW skips them while they have no gradient.
         """
+        unfreezing = config.freeze == "encoder" and config.unfreeze_top_layers
+        top = {id(p) for p in self.top_layer_parameters(config.unfreeze_top_layers)} if unfreezing else set()
+        decay, no_decay, encoder_top = [], [], []
+        for p in self.model.parameters():
+            if id(p) in top:
+                encoder_top.append(p)
+            elif p.requires_grad:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [
+            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+            {"name": "encoder_top", "params": encoder_top, "lr": config.encoder_lr or config.lr / 10,
+             "weight_decay": config.weight_decay},
+        ]
+        return [g for g in groups if g["params"]]
 
     def trainable_parameter_count(self) -> tuple[int, int]:
         """``(trainable, total)`` parameter counts, reported at the start of a run."""

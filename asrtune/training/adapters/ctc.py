@@ -193,28 +193,6 @@ class CTCAdapter(ModelAdapter):
             params += list(encoder.layer_norm.parameters())
         return params
 
-    def unfreeze_top_layers(self, k: int) -> list[nn.Parameter]:
-        params = self.top_layer_parameters(k)
-        for p in params:
-            p.requires_grad_(True)
-        return params
-
-    def parameter_groups(self, config: Any) -> list[dict[str, Any]]:
-        top = {id(p) for p in self.top_layer_parameters(config.unfreeze_top_layers)} if config.freeze == "encoder" and config.unfreeze_top_layers else set()
-        decay, no_decay, encoder_top = [], [], []
-        for _, p in self.model.named_parameters():
-            if id(p) in top:
-                encoder_top.append(p)
-            elif p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-        groups = [
-            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-        ]
-        if encoder_top:
-            groups.append({"name": "encoder_top", "params": encoder_top, "lr": config.encoder_lr or config.lr, "weight_decay": config.weight_decay})
-        return [g for g in groups if g["params"]]
-
     # --- data -------------------------------------------------------------------------------------
 
     def output_frames(self, n_samples: int) -> int:

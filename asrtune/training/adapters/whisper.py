@@ -165,31 +165,6 @@ class WhisperAdapter(ModelAdapter):
         params = [p for layer in layers[-k:] for p in layer.parameters()]
         return params + list(self.whisper.model.encoder.layer_norm.parameters())
 
-    def unfreeze_top_layers(self, k: int) -> list[nn.Parameter]:
-        params = self.top_layer_parameters(k)
-        for p in params:
-            p.requires_grad_(True)
-        return params
-
-    def parameter_groups(self, config: Any) -> list[dict[str, Any]]:
-        top = {id(p) for p in self.top_layer_parameters(config.unfreeze_top_layers)} if config.unfreeze_top_layers else set()
-        decay, no_decay, encoder_top = [], [], []
-        for name, p in self.model.named_parameters():
-            if id(p) in top:
-                encoder_top.append(p)
-            elif p.requires_grad:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-        groups = [
-            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-        ]
-        if encoder_top:
-            # Pre-registered so optimiser state has a fixed layout across a resume; these
-            # parameters have no gradient (and AdamW skips them) until they are unfrozen.
-            encoder_lr = config.encoder_lr or config.lr / 10
-            groups.append({"name": "encoder_top", "params": encoder_top, "lr": encoder_lr, "weight_decay": config.weight_decay})
-        return [g for g in groups if g["params"]]
-
     # --- data -------------------------------------------------------------------------------------
 
     def features(self, audios: list[np.ndarray]) -> torch.Tensor:
