@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from asrtune.hardware import describe_hardware  # noqa: E402
 DATA = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 TINY_W2V2 = dict(  # same as tests/ctc_helpers.py: ~2 M parameters, trains on a CPU
@@ -42,25 +42,6 @@ TINY_W2V2 = dict(  # same as tests/ctc_helpers.py: ~2 M parameters, trains on a 
     num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16, layerdrop=0.0, mask_time_prob=0.0,
     feat_extract_norm="layer", do_stable_layer_norm=True,
 )
-
-
-def hardware() -> dict:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(), "torch": torch.__version__}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    try:
-        info["load_average_1min"] = os.getloadavg()[0]  # a shared machine makes timings noisy
-    except OSError:
-        pass
-    return info
 
 
 def bench_training(args, tmp: Path) -> dict:
@@ -203,7 +184,7 @@ def main() -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     torch.set_num_threads(args.threads)
 
-    report: dict = {"hardware": hardware()}
+    report: dict = {"hardware": describe_hardware()}
     with tempfile.TemporaryDirectory(prefix="bench_ctc_") as tmp:
         tmp = Path(tmp)
         if not args.skip_training:

@@ -28,26 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from asrtune.hardware import cpu_name
+
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float]:
@@ -199,7 +190,7 @@ def main() -> int:
     so = data / "speechocean762"
     out_dir = Path(args.out).parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    hardware = {"cpu": cpu_model(), "cores_visible": os.cpu_count(), "threads": args.threads, "load_avg_at_start": os.getloadavg()}
+    hardware = {"cpu": cpu_name(), "cores_visible": os.cpu_count(), "threads": args.threads, "load_avg_at_start": os.getloadavg()}
     print(f"hardware: {hardware['cpu']}, {hardware['cores_visible']} cores visible, {args.threads} torch threads, load {hardware['load_avg_at_start']}")
 
     # 1. baseline speed (own process)

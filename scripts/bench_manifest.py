@@ -33,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from asrtune.hardware import cpu_name  # noqa: E402
 
 SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -54,16 +55,6 @@ else:
 seconds = time.perf_counter() - t
 print(json.dumps({"lines": n, "seconds": seconds, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def child(mode: str, manifest: str) -> dict:
