@@ -60,3 +60,28 @@ def test_changed_audio_or_weights_rebuild(tmp_path):
     np.testing.assert_allclose(again.get(utts[1]), np.float16(0.5), rtol=1e-3)
     other = EncoderCache(tmp_path / "c", {"encoder_weights": "w2"}, (4, 2))
     assert other.dir != again.dir and len(other.missing(utts)) == 3
+
+
+def test_interrupted_build_keeps_finished_shards_and_resumes(tmp_path, monkeypatch):
+    import pytest
+
+    from asrtune.training import encoder_cache
+
+    monkeypatch.setattr(encoder_cache, "SHARD_UTTERANCES", 2)
+    utts = make_utts(tmp_path, n=5)
+    encode, calls = fake_encode_calls()
+
+    def dies_on_third_batch(audios):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for a kill during the second shard
+        return encode(audios)
+
+    cache = EncoderCache(tmp_path / "c", {"encoder_weights": "w1"}, (4, 2))
+    with pytest.raises(KeyboardInterrupt):
+        cache.build(utts, dies_on_third_batch, load, batch_size=1, progress=False)
+    assert not list(cache.dir.glob(".*.partial"))  # no half-written shard left behind
+
+    again = EncoderCache(tmp_path / "c", {"encoder_weights": "w1"}, (4, 2))
+    assert again.missing(utts) == utts[2:]  # the first shard survived the interruption
+    assert again.build(utts, encode, load, batch_size=1, progress=False) == 3
+    np.testing.assert_allclose(again.get(utts[4]), np.float16(0.05), rtol=1e-3)

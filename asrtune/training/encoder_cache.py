@@ -36,6 +36,8 @@ import numpy as np
 from asrtune.fileio import write_json_atomic
 
 CACHE_VERSION = 1  # bump when the on-disk layout changes
+#: Utterances per shard file: a killed build loses at most one shard of work (~300 MB for tiny.en).
+SHARD_UTTERANCES = 256
 
 
 def utterance_key(utt: Any) -> str:
@@ -127,31 +129,43 @@ class EncoderCache:
         progress: bool = True,
         desc: str = "encoder cache",
     ) -> int:
-        """Encode the utterances not cached yet; returns how many were encoded."""
+        """Encode the utterances not cached yet; returns how many were encoded.
+
+        Outputs are committed every :data:`SHARD_UTTERANCES` utterances (a shard file renamed into
+        place, then the index), so a build that is killed resumes from its last shard.
+        """
         from tqdm.auto import tqdm
 
         with self._locked():
+            for orphan in self.dir.glob(".shard-*.partial"):  # left by a killed build; we hold the lock
+                orphan.unlink(missing_ok=True)
             self._index = self._read_index()  # another run may have added entries meanwhile
             todo = self.missing(utts)
-            if not todo:
-                return 0
-            name = f"shard-{uuid.uuid4().hex[:12]}.npy"
-            tmp = self.dir / f".{name}.partial"
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(todo), *self.shape))
-            bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress, leave=False)
-            for start in range(0, len(todo), batch_size):
-                chunk = todo[start : start + batch_size]
+            bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress or not todo, leave=False)
+            for shard_start in range(0, len(todo), SHARD_UTTERANCES):
+                shard_utts = todo[shard_start : shard_start + SHARD_UTTERANCES]
+                self._write_shard(shard_utts, encode, load, batch_size, bar)
+            bar.close()
+            self.encoded += len(todo)
+            return len(todo)
+
+    def _write_shard(self, utts: Sequence[Any], encode, load, batch_size: int, bar) -> None:
+        name = f"shard-{uuid.uuid4().hex[:12]}.npy"
+        tmp = self.dir / f".{name}.partial"
+        try:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(utts), *self.shape))
+            for start in range(0, len(utts), batch_size):
+                chunk = utts[start : start + batch_size]
                 encoded = encode([load(u) for u in chunk])
                 if encoded.shape[1:] != self.shape:
                     raise ValueError(f"encoder output shape {encoded.shape[1:]} != cache shape {self.shape}")
                 out[start : start + len(chunk)] = encoded
                 bar.update(len(chunk))
-            bar.close()
             out.flush()
             del out
             os.replace(tmp, self.dir / name)
-            for row, u in enumerate(todo):
-                self._index[utterance_key(u)] = [name, row]
-            write_json_atomic(self.dir / "index.json", self._index, indent=None)
-            self.encoded += len(todo)
-            return len(todo)
+        finally:
+            tmp.unlink(missing_ok=True)
+        for row, u in enumerate(utts):
+            self._index[utterance_key(u)] = [name, row]
+        write_json_atomic(self.dir / "index.json", self._index, indent=None)
