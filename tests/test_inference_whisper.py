@@ -147,7 +147,8 @@ def test_ctc_models_dispatch_to_the_ctc_engine(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [TINY, BASE])
 def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
-    """Both engines with default settings (features=auto) within 0.3 points of faster-whisper's WER."""
+    """Both engines with default settings (features=auto) within 0.3 points of faster-whisper's WER
+    on the same CTranslate2 checkpoint at the same precision."""
     import jiwer
 
     from asrtune.text.normalizers import get_normalizer
@@ -161,13 +162,17 @@ def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
     def wer(hyps):
         return jiwer.wer(refs, [normalize(h) for h in hyps])
 
-    reference = wer(faster_whisper_greedy(resolved.ct2_path, clips, "int8"))
+    # Each engine against faster-whisper at the same precision: the ct2 engine runs int8 like
+    # faster-whisper's CPU default, the hf engine float32. Comparing fp32 to int8 would measure
+    # quantisation (about 0.7 points on these 40 clips for tiny.en), not the conversion.
     results = {
-        "ct2": wer(load_recognizer(resolved, engine="ct2", batch_size=8).transcribe(clips)),
-        "hf": wer(load_recognizer(resolved, engine="hf", batch_size=8).transcribe(clips)),
+        "ct2": (wer(load_recognizer(resolved, engine="ct2", batch_size=8).transcribe(clips)),
+                wer(faster_whisper_greedy(resolved.ct2_path, clips, "int8"))),
+        "hf": (wer(load_recognizer(resolved, engine="hf", batch_size=8).transcribe(clips)),
+               wer(faster_whisper_greedy(resolved.ct2_path, clips, "float32"))),
     }
-    print(model_id, "faster-whisper", reference, results)
+    print(model_id, "(asrtune, faster-whisper) per engine:", results)
     if model_id == TINY:
-        assert reference < 0.04  # LibriSpeech test-clean: tiny.en is about 2.7 %
-    for engine, value in results.items():
+        assert results["ct2"][1] < 0.04  # LibriSpeech test-clean: tiny.en is about 2.7 %
+    for engine, (value, reference) in results.items():
         assert abs(value - reference) <= WER_TOLERANCE, (engine, value, reference)
