@@ -85,3 +85,13 @@ def test_cli_overrides_yaml(tmp_path):
     args = parser.parse_args(["train", "--config", str(f), "--lr", "2e-5", "--no-progress"])
     cfg = config_from_args(args).validate()
     assert cfg.lr == 2e-5 and cfg.batch_size == 4 and cfg.progress is False and cfg.train == ["a.jsonl"]
+
+
+def test_missing_manifest_fails_before_loading_anything(tmp_path, capsys):
+    from asrtune.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "--model", "no/such-model", "--train", str(tmp_path / "missing.jsonl"), "--out", str(out)])
+    assert code == 2
+    assert "missing.jsonl: manifest not found" in capsys.readouterr().err
+    assert not out.exists()  # no half-made run dir; the (unresolvable) model was never touched

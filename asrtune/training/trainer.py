@@ -87,7 +87,16 @@ class RunResult:
 
 def train(config: TrainConfig) -> RunResult:
     """Run or resume the fine-tuning described by ``config`` (see module docstring)."""
+    _check_manifests_exist(config)
     return Trainer(config).run()
+
+
+def _check_manifests_exist(config: TrainConfig) -> None:
+    """Fail before any model loads or run dir is made: a typo should cost a second, not a minute."""
+    named = [("train", p) for p in config.train] + [("dev", config.dev)] + [("eval-sets", p) for p in config.eval_sets]
+    for option, path in named:
+        if path and not Path(path).is_file():
+            raise ConfigError(f"--{option} {path}: manifest not found")
 
 
 # --- helpers the loop uses ---------------------------------------------------------------------
