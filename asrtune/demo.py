@@ -210,7 +210,7 @@ def _summary_markdown(summary: dict[str, Any], table: str) -> str:
         "",
         f"- training: {summary['training']['steps']} steps, {summary['training']['minutes']:.1f} min, stopped by "
         f"{summary['training']['stopped']}; best dev WER {_pct(summary['training']['best_dev_wer'])} at step {summary['training']['best_step']}",
-        f"- reports: `zero_shot/report.html`, `tuned/report.html` (with the paired comparison), learning curve `learning_curve.png`",
+        "- reports: `zero_shot/report.html`, `tuned/report.html` (with the paired comparison), learning curve `learning_curve.png`",
         f"- total time {summary['timings_s']['total'] / 60:.1f} min: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in summary["timings_s"].items() if k != "total"),
         "",

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark CTC training throughput (duration grouping on/off) and decoding speed (greedy vs beam).
+"""Benchmark CTC training throughput (duration grouping on/off), decoding speed (greedy vs beam)
+and the over-fit check of issue #6 (a random wav2vec2 learns 20 real utterances through the CLI).
 
 Training: the CTC adapter's real batches (make_example -> collate -> loss -> backward -> AdamW
 step) on speechocean762 train utterances (1.6-20 s, so padding matters), in the trainer's
@@ -13,6 +14,11 @@ logit noise, 10 % of characters confused), so the numbers measure the decoders, 
 particular acoustic model; the acoustic model's own forward pass is timed separately on real
 audio. Greedy is the baseline; beam search without LM and with the word LM (built from the
 train transcripts) are compared against it, with their WERs.
+
+Over-fit: ``asrtune train`` (the CLI, in this process) trains the tiny random wav2vec2 from
+scratch on the 20 shortest speechocean762 train utterances (~2 s each) for ``--overfit-steps``
+steps (the same options as tests/test_ctc_train.py), then the best checkpoint transcribes them;
+reports the wall time of the train command, the character error rate, and the dev WER curve.
 
     python scripts/bench_ctc.py                       # tiny random wav2vec2, CPU
     python scripts/bench_ctc.py --model facebook/wav2vec2-base-960h --device cuda --train-utts 256
@@ -33,20 +39,12 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from asrtune.fileio import write_json_atomic  # noqa: E402
 from asrtune.hardware import describe_hardware  # noqa: E402
+from asrtune.models.random_ctc import save_random_wav2vec2  # noqa: E402
 DATA = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-TINY_W2V2 = dict(  # same as tests/ctc_helpers.py: ~2 M parameters, trains on a CPU
-    hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
-    conv_dim=(32, 64, 64, 64), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
-    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=16, layerdrop=0.0, mask_time_prob=0.0,
-    feat_extract_norm="layer", do_stable_layer_norm=True,
-)
-
-
 def bench_training(args, tmp: Path) -> dict:
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-
     from asrtune.data.audio import load_audio
     from asrtune.data.manifest import load_manifest, write_manifest
     from asrtune.models import resolve_model
@@ -60,8 +58,7 @@ def bench_training(args, tmp: Path) -> dict:
     write_manifest(manifest, utts, relative=False)
     model_name = args.model
     if model_name == "tiny":
-        torch.manual_seed(0)
-        Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=32, **TINY_W2V2)).save_pretrained(tmp / "tiny")
+        save_random_wav2vec2(tmp / "tiny")
         model_name = str(tmp / "tiny")
     config = TrainConfig(model=model_name, train=[str(manifest)], out=str(tmp / "run"), freeze="feature-encoder", text_policy="keep", lr=1e-4)
     adapter = CTCAdapter.from_resolved(resolve_model(model_name), config)
@@ -100,6 +97,46 @@ def bench_training(args, tmp: Path) -> dict:
     results["model"] = args.model
     results["batch_size"] = args.batch_size
     return results
+
+
+OVERFIT_OPTIONS = [  # tests/test_ctc_train.py uses the same recipe
+    "--freeze", "none", "--lr", "1e-3", "--warmup-steps", "20", "--lr-schedule", "constant", "--weight-decay", "0",
+    "--text-policy", "keep", "--no-spec-augment", "--batch-size", "10", "--eval-every", "25", "--no-progress",
+]
+
+
+def bench_overfit(args, tmp: Path) -> dict:
+    """Time ``asrtune train`` over-fitting a random wav2vec2 on 20 real utterances; CER after."""
+    import jiwer
+    from asrtune.cli import main as cli
+    from asrtune.data.audio import load_audio
+    from asrtune.data.manifest import load_manifest, write_manifest
+    from asrtune.inference.ctc import CTCRecognizer
+    from asrtune.models import resolve_model
+
+    utts = sorted(load_manifest(DATA / "speechocean762" / "train.jsonl"), key=lambda u: (u.duration, u.audio_filepath))[:20]
+    manifest = tmp / "overfit.jsonl"
+    write_manifest(manifest, utts, relative=False)
+    save_random_wav2vec2(tmp / "overfit-tiny")
+    run = tmp / "overfit-run"
+    argv = ["train", "--model", str(tmp / "overfit-tiny"), "--train", str(manifest), "--dev", str(manifest),
+            "--out", str(run), "--max-steps", str(args.overfit_steps), "--save-every", str(args.overfit_steps),
+            "--threads", str(args.threads), *OVERFIT_OPTIONS]
+    start = time.perf_counter()
+    code = cli(argv)
+    seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"over-fit: asrtune train exited {code}")
+    recognizer = CTCRecognizer(resolve_model(str(run / "best")))
+    refs = [u.text.lower() for u in utts]
+    hyps = recognizer.transcribe([load_audio(u.audio_filepath) for u in utts])
+    curve = [(r["step"], r["dev_wer"]) for r in map(json.loads, open(run / "metrics.jsonl", encoding="utf-8")) if "dev_wer" in r]
+    return {
+        "utterances": len(utts), "audio_seconds": round(sum(u.duration for u in utts), 1), "steps": args.overfit_steps,
+        "train_command_s": round(seconds, 1), "cer": round(jiwer.cer(refs, hyps), 4), "wer": round(jiwer.wer(refs, hyps), 4),
+        "first_step_dev_wer_below_20pct": next((s for s, w in curve if w < 0.2), None), "dev_wer_curve": curve,
+        "example": [refs[0], hyps[0]],
+    }
 
 
 def synthetic_emissions(text: str, vocab: dict[str, int], rng: np.random.Generator, p_confuse: float = 0.1) -> np.ndarray:
@@ -177,7 +214,9 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=20.0)
     parser.add_argument("--decode-utts", type=int, default=100)
     parser.add_argument("--beam-sizes", type=int, nargs="+", default=[10, 50])
+    parser.add_argument("--overfit-steps", type=int, default=250)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-overfit", action="store_true")
     parser.add_argument("--out", default=str(REPO / "bench_results" / "ctc.json"))
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -189,6 +228,8 @@ def main() -> int:
         tmp = Path(tmp)
         if not args.skip_training:
             report["training"] = bench_training(args, tmp)
+        if not args.skip_overfit:
+            report["overfit"] = bench_overfit(args, tmp)
         report["decoding"] = bench_decoding(args, tmp)
 
     hw = report["hardware"]
@@ -200,6 +241,12 @@ def main() -> int:
         for name in ("shuffled", "grouped"):
             print(f"{name:<12}{t[name]['utts_per_s']:>10.2f}{t[name]['padding_share']:>9.1%}")
         print(f"duration grouping speed-up: x{t['speedup']:.2f}")
+    if "overfit" in report:
+        o = report["overfit"]
+        print(f"\nover-fit (asrtune train, random tiny wav2vec2, {o['utterances']} utterances / {o['audio_seconds']} s of audio)")
+        print(f"{'steps':>6}{'train s':>10}{'CER':>8}{'WER':>8}{'dev WER<20% at step':>22}")
+        print(f"{o['steps']:>6}{o['train_command_s']:>10.1f}{o['cer']:>8.1%}{o['wer']:>8.1%}{str(o['first_step_dev_wer_below_20pct']):>22}")
+        print(f"  e.g. {o['example'][0]!r} -> {o['example'][1]!r}")
     d = report["decoding"]
     print(f"\ndecoding {d['utterances']} utterances ({d['audio_seconds']} s of frames; LM OOV rate {d['oov_rate']:.1%}, "
           f"{d['covered_utterances']} fully covered)")
@@ -207,8 +254,7 @@ def main() -> int:
     for name, e in d["decoders"].items():
         print(f"{name:<14}{e['ms_per_utt']:>10.2f}{e['rtf']:>10.4f}{e['slowdown_vs_greedy']:>10.1f}{e['wer']:>8.1%}{e['wer_covered']:>10.1%}")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json_atomic(out, report)
     print(f"\nwrote {out}")
     return 0
 

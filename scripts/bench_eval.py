@@ -18,7 +18,6 @@ What is measured
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

@@ -18,10 +18,18 @@ Systems:
 Timing covers audio decoding through transcripts (model loading excluded). RTF = wall time /
 audio duration; speed-ups are wall-time ratios within this run. WER uses the "basic" normaliser.
 
-A term-biasing check follows (hf engine; CTranslate2 takes no logits processor): transcribe a
-speechocean762 test slice, take as the term list the content words tiny.en got wrong there most
-often (an oracle domain vocabulary), transcribe again with --terms, and report term recall and
-WER on that slice and the WER on librispeech-40 (no terms occur there) with and without terms.
+A term-biasing check follows (hf engine; CTranslate2 takes no logits processor), for each
+``--term-boosts`` value, on two term lists:
+
+* clinic: the shipped clinic-dictation term list (manifests/clinic/terms.txt: drug names,
+  conditions, procedures) on its held-out sentences, spoken by eSpeak NG test voices (synthetic
+  audio: no real recording with these words is available here) - a real domain vocabulary;
+* speechocean762: the content words tiny.en got wrong most often on a test slice (an oracle list
+  of everyday words, the hard case: they are common elsewhere too).
+
+Each reports term recall/precision and WER on its own set, and the WER on librispeech-40
+(elsewhere: no term list was made for it) with and without the terms. The term check scores
+with the whisper-en normaliser, so "5" for "five" is not a missed term.
 
     .venv/bin/python scripts/bench_transcribe.py --out bench_results/transcribe.json
 """
@@ -32,7 +40,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -121,7 +128,7 @@ def run_transformers(pipe, rows: list[dict], batch_size: int) -> tuple[list[str]
 
 def pick_terms(refs: list[str], hyps: list[str], max_terms: int) -> list[str]:
     """Content words (>= 4 letters, not stop words) the model missed most often, ties by spelling."""
-    norm = normalizer()
+    norm = whisper_normalizer()
     missed: Counter = Counter()
     for ref, hyp in zip(refs, hyps):
         hyp_words = Counter(norm(hyp).split())
@@ -132,18 +139,85 @@ def pick_terms(refs: list[str], hyps: list[str], max_terms: int) -> list[str]:
     return [w for w, n in ranked if n >= 2][:max_terms]
 
 
-def term_recall(refs: list[str], hyps: list[str], terms: list[str]) -> tuple[float, int]:
-    """Share of the terms' occurrences in the references that the hypotheses contain (clipped counts)."""
-    norm = normalizer()
-    wanted = set(terms)
-    hits = total = 0
-    for ref, hyp in zip(refs, hyps):
-        ref_counts = Counter(w for w in norm(ref).split() if w in wanted)
-        hyp_counts = Counter(norm(hyp).split())
-        for word, n in ref_counts.items():
-            total += n
-            hits += min(n, hyp_counts[word])
-    return (hits / total if total else float("nan")), total
+def whisper_normalizer():
+    from asrtune.text.normalizers import get_normalizer
+
+    return get_normalizer("whisper-en")
+
+
+def term_scores(terms: list[str], refs: list[str], hyps: list[str]) -> dict:
+    """Term recall/precision (asrtune's eval definition) and WER, whisper-en normalised."""
+    import jiwer
+
+    from asrtune.evaluation.terms import term_stats
+
+    norm = whisper_normalizer()
+    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps) if norm(r).strip()]
+    overall = term_stats(terms, [r for r, _ in pairs], [h for _, h in pairs], norm)["overall"]
+    return {"recall": overall["recall"], "precision": overall["precision"], "found": overall["found"],
+            "occurrences": overall["ref"], "wer": round(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]), 4)}
+
+
+def clinic_set(tmp: Path, limit: int) -> tuple[list[dict], list[str]]:
+    """The clinic held-out sentences spoken by the demo's test voices, and the clinic term list."""
+    from asrtune.data.terms import load_terms
+    from asrtune.demo import TEST_VOICES
+    from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
+
+    corpus = REPO / "manifests" / "clinic"
+    sentences = read_sentences(corpus / "heldout.txt")[:limit]
+    utts = synthesize_corpus(sentences, tmp / "clinic", SynthConfig(voices=TEST_VOICES, variants_per_sentence=1, seed=2), progress=False)
+    rows = [{"audio": str(Path(u.audio_filepath).resolve()), "text": u.text, "duration": u.duration} for u in utts]
+    return rows, load_terms(corpus / "terms.txt")
+
+
+def term_check(args, data: Path, hf, libri: list[dict], libri_base: list[str]) -> list[dict]:
+    """Recall on each term list and WER there and on librispeech-40, per boost (see module doc)."""
+    from asrtune.inference import load_recognizer
+
+    libri_refs = [r["text"] for r in libri]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench_terms_") as tmp:
+        clinic_rows, clinic_terms = clinic_set(Path(tmp), args.clinic_sentences)
+        ocean_rows = load_set(data / "speechocean762" / "test.jsonl", args.term_set_size)
+        ocean_base, _ = run_asrtune(hf, ocean_rows, args.batch_size)
+        ocean_terms = pick_terms([r["text"] for r in ocean_rows], ocean_base, args.max_terms)
+        lists = [
+            ("clinic", f"clinic held-out, synthetic ({len(clinic_rows)} utts)", clinic_rows, clinic_terms, None),
+            ("speechocean762", f"speechocean762 test[:{len(ocean_rows)}]", ocean_rows, ocean_terms, ocean_base),
+        ]
+        for name, set_desc, rows, terms, base in lists:
+            refs = [r["text"] for r in rows]
+            if base is None:
+                base, _ = run_asrtune(hf, rows, args.batch_size)
+            entry = {"list": name, "set": set_desc, "terms": terms, "runs": [{
+                "boost": 0.0, "term_set": term_scores(terms, refs, base), "librispeech_wer": term_scores(terms, libri_refs, libri_base)["wer"]}]}
+            for boost in args.term_boosts:
+                biased = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, terms=terms, term_boost=boost)
+                hyps, wall = run_asrtune(biased, rows, args.batch_size)
+                libri_hyps, _ = run_asrtune(biased, libri, args.batch_size)
+                entry["runs"].append({"boost": boost, "term_set": term_scores(terms, refs, hyps), "wall_s": round(wall, 2),
+                                      "librispeech_wer": term_scores(terms, libri_refs, libri_hyps)["wer"]})
+                r = entry["runs"][-1]
+                print(f"  terms {name:15s} boost {boost:3.1f}: recall {r['term_set']['recall']:.1%} WER {r['term_set']['wer']:.2%} "
+                      f"librispeech WER {r['librispeech_wer']:.2%}", flush=True)
+            results.append(entry)
+    return results
+
+
+def print_term_check(results: list[dict]) -> None:
+    print()
+    print("Term biasing (hf engine; boost 0 = without terms; whisper-en normaliser)")
+    for entry in results:
+        print()
+        print(f"{entry['list']}: {len(entry['terms'])} terms on {entry['set']}")
+        print()
+        print("| boost | term recall | found / occurrences | term precision | WER there | WER librispeech-40 |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in entry["runs"]:
+            t = r["term_set"]
+            precision = "-" if t["precision"] is None else f"{t['precision']:.1%}"
+            print(f"| {r['boost']:.1f} | {t['recall']:.1%} | {t['found']} / {t['occurrences']} | {precision} | {t['wer']:.2%} | {r['librispeech_wer']:.2%} |")
 
 
 # ----------------------------------------------------------------------------- main
@@ -157,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8))
     parser.add_argument("--term-set-size", type=int, default=120, help="speechocean762 test utterances for the term check")
     parser.add_argument("--max-terms", type=int, default=25)
-    parser.add_argument("--term-boost", type=float, default=None)
+    parser.add_argument("--term-boosts", type=lambda v: [float(x) for x in v.split(",")], default=[1.0, 2.0, 3.0],
+                        help="comma-separated boosts to compare (default 1,2,3)")
+    parser.add_argument("--clinic-sentences", type=int, default=40, help="clinic held-out sentences to synthesise")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: hf,transformers,terms, or speed (all timings)")
     parser.add_argument("--out", default=str(REPO / "bench_results" / "transcribe.json"))
     args = parser.parse_args(argv)
@@ -235,26 +311,9 @@ def main(argv: list[str] | None = None) -> int:
 
     terms_result = None
     if "terms" not in skip:
-        term_rows = load_set(data / "speechocean762" / "test.jsonl", args.term_set_size)
-        refs = [r["text"] for r in term_rows]
-        base, base_wall = run_asrtune(hf, term_rows, args.batch_size)
-        terms = pick_terms(refs, base, args.max_terms)
-        biased_rec = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, terms=terms, term_boost=args.term_boost)
-        biased, biased_wall = run_asrtune(biased_rec, term_rows, args.batch_size)
         libri = sets["librispeech-40"]
         libri_base = hyps_by.get(("asrtune hf (fp32)", "librispeech-40")) or run_asrtune(hf, libri, args.batch_size)[0]
-        libri_biased, _ = run_asrtune(biased_rec, libri, args.batch_size)
-        recall_base, occurrences = term_recall(refs, base, terms)
-        recall_biased, _ = term_recall(refs, biased, terms)
-        libri_refs = [r["text"] for r in libri]
-        terms_result = {
-            "term_set": f"speechocean762 test[:{len(term_rows)}]", "terms": terms, "occurrences": occurrences,
-            "term_boost": biased_rec.describe().get("term_boost"),
-            "recall_without": round(recall_base, 4), "recall_with": round(recall_biased, 4),
-            "wer_term_set_without": round(wer(refs, base), 4), "wer_term_set_with": round(wer(refs, biased), 4),
-            "wer_librispeech_without": round(wer(libri_refs, libri_base), 4), "wer_librispeech_with": round(wer(libri_refs, libri_biased), 4),
-            "wall_without_s": round(base_wall, 2), "wall_with_s": round(biased_wall, 2),
-        }
+        terms_result = term_check(args, data, hf, libri, libri_base)
 
     print()
     print(f"## asrtune transcribe benchmark — {host['cpu']} ({host['cores']} cores, {args.threads} threads), {args.model}")
@@ -269,17 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in next(iter(speedups.values())):
         print(f"| {key} | " + " | ".join(f"{speedups[s][key]}x" if speedups[s][key] else "-" for s in sets) + " |")
     if terms_result:
-        t = terms_result
-        print()
-        print(f"Term biasing (hf engine, boost {t['term_boost']}), {len(t['terms'])} terms from tiny.en's misses on {t['term_set']} "
-              f"({t['occurrences']} occurrences): {', '.join(t['terms'])}")
-        print()
-        print("| | without terms | with terms |")
-        print("|---|---:|---:|")
-        print(f"| term recall ({t['term_set']}) | {t['recall_without']:.1%} | {t['recall_with']:.1%} |")
-        print(f"| WER ({t['term_set']}) | {t['wer_term_set_without']:.2%} | {t['wer_term_set_with']:.2%} |")
-        print(f"| WER librispeech-40 (elsewhere) | {t['wer_librispeech_without']:.2%} | {t['wer_librispeech_with']:.2%} |")
-        print(f"| wall s ({t['term_set']}) | {t['wall_without_s']:.1f} | {t['wall_with_s']:.1f} |")
+        print_term_check(terms_result)
 
     write_json_atomic(args.out, {"host": host, "model": args.model, "batch_size": args.batch_size, "results": results,
                                  "speedups": speedups, "terms": terms_result})

@@ -4,12 +4,11 @@ CLI, over-fitting 20 real utterances and resuming an interrupted run."""
 from __future__ import annotations
 
 import json
-import types
 from pathlib import Path
 
 import pytest
 import torch
-from ctc_helpers import save_tiny_w2v2, tiny_ctc_model
+from ctc_helpers import save_random_wav2vec2, tiny_ctc_model
 
 from asrtune.data.audio import load_audio
 from asrtune.data.manifest import Utterance, load_manifest, write_manifest
@@ -39,7 +38,7 @@ def _resolved(path: Path):
 def test_adapter_builds_vocab_trains_and_exports(shared_data, tmp_path):
     utts = _short_utts(shared_data, 4)
     manifest = _manifest(tmp_path, utts)
-    save_tiny_w2v2(tmp_path / "tiny")  # config + weights, no tokenizer
+    save_random_wav2vec2(tmp_path / "tiny")  # config + weights, no tokenizer
     config = TrainConfig(model=str(tmp_path / "tiny"), train=[str(manifest)], out=str(tmp_path / "run"), freeze="none")
     adapter = CTCAdapter.from_resolved(_resolved(tmp_path / "tiny"), config)
     vocab = adapter.vocab
@@ -72,7 +71,7 @@ def test_adapter_builds_vocab_trains_and_exports(shared_data, tmp_path):
 
 def test_freeze_presets(tmp_path, shared_data):
     manifest = _manifest(tmp_path, _short_utts(shared_data, 2))
-    save_tiny_w2v2(tmp_path / "tiny")
+    save_random_wav2vec2(tmp_path / "tiny")
     config = TrainConfig(model="x", train=[str(manifest)], out="r")
     adapter = CTCAdapter.from_resolved(_resolved(tmp_path / "tiny"), config)
     model = adapter.model
@@ -145,7 +144,7 @@ def test_resume_after_interruption(tmp_path, shared_data):
     from asrtune.cli import main
 
     manifest = _manifest(tmp_path, _short_utts(shared_data, 4))
-    save_tiny_w2v2(tmp_path / "tiny")
+    save_random_wav2vec2(tmp_path / "tiny")
     run = tmp_path / "run"
     # "interrupted" after 2 of 4 steps: a checkpoint exists, training stopped
     assert main(_train_args(tmp_path / "tiny", manifest, run, "--batch-size", "2", "--max-steps", "2", "--save-every", "2", "--eval-every", "2")) == 0
@@ -161,7 +160,8 @@ def test_resume_after_interruption(tmp_path, shared_data):
 
 @pytest.mark.slow
 def test_random_wav2vec2_overfits_20_utterances_through_the_cli(tmp_path, shared_data):
-    """The issue's check: a small random wav2vec2 learns 20 real utterances (CER < 20 %)."""
+    """The issue's check: a small random wav2vec2 learns 20 real utterances (CER < 20 %) within 5 minutes of
+    training (1.4 min on an idle 2-core CPU; scripts/bench_ctc.py times it)."""
     import jiwer
 
     from asrtune.cli import main
@@ -169,10 +169,10 @@ def test_random_wav2vec2_overfits_20_utterances_through_the_cli(tmp_path, shared
 
     utts = _short_utts(shared_data, 20)
     manifest = _manifest(tmp_path, utts)
-    save_tiny_w2v2(tmp_path / "tiny")
+    save_random_wav2vec2(tmp_path / "tiny")
     run = tmp_path / "run"
     assert main(_train_args(tmp_path / "tiny", manifest, run, "--batch-size", "10", "--max-steps", "250",
-                            "--eval-every", "50", "--save-every", "250", "--max-train-minutes", "10")) == 0
+                            "--eval-every", "50", "--save-every", "250", "--max-train-minutes", "5")) == 0
     recognizer = CTCRecognizer(_resolved(run / "best"))
     hyps = recognizer.transcribe([load_audio(u.audio_filepath) for u in utts])
     refs = [u.text.lower() for u in utts]
@@ -183,7 +183,7 @@ def test_random_wav2vec2_overfits_20_utterances_through_the_cli(tmp_path, shared
 
 def test_spec_augment_goes_through_the_model_config(tmp_path, shared_data):
     manifest = _manifest(tmp_path, _short_utts(shared_data, 2))
-    save_tiny_w2v2(tmp_path / "tiny")
+    save_random_wav2vec2(tmp_path / "tiny")
     resolved = _resolved(tmp_path / "tiny")
     config = TrainConfig(model="x", train=[str(manifest)], out="r", spec_augment=True, mask_time_prob=0.2, mask_time_length=5)
     model = CTCAdapter.from_resolved(resolved, config).model

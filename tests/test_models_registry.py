@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrtune.errors import AsrtuneError, ModelResolutionError
+from asrtune.errors import ModelResolutionError
 from asrtune.models import ResolvedModel, cache_dir, load_ctc, load_whisper, resolve_model
 from asrtune.models.ct2_format import read_model_bin
 from conftest import require_whisper_package

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from asrtune.cli import main
 from asrtune.data.audio import SAMPLE_RATE, audio_info, load_audio

@@ -20,29 +20,15 @@ slot; for short utterances the two agree almost always, and the count form needs
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
-from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.data.terms import load_terms
+from asrtune.errors import ConfigError
 from asrtune.text.normalizers import Normalizer
 
+__all__ = ["count_occurrences", "load_terms", "term_stats"]
+
 METHOD = "count-based: per utterance min(count in hyp, count in ref), whole-word match on normalised text"
-
-
-def load_terms(path: str | os.PathLike) -> list[str]:
-    """Read a terms file (one term per line, ``#`` comments, blank lines ignored)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise AsrtuneError(f"--terms {path}: file not found")
-    terms: list[str] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            term = line.split("#", 1)[0].strip()
-            if term:
-                terms.append(term)
-    if not terms:
-        raise AsrtuneError(f"--terms {path}: no terms in file (one term per line, # for comments)")
-    return terms
 
 
 def count_occurrences(words: Sequence[str], term: Sequence[str]) -> int:

@@ -25,14 +25,15 @@ with sub-word terms a few tokens long that costs little.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 from transformers.generation.logits_process import LogitsProcessor
 
+from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
+
+__all__ = ["DEFAULT_TERM_BOOST", "TermBiasLogitsProcessor", "TermTrie", "load_terms"]
 
 DEFAULT_TERM_BOOST = 2.0  # nats added to a term's continuation logits
 
@@ -168,21 +169,3 @@ class TermBiasLogitsProcessor(LogitsProcessor):
         if rows:
             add[rows, cols] = torch.tensor(values, dtype=scores.dtype, device=scores.device)
         return scores + add
-
-
-def load_terms(path: str | os.PathLike) -> list[str]:
-    """Read a terms file: one term (word or phrase) per line; blank lines and ``#`` comments skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--terms: {path}: file not found")
-    terms: list[str] = []
-    seen: set[str] = set()
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            term = line.split("#", 1)[0].strip()
-            if term and term not in seen:
-                terms.append(term)
-                seen.add(term)
-    if not terms:
-        raise ConfigError(f"--terms: {path}: no terms (one per line expected)")
-    return terms

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
+from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
 from asrtune.fileio import atomic_directory, write_json_atomic
 from asrtune.lm.lexicon import clean_line, load_vocab_from, write_lexicon, write_tokens
@@ -35,19 +36,6 @@ DEFAULT_HOTWORD_BOOST = 2.0
 DEFAULT_LM_WEIGHT = 1.0
 DEFAULT_WORD_SCORE = 0.0
 DEFAULT_BEAM_SIZE = 50
-
-
-def read_terms(path: str | os.PathLike) -> list[str]:
-    """One term per line; blank lines and ``#`` comments ignored."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--terms {path}: file not found")
-    terms = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            terms.append(line)
-    return terms
 
 
 def _read_lines(paths: list[Path]) -> Iterator[str]:
@@ -86,7 +74,7 @@ def build_lm(
         words = clean_line(line, case, mapping, vocab)
         if words:
             sentences.append(words)
-    term_list = read_terms(terms) if isinstance(terms, (str, os.PathLike)) else list(terms or [])
+    term_list = load_terms(terms) if isinstance(terms, (str, os.PathLike)) else list(terms or [])
     hotwords: list[str] = []
     for term in term_list:
         words = clean_line(term, case, mapping, vocab)

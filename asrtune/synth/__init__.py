@@ -14,7 +14,7 @@ from asrtune.synth.corpus import (
     synthesize_corpus,
 )
 from asrtune.synth.espeak import EspeakEngine, get_engine, list_variants, list_voices
-from asrtune.synth.text import number_to_words, read_sentences, read_terms, speakable
+from asrtune.synth.text import number_to_words, read_sentences, speakable
 
 __all__ = [
     "DEFAULT_PITCHES",
@@ -29,7 +29,6 @@ __all__ = [
     "list_voices",
     "number_to_words",
     "read_sentences",
-    "read_terms",
     "speakable",
     "synthesize_corpus",
 ]

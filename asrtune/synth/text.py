@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from asrtune.errors import ConfigError, ManifestError
+from asrtune.errors import ManifestError
 
 _ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
@@ -98,11 +98,3 @@ def read_sentences(path: str | os.PathLike) -> list[str]:
     if not sentences:
         raise ManifestError(str(path), None, "no sentences (one per line; '#' starts a comment)")
     return sentences
-
-
-def read_terms(path: str | os.PathLike) -> list[str]:
-    """A term list: one term (a word or phrase) per line, ``#`` comments skipped."""
-    try:
-        return read_sentences(path)
-    except ManifestError as e:
-        raise ConfigError(f"terms file {path}: {e.reason}") from None

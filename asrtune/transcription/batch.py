@@ -26,7 +26,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
-from asrtune.transcription.inputs import AudioSource, collect_sources
+from asrtune.transcription.inputs import collect_sources
 from asrtune.transcription.journal import Journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
 from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS

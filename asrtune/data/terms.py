@@ -1,0 +1,36 @@
+"""Domain term lists: the words and phrases that matter to a user (drug names, products, places).
+
+One file format serves every command that takes ``--terms`` (eval's term recall, transcribe's
+biasing, ``lm build``'s hotwords): one term per line, a term may be several words, ``#`` starts
+a comment, blank lines are skipped, repeats are dropped.
+
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "terms.txt"
+>>> _ = path.write_text("# drugs\\nmetoprolol\\natrial fibrillation  # a phrase\\nmetoprolol\\n")
+>>> load_terms(path)
+['metoprolol', 'atrial fibrillation']
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from asrtune.errors import ConfigError
+
+
+def load_terms(path: str | os.PathLike, option: str = "--terms") -> list[str]:
+    """The terms in ``path`` in file order, without repeats; one clear error (naming ``option``)
+    when the file is missing or holds no terms."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{option} {path}: file not found")
+    terms: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            term = line.split("#", 1)[0].strip()
+            if term and term not in terms:
+                terms.append(term)
+    if not terms:
+        raise ConfigError(f"{option} {path}: no terms (one term per line, '#' starts a comment)")
+    return terms
