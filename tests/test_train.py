@@ -157,6 +157,18 @@ def test_resume_continues_exactly(tiny_whisper, so16, tmp_path):
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_data_loading_threads_give_the_same_run(tiny_whisper, so16, tmp_path):
+    """--num-workers decodes and augments audio on threads; the batches, and so the weights, do not change."""
+    common = dict(max_steps=2, speed_perturb=True, noise_snr_db=20.0, lr_schedule="constant")
+    train(config(tiny_whisper, so16, tmp_path / "main", num_workers=0, **common))
+    train(config(tiny_whisper, so16, tmp_path / "threads", num_workers=2, **common))
+    a, b = trainable(tmp_path / "main"), trainable(tmp_path / "threads")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="--num-workers"):
+        config(tiny_whisper, so16, tmp_path / "bad", num_workers=-1).validate()
+
+
 def test_resume_refuses_changed_config(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     train(config(tiny_whisper, so16, run, max_steps=2))

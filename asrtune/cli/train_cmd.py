@@ -90,7 +90,7 @@ OPTIONS: list[tuple[str, object, str]] = [
     ("--eval-sets", "list", "after training: base vs tuned WER on these manifests (comma-separated)"),
     ("--export-ct2", "bool", "write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2"),
     ("--device", str, "auto, cpu, cuda, cuda:N"),
-    ("--num-workers", int, "data-loading worker processes"),
+    ("--num-workers", int, "threads that decode, resample and augment audio in parallel with each other (0: in the training thread)"),
     ("--threads", int, "torch CPU threads"),
     ("--progress", "bool", "show progress bars"),
     ("--resume", str, "continue the run in this run dir"),

@@ -161,6 +161,8 @@ class TrainConfig:
             raise ConfigError(f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         if self.weight_decay < 0:
             raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.num_workers < 0:
+            raise ConfigError(f"--num-workers must be >= 0, got {self.num_workers}")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.patience is not None and self.patience < 1:

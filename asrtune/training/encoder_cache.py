@@ -128,8 +128,12 @@ class EncoderCache:
         batch_size: int = 16,
         progress: bool = True,
         desc: str = "encoder cache",
+        map_fn: Callable = map,
     ) -> int:
         """Encode the utterances not cached yet; returns how many were encoded.
+
+        ``map_fn`` applies ``load`` to a chunk of utterances (e.g. a thread pool's ``map``, to
+        decode audio in parallel with the default being the built-in ``map``).
 
         Outputs are committed every :data:`SHARD_UTTERANCES` utterances (a shard file renamed into
         place, then the index), so a build that is killed resumes from its last shard.
@@ -144,19 +148,19 @@ class EncoderCache:
             bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress or not todo, leave=False)
             for shard_start in range(0, len(todo), SHARD_UTTERANCES):
                 shard_utts = todo[shard_start : shard_start + SHARD_UTTERANCES]
-                self._write_shard(shard_utts, encode, load, batch_size, bar)
+                self._write_shard(shard_utts, encode, load, batch_size, bar, map_fn)
             bar.close()
             self.encoded += len(todo)
             return len(todo)
 
-    def _write_shard(self, utts: Sequence[Any], encode, load, batch_size: int, bar) -> None:
+    def _write_shard(self, utts: Sequence[Any], encode, load, batch_size: int, bar, map_fn: Callable = map) -> None:
         name = f"shard-{uuid.uuid4().hex[:12]}.npy"
         tmp = self.dir / f".{name}.partial"
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(utts), *self.shape))
             for start in range(0, len(utts), batch_size):
                 chunk = utts[start : start + batch_size]
-                encoded = encode([load(u) for u in chunk])
+                encoded = encode(list(map_fn(load, chunk)))
                 if encoded.shape[1:] != self.shape:
                     raise ValueError(f"encoder output shape {encoded.shape[1:]} != cache shape {self.shape}")
                 out[start : start + len(chunk)] = encoded

@@ -27,6 +27,7 @@ import os
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,15 @@ class Trainer:
             if self.device.type == "cuda" and not torch.cuda.is_available():
                 raise ConfigError("--device cuda: no CUDA device is available here")
         self._log_file = None
+        # Data-loading threads: decoding, resampling and augmenting audio run in C code that
+        # releases the GIL (soundfile, soxr, numpy), so threads overlap them without the
+        # start-up and pickling costs of worker processes. Features and token ids are made in
+        # the training thread (tokenizers are not guaranteed thread-safe).
+        self._loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
+
+    def _map(self, fn, items) -> list:
+        """``[fn(x) for x in items]``, on the data-loading threads when ``--num-workers`` > 0."""
+        return list(self._loader.map(fn, items)) if self._loader else [fn(x) for x in items]
 
     # --- logging ------------------------------------------------------------------------------
 
@@ -323,7 +333,8 @@ class Trainer:
         if self.main and todo:
             self.say(f"encoder cache: encoding {len(todo)} utterances once ({self.cache.nbytes(len(todo)) / 1e9:.2f} GB) in {self.cache.dir}")
             start = time.time()
-            self.cache.build(todo, self.adapter.encode, self._load_audio, batch_size=cfg.eval_batch_size, progress=cfg.progress)
+            self.cache.build(todo, self.adapter.encode, self._load_audio, batch_size=cfg.eval_batch_size, progress=cfg.progress,
+                             map_fn=lambda fn, items: self._map(fn, list(items)))
             self.say(f"encoder cache: built in {time.time() - start:.0f} s")
         elif self.main:
             self.say(f"encoder cache: all {len(utts)} utterances already cached in {self.cache.dir}")
@@ -333,17 +344,21 @@ class Trainer:
 
     # --- batches ----------------------------------------------------------------------------------
 
-    def _example(self, utt: Utterance, target: str, use_cache: bool, rng: np.random.Generator) -> dict[str, Any]:
-        if use_cache:
-            return self.adapter.make_example(utt, target, encoded=np.array(self.cache.get(utt)))
+    def _waveform(self, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
         audio = self._load_audio(utt)
         if self.config.speed_perturb or self.config.noise_snr_db is not None:
             audio = augment_waveform(audio, rng, self.config.speed_perturb, self.config.noise_snr_db)
-        return self.adapter.make_example(utt, target, audio=audio)
+        return audio
 
     def _batch(self, pairs: list[tuple[int, int]], use_cache: bool, step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.config.seed, step, self.rank])
-        examples = [self._example(*self.sources[s][i], use_cache, rng) for s, i in pairs]
+        items = [self.sources[s][i] for s, i in pairs]  # (utterance, target text)
+        if use_cache:
+            examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in items]
+        else:
+            # one generator per example, so augmentation does not depend on thread scheduling
+            seeds = np.random.SeedSequence([self.config.seed, step, self.rank]).spawn(len(items))
+            audios = self._map(lambda k: self._waveform(items[k][0], np.random.default_rng(seeds[k])), range(len(items)))
+            examples = [self.adapter.make_example(u, t, audio=a) for (u, t), a in zip(items, audios)]
         batch = self.adapter.collate(examples)
         if not use_cache:
             gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * 31 + self.rank)
@@ -360,7 +375,7 @@ class Trainer:
             hyps = self.adapter.transcribe(encoded=encoded, batch_size=self.config.eval_batch_size)
         else:
             if self._dev_audio is None:
-                self._dev_audio = [self._load_audio(u) for u, _ in self.dev]
+                self._dev_audio = self._map(self._load_audio, [u for u, _ in self.dev])
             hyps = self.adapter.transcribe(audios=self._dev_audio, batch_size=self.config.eval_batch_size)
         return dev_wer(refs, hyps)
 
@@ -607,6 +622,8 @@ class Trainer:
             )
             if self._log_file:
                 self._log_file.close()
+        if self._loader:
+            self._loader.shutdown()
         _barrier(self.world)
         return result
 
