@@ -65,17 +65,14 @@ def test_hf_engine_on_converted_weights_equals_faster_whisper_exactly(tiny, shar
 
 
 def test_hf_and_ct2_engines_agree_with_hf_features(tiny, shared_data):
-    from asrtune.models.registry import ResolvedModel
-
     clips, _ = librispeech(shared_data, 2)
-    hf = load_recognizer(tiny, engine="hf", features="hf").transcribe(clips)
-    ct2_rec = load_recognizer(tiny, engine="ct2", compute_type="float32", features="hf")
+    hf = load_recognizer(tiny, engine="hf").transcribe(clips)
+    ct2_rec = load_recognizer(tiny, engine="ct2", compute_type="float32")
+    assert ct2_rec.describe()["features"] == "hf"  # the default for every model: what training sees
     assert ct2_rec.transcribe(clips) == hf
-    # "auto": released (CTranslate2) weights as faster-whisper feeds them, HF folders as trained.
-    assert load_recognizer(tiny, engine="ct2").describe()["features"] == "faster-whisper"
-    plain_hf = ResolvedModel("run", tiny.path, "whisper", "local")
-    assert load_recognizer(plain_hf, engine="ct2", compute_type="float32").describe()["features"] == "hf"
     assert "turnips and carrots" in hf[0]
+    with pytest.raises(ConfigError, match="--features"):
+        load_recognizer(tiny, engine="ct2", features="auto")
 
 
 def test_english_only_prefix_prompt_and_language_checks(tiny, shared_data):
@@ -147,8 +144,8 @@ def test_ctc_models_dispatch_to_the_ctc_engine(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("model_id", [TINY, BASE])
 def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
-    """Both engines with default settings (features=auto) within 0.3 points of faster-whisper's WER
-    on the same CTranslate2 checkpoint at the same precision."""
+    """Both engines fed as faster-whisper feeds the model (features="faster-whisper") within 0.3
+    points of faster-whisper's WER on the same CTranslate2 checkpoint at the same precision."""
     import jiwer
 
     from asrtune.text.normalizers import get_normalizer
@@ -166,9 +163,9 @@ def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
     # faster-whisper's CPU default, the hf engine float32. Comparing fp32 to int8 would measure
     # quantisation (about 0.7 points on these 40 clips for tiny.en), not the conversion.
     results = {
-        "ct2": (wer(load_recognizer(resolved, engine="ct2", batch_size=8).transcribe(clips)),
+        "ct2": (wer(load_recognizer(resolved, engine="ct2", batch_size=8, features="faster-whisper").transcribe(clips)),
                 wer(faster_whisper_greedy(resolved.ct2_path, clips, "int8"))),
-        "hf": (wer(load_recognizer(resolved, engine="hf", batch_size=8).transcribe(clips)),
+        "hf": (wer(load_recognizer(resolved, engine="hf", batch_size=8, features="faster-whisper").transcribe(clips)),
                wer(faster_whisper_greedy(resolved.ct2_path, clips, "float32"))),
     }
     print(model_id, "(asrtune, faster-whisper) per engine:", results)

@@ -30,7 +30,7 @@ def load_recognizer(
     beam_size: int = 1,
     compute_type: str = "int8",
     term_boost: float | None = None,
-    features: str = "auto",
+    features: str = "hf",
     threads: int | None = None,
 ) -> Recognizer:
     """A :class:`Recognizer` for ``model`` (a name, folder or ResolvedModel).
@@ -40,10 +40,10 @@ def load_recognizer(
     ``terms`` (a list of words/phrases) biases Whisper decoding towards them (hf engine);
     ``prompt`` is Whisper's initial prompt; ``language`` overrides English for multilingual
     Whisper; ``lm`` is an n-gram LM for CTC beam search; ``compute_type`` is CTranslate2's;
-    ``features`` is ``hf`` (transformers' feature extractor, as asrtune trains),
-    ``faster-whisper`` (openai-whisper/faster-whisper padding, reproducing faster-whisper exactly)
-    or ``auto`` (faster-whisper for checkpoints that came as CTranslate2 folders, i.e. released
-    weights; hf for Hugging Face folders such as fine-tuned runs). ``threads`` caps the CPU
+    ``features`` is ``hf`` (transformers' feature extractor: the audio zero-padded to 30 s, as
+    asrtune trains; the default) or ``faster-whisper`` (the clip's spectrogram padded after
+    normalisation, as faster-whisper does: reproduces faster-whisper token for token on single
+    clips, but stops early on some long-form segments). ``threads`` caps the CPU
     threads of the ct2 engine (``--workers`` gives each worker its share of the cores).
     """
     from asrtune.models.registry import resolve_model

@@ -33,7 +33,7 @@ class WhisperCT2Recognizer(Recognizer):
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, compute_type: str = "int8",
-                 features: str = "auto", threads: int | None = None):
+                 features: str = "hf", threads: int | None = None):
         import ctranslate2
         from transformers import GenerationConfig, WhisperTokenizer
 
@@ -43,7 +43,7 @@ class WhisperCT2Recognizer(Recognizer):
             raise AsrtuneError("term biasing (--terms) needs the hf engine; CTranslate2 takes no logits processor")
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.batch_size, self.beam_size, self.compute_type = batch_size, beam_size, compute_type
-        self.features = feature_style(features, resolved)
+        self.features = feature_style(features)
         self.language, self.prompt_text = language, prompt
         self.ct2_path = ct2_copy_for(resolved, quantization=compute_type if compute_type.startswith(("int8", "int16", "float", "bfloat")) else "int8")
         threads = threads or min(os.cpu_count() or 1, 8)

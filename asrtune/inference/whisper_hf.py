@@ -25,7 +25,7 @@ class WhisperHFRecognizer(Recognizer):
     engine = "hf"
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
-                 language: str | None = None, beam_size: int = 1, term_boost: float | None = None, features: str = "auto",
+                 language: str | None = None, beam_size: int = 1, term_boost: float | None = None, features: str = "hf",
                  model=None, processor=None):
         import torch
 
@@ -44,7 +44,7 @@ class WhisperHFRecognizer(Recognizer):
         self.terms = load_terms_arg(terms)
         self.term_boost = term_boost
         self.bias = term_processor(tokenizer, self.terms, term_boost)
-        self.features = feature_style(features, resolved)
+        self.features = feature_style(features)
         self._torch = torch
 
     def describe(self) -> dict:
