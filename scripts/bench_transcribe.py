@@ -19,17 +19,16 @@ Timing covers audio decoding through transcripts (model loading excluded). RTF =
 audio duration; speed-ups are wall-time ratios within this run. WER uses the "basic" normaliser.
 
 A term-biasing check follows (hf engine; CTranslate2 takes no logits processor), for each
-``--term-boosts`` value, on two term lists:
+``--term-boosts`` value:
 
+* speechocean762 (accented English): the term list is the content words tiny.en got wrong at
+  least twice on dev[:N] (what a user would list after looking at their own dev errors); term
+  recall/precision and WER are measured on test[:N] (other speakers, so the list was not fitted
+  to the utterances it is scored on), and WER on librispeech-40 (elsewhere) with the same list;
 * clinic: the shipped clinic-dictation term list (manifests/clinic/terms.txt: drug names,
-  conditions, procedures) on its held-out sentences, spoken by eSpeak NG test voices (synthetic
-  audio: no real recording with these words is available here) - a real domain vocabulary;
-* speechocean762: the content words tiny.en got wrong most often on a test slice (an oracle list
-  of everyday words, the hard case: they are common elsewhere too).
+  conditions) on librispeech-40 - a jargon list must leave general English alone.
 
-Each reports term recall/precision and WER on its own set, and the WER on librispeech-40
-(elsewhere: no term list was made for it) with and without the terms. The term check scores
-with the whisper-en normaliser, so "5" for "five" is not a missed term.
+The term check scores with the whisper-en normaliser, so "5" for "five" is not a missed term.
 
     .venv/bin/python scripts/bench_transcribe.py --out bench_results/transcribe.json
 """
@@ -158,50 +157,38 @@ def term_scores(terms: list[str], refs: list[str], hyps: list[str]) -> dict:
             "occurrences": overall["ref"], "wer": round(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]), 4)}
 
 
-def clinic_set(tmp: Path, limit: int) -> tuple[list[dict], list[str]]:
-    """The clinic held-out sentences spoken by the demo's test voices, and the clinic term list."""
-    from asrtune.data.terms import load_terms
-    from asrtune.demo import TEST_VOICES
-    from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
-
-    corpus = REPO / "manifests" / "clinic"
-    sentences = read_sentences(corpus / "heldout.txt")[:limit]
-    utts = synthesize_corpus(sentences, tmp / "clinic", SynthConfig(voices=TEST_VOICES, variants_per_sentence=1, seed=2), progress=False)
-    rows = [{"audio": str(Path(u.audio_filepath).resolve()), "text": u.text, "duration": u.duration} for u in utts]
-    return rows, load_terms(corpus / "terms.txt")
-
-
 def term_check(args, data: Path, hf, libri: list[dict], libri_base: list[str]) -> list[dict]:
-    """Recall on each term list and WER there and on librispeech-40, per boost (see module doc)."""
+    """Term recall and WER per boost (see the module docstring)."""
+    from asrtune.data.terms import load_terms
     from asrtune.inference import load_recognizer
 
     libri_refs = [r["text"] for r in libri]
+    dev_rows = load_set(data / "speechocean762" / "dev.jsonl", args.term_set_size)
+    dev_hyps, _ = run_asrtune(hf, dev_rows, args.batch_size)
+    ocean_terms = pick_terms([r["text"] for r in dev_rows], dev_hyps, args.max_terms)
+    ocean_rows = load_set(data / "speechocean762" / "test.jsonl", args.term_set_size)
+    lists = [
+        ("speechocean762", f"speechocean762 test[:{len(ocean_rows)}]", ocean_rows, ocean_terms),
+        ("clinic", "(none: librispeech only)", [], load_terms(REPO / "manifests" / "clinic" / "terms.txt")),
+    ]
     results = []
-    with tempfile.TemporaryDirectory(prefix="bench_terms_") as tmp:
-        clinic_rows, clinic_terms = clinic_set(Path(tmp), args.clinic_sentences)
-        ocean_rows = load_set(data / "speechocean762" / "test.jsonl", args.term_set_size)
-        ocean_base, _ = run_asrtune(hf, ocean_rows, args.batch_size)
-        ocean_terms = pick_terms([r["text"] for r in ocean_rows], ocean_base, args.max_terms)
-        lists = [
-            ("clinic", f"clinic held-out, synthetic ({len(clinic_rows)} utts)", clinic_rows, clinic_terms, None),
-            ("speechocean762", f"speechocean762 test[:{len(ocean_rows)}]", ocean_rows, ocean_terms, ocean_base),
-        ]
-        for name, set_desc, rows, terms, base in lists:
-            refs = [r["text"] for r in rows]
-            if base is None:
-                base, _ = run_asrtune(hf, rows, args.batch_size)
-            entry = {"list": name, "set": set_desc, "terms": terms, "runs": [{
-                "boost": 0.0, "term_set": term_scores(terms, refs, base), "librispeech_wer": term_scores(terms, libri_refs, libri_base)["wer"]}]}
-            for boost in args.term_boosts:
-                biased = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, terms=terms, term_boost=boost)
+    for name, set_desc, rows, terms in lists:
+        refs = [r["text"] for r in rows]
+        base = run_asrtune(hf, rows, args.batch_size)[0] if rows else []
+        entry = {"list": name, "set": set_desc, "terms": terms, "runs": [{
+            "boost": 0.0, "term_set": term_scores(terms, refs, base) if rows else None,
+            "librispeech_wer": term_scores(terms, libri_refs, libri_base)["wer"]}]}
+        for boost in args.term_boosts:
+            biased = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, terms=terms, term_boost=boost)
+            run = {"boost": boost, "term_set": None}
+            if rows:
                 hyps, wall = run_asrtune(biased, rows, args.batch_size)
-                libri_hyps, _ = run_asrtune(biased, libri, args.batch_size)
-                entry["runs"].append({"boost": boost, "term_set": term_scores(terms, refs, hyps), "wall_s": round(wall, 2),
-                                      "librispeech_wer": term_scores(terms, libri_refs, libri_hyps)["wer"]})
-                r = entry["runs"][-1]
-                print(f"  terms {name:15s} boost {boost:3.1f}: recall {r['term_set']['recall']:.1%} WER {r['term_set']['wer']:.2%} "
-                      f"librispeech WER {r['librispeech_wer']:.2%}", flush=True)
-            results.append(entry)
+                run.update(term_set=term_scores(terms, refs, hyps), wall_s=round(wall, 2))
+            run["librispeech_wer"] = term_scores(terms, libri_refs, run_asrtune(biased, libri, args.batch_size)[0])["wer"]
+            entry["runs"].append(run)
+            there = f"recall {run['term_set']['recall']:.1%} WER {run['term_set']['wer']:.2%} " if rows else ""
+            print(f"  terms {name:15s} boost {boost:3.1f}: {there}librispeech WER {run['librispeech_wer']:.2%}", flush=True)
+        results.append(entry)
     return results
 
 
@@ -216,6 +203,9 @@ def print_term_check(results: list[dict]) -> None:
         print("|---:|---:|---:|---:|---:|---:|")
         for r in entry["runs"]:
             t = r["term_set"]
+            if t is None:
+                print(f"| {r['boost']:.1f} | - | - | - | - | {r['librispeech_wer']:.2%} |")
+                continue
             precision = "-" if t["precision"] is None else f"{t['precision']:.1%}"
             print(f"| {r['boost']:.1f} | {t['recall']:.1%} | {t['found']} / {t['occurrences']} | {precision} | {t['wer']:.2%} | {r['librispeech_wer']:.2%} |")
 
@@ -229,11 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8))
-    parser.add_argument("--term-set-size", type=int, default=120, help="speechocean762 test utterances for the term check")
+    parser.add_argument("--term-set-size", type=int, default=150, help="speechocean762 dev (term list) and test (scoring) utterances")
     parser.add_argument("--max-terms", type=int, default=25)
     parser.add_argument("--term-boosts", type=lambda v: [float(x) for x in v.split(",")], default=[1.0, 2.0, 3.0],
                         help="comma-separated boosts to compare (default 1,2,3)")
-    parser.add_argument("--clinic-sentences", type=int, default=40, help="clinic held-out sentences to synthesise")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: hf,transformers,terms, or speed (all timings)")
     parser.add_argument("--out", default=str(REPO / "bench_results" / "transcribe.json"))
     args = parser.parse_args(argv)

@@ -39,8 +39,8 @@ def test_exactly_the_right_logits_are_boosted():
         [SOT, NOTS, 10, 11, 12],  # term complete: back to first tokens only
         [SOT, NOTS, 7, 11],  # 11 alone is no term prefix
     ]
-    first = {10: 1.0, 20: 1.0}
-    expected = _expected(first, first | {11: 3.0, 13: 3.0}, first | {12: 3.0}, first, first)
+    first, not_again = {10: 1.0, 20: 1.0}, {20: 1.0}  # a term's first token is not boosted again right after it
+    expected = _expected(first, not_again | {11: 3.0, 13: 3.0}, not_again | {12: 3.0}, not_again, first)
     assert torch.allclose(_bonus(proc, rows), expected)
 
 
@@ -49,8 +49,17 @@ def test_longest_matching_suffix_wins_and_bonuses_do_not_add_up():
     # Token 2 is both a first token and a continuation of 1: it gets the larger bonus, not the sum.
     proc = TermBiasLogitsProcessor.from_token_ids([[1, 2, 3], [2, 4]], boost=2.0, first_token_boost=0.5, special_ids=SPECIAL)
     bonus = _bonus(proc, [[SOT, 1, 2], [SOT, 5, 2], [SOT, 9, 1]])
-    first = {1: 0.5, 2: 0.5}
-    assert torch.allclose(bonus, _expected(first | {3: 2.0}, first | {4: 2.0}, {1: 0.5, 2: 2.0}))
+    assert torch.allclose(bonus, _expected({3: 2.0}, {1: 0.5, 4: 2.0}, {2: 2.0}))
+
+
+def test_no_head_start_for_a_term_just_said():
+    """Re-boosting a term's first token right after it feeds repetition loops; later it is boosted again."""
+    from asrtune.inference.biasing import REPEAT_WINDOW_TOKENS
+
+    proc = TermBiasLogitsProcessor.from_token_ids([[20]], boost=3.0, first_token_boost=3.0, special_ids=SPECIAL)
+    recent = [SOT, NOTS, 20, *[5] * (REPEAT_WINDOW_TOKENS - 1)]
+    later = [SOT, NOTS, 20, *[5] * REPEAT_WINDOW_TOKENS]
+    assert torch.allclose(_bonus(proc, [recent, later]), _expected({}, {20: 3.0}))
 
 
 def test_start_only_spellings_apply_at_the_start_of_the_text():
@@ -72,7 +81,7 @@ def test_special_tokens_are_never_boosted_and_beams_are_independent():
     assert proc.trie.first_tokens == {3}  # special ids were dropped from the terms
     rows = [[SOT, NOTS, 3], [SOT, NOTS, 8]]  # two beams of one utterance at different points
     bonus = _bonus(proc, rows)
-    assert torch.allclose(bonus, _expected({3: 1.0, 4: 2.0}, {3: 1.0}))
+    assert torch.allclose(bonus, _expected({4: 2.0}, {3: 1.0}))  # row 0 said 3 just now: no head start again
     assert bonus[:, list(SPECIAL)].abs().sum() == 0
 
 
@@ -128,6 +137,9 @@ def test_real_whisper_tokenizer_spellings(tiny_en):
     assert proc.bonus([sot, nots], len(tok)).get(start_ids[0]) == 1.0
     assert start_ids[0] not in proc.bonus([sot, nots, *tok.encode(" the", add_special_tokens=False)], len(tok))
     assert not set(proc.bonus([sot, nots], len(tok))) & set(tok.all_special_ids)
+    # a term can start a sentence: its capitalised spelling is boosted too
+    capital_ids = tok.encode(" Flour", add_special_tokens=False)
+    assert proc.bonus([sot, nots, *tok.encode(" the", add_special_tokens=False)], len(tok))[capital_ids[0]] == 1.0
 
 
 @pytest.mark.slow

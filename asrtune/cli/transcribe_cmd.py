@@ -46,7 +46,8 @@ def register(subparsers, summary: str) -> None:
     p.add_argument("--workers", type=int, default=1, help="processes on this machine (or Ray actors with --ray)")
     p.add_argument("--language", default=None, help="language code for multilingual Whisper (default: English)")
     p.add_argument("--prompt", default=None, help="Whisper initial prompt (domain words, spelling, style)")
-    p.add_argument("--terms", default=None, help="file of domain terms, one per line, to bias decoding towards")
+    p.add_argument("--terms", default=None, help="file of domain terms, one per line: Whisper (--engine hf) boosts their "
+                   "spellings token by token while decoding; CTC models boost them as beam-search hotwords (needs --lm)")
     p.add_argument("--term-boost", type=float, default=None, help="logit bonus (nats) for tokens continuing a term; default 2.0 (asrtune.inference.biasing)")
     p.add_argument("--lm", default=None, help="n-gram LM (asrtune lm) for CTC beam search")
     p.add_argument("--max-segment-s", type=float, default=MAX_SEGMENT_S, help="longest segment decoded at once (shorter = finer subtitle timing)")

@@ -3,7 +3,8 @@
 :class:`TermBiasLogitsProcessor` is a ``transformers`` logits processor (works with
 ``generate`` in greedy and beam search, batched). How it works:
 
-* every term is tokenised twice, with and without a leading space (Whisper's BPE spells a word
+* every term is tokenised as written and, when it starts lower-case, capitalised (a term can
+  start a sentence); each spelling twice, with and without a leading space (Whisper's BPE spells a word
   differently after a space and at the very start of the text), and the token sequences go into
   prefix tries: the with-space spellings match anywhere, the without-space ones only where the
   text starts (right after the decoder prompt's special tokens), so "fl" of "flour" is never
@@ -12,7 +13,9 @@
   tokens generated so far that equals a proper prefix of some term, and adds ``boost`` to the
   logits of the tokens that would continue a term from there;
 * the first token of every term gets a smaller bonus (``first_token_boost``, default
-  ``boost / 2``) wherever the term could start, so a term can start at all;
+  ``boost / 2``) wherever the term could start, so a term can start at all - except where that
+  token is among the last :data:`REPEAT_WINDOW_TOKENS` text tokens, so that biasing does not
+  feed Whisper's repetition loops;
 * a token gets the largest bonus that applies to it (never the sum), and special tokens
   (end-of-text, language, task, timestamp tokens) are never boosted.
 
@@ -36,6 +39,18 @@ from asrtune.errors import ConfigError
 __all__ = ["DEFAULT_TERM_BOOST", "TermBiasLogitsProcessor", "TermTrie", "load_terms"]
 
 DEFAULT_TERM_BOOST = 2.0  # nats added to a term's continuation logits
+REPEAT_WINDOW_TOKENS = 16  # a term's first token gets no bonus if it is among the last 16 text tokens
+
+
+def spellings(term: str) -> list[str]:
+    """The term as written, plus its capitalised form when it starts with a lower-case letter
+    (a term that starts a sentence is written capitalised: "metoprolol" -> "Metoprolol").
+
+    >>> spellings("metoprolol"), spellings("HbA1c")
+    (['metoprolol', 'Metoprolol'], ['HbA1c'])
+    """
+    capitalised = term[:1].upper() + term[1:]
+    return [term] if capitalised == term else [term, capitalised]
 
 
 class TermTrie:
@@ -83,8 +98,9 @@ class TermBiasLogitsProcessor(LogitsProcessor):
 
     >>> import torch
     >>> proc = TermBiasLogitsProcessor.from_token_ids([[3, 4]], boost=2.0, first_token_boost=1.0)
-    >>> proc(torch.tensor([[0, 3]]), torch.zeros(1, 6))
-    tensor([[0., 0., 0., 1., 2., 0.]])
+    >>> proc(torch.tensor([[0, 5], [0, 3]]), torch.zeros(2, 6))  # 3 may start the term; after 3, 4 continues it
+    tensor([[0., 0., 0., 1., 0., 0.],
+            [0., 0., 0., 0., 2., 0.]])
     """
 
     def __init__(
@@ -98,8 +114,9 @@ class TermBiasLogitsProcessor(LogitsProcessor):
         anywhere, at_start = [], []
         self.terms = [t.strip() for t in terms if t.strip()]
         for term in self.terms:
-            anywhere.append(tokenizer.encode(" " + term, add_special_tokens=False))
-            at_start.append(tokenizer.encode(term, add_special_tokens=False))
+            for spelling in spellings(term):
+                anywhere.append(tokenizer.encode(" " + spelling, add_special_tokens=False))
+                at_start.append(tokenizer.encode(spelling, add_special_tokens=False))
         self._setup(anywhere, at_start, boost, first_token_boost, special)
 
     @classmethod
@@ -140,6 +157,9 @@ class TermBiasLogitsProcessor(LogitsProcessor):
                 break
         text = tokens[text_start:]
         first = set(self.trie.first_tokens) | (self.start_trie.first_tokens if not text else set())
+        # No head start for a term that began recently: boosting it again feeds Whisper's
+        # repetition loops ("good good good ...", seen at boost 3 on speechocean762).
+        first -= set(text[-REPEAT_WINDOW_TOKENS:])
         out = {t: self.first_token_boost for t in first}
         # Longest match wins: a suffix of the text in the anywhere-trie, or the whole text so far
         # in the start-trie (a term spelled without a leading space can only begin the text).

@@ -7,7 +7,7 @@ import os
 import numpy as np
 from dataclasses import dataclass
 
-from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.errors import ConfigError
 
 # Control tokens openai-whisper and faster-whisper never let the decoder emit mid-text.
 CONTROL_TOKENS = ("<|transcribe|>", "<|translate|>", "<|startoftranscript|>", "<|startofprev|>", "<|startoflm|>", "<|nocaptions|>", "<|nospeech|>")
@@ -80,10 +80,8 @@ def load_terms_arg(terms) -> list[str] | None:
     if terms is None:
         return None
     if isinstance(terms, (str, os.PathLike)):
-        try:
-            from asrtune.inference.biasing import load_terms
-        except ImportError:
-            raise AsrtuneError("term biasing is not available in this asrtune build (asrtune.inference.biasing)") from None
+        from asrtune.data.terms import load_terms
+
         return load_terms(terms)
     return [str(t) for t in terms]
 
@@ -92,10 +90,8 @@ def term_processor(tokenizer, terms: list[str] | None, boost: float | None):
     """A TermBiasLogitsProcessor for ``terms``, or None when there are none."""
     if not terms:
         return None
-    try:
-        from asrtune.inference.biasing import DEFAULT_TERM_BOOST, TermBiasLogitsProcessor
-    except ImportError:
-        raise AsrtuneError("term biasing is not available in this asrtune build (asrtune.inference.biasing)") from None
+    from asrtune.inference.biasing import DEFAULT_TERM_BOOST, TermBiasLogitsProcessor
+
     return TermBiasLogitsProcessor(tokenizer, terms, DEFAULT_TERM_BOOST if boost is None else boost)
 
 

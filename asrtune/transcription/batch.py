@@ -118,7 +118,7 @@ def transcribe(
     if not sources:
         raise ConfigError(f"no audio found in {', '.join(map(str, inputs))} (extensions: see asrtune.data.audio.AUDIO_EXTENSIONS)")
     if terms is not None and isinstance(terms, (str, os.PathLike)):
-        from asrtune.inference.biasing import load_terms
+        from asrtune.data.terms import load_terms
 
         terms = load_terms(terms)
 
