@@ -179,6 +179,14 @@ def test_resume_refuses_changed_config(tiny_whisper, so16, tmp_path):
     assert train(config(tiny_whisper, so16, run, max_steps=3, lr=1e-2, resume=str(run), force=True)).steps == 3
 
 
+def test_a_near_zero_loss_that_wobbles_is_not_divergence():
+    from asrtune.training.trainer import loss_exploded
+
+    assert loss_exploded(3.0, 0.6, 4.0)  # a real explosion
+    assert not loss_exploded(0.006, 0.0015, 4.0)  # 4x a memorised domain's best, but thousandths of a nat
+    assert not loss_exploded(2.0, 0.6, 4.0)  # a real rise, but under 4x
+
+
 def test_divergence_stops_and_keeps_checkpoint(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="learning rate .* too high"):

@@ -86,7 +86,7 @@ OPTIONS: list[tuple[str, object, str]] = [
     ("--patience", int, "early stopping: evaluations without improvement"),
     ("--save-every", int, "steps between resumable checkpoints"),
     ("--log-every", int, "steps between metrics.jsonl lines"),
-    ("--divergence-factor", float, "stop when the smoothed loss exceeds this multiple of its best"),
+    ("--divergence-factor", float, "stop when the smoothed loss exceeds this multiple of its best (and has risen by over 0.5 nats)"),
     ("--eval-sets", "list", "after training: base vs tuned WER on these manifests (comma-separated)"),
     ("--export-ct2", "bool", "write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2"),
     ("--device", str, "auto, cpu, cuda, cuda:N"),

@@ -55,6 +55,9 @@ log = logging.getLogger("asrtune.train")
 DEFAULT_EPOCHS = 3  # when neither --max-steps nor --epochs is given
 LOSS_EMA = 0.1  # weight of the newest loss in the smoothed loss the divergence guard watches
 DIVERGENCE_GRACE_STEPS = 10  # steps before an exploding (finite) loss counts as divergence
+# A loss that has fallen near zero (a small domain learnt by heart) can be "4x its best" while
+# rising by thousandths of a nat; divergence must also be a real rise, in nats per token.
+DIVERGENCE_MIN_RISE_NATS = 0.5
 ADAPTERS = {
     "whisper": ("asrtune.training.adapters.whisper", "WhisperAdapter"),
     "ctc": ("asrtune.training.adapters.ctc", "CTCAdapter"),
@@ -117,6 +120,16 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return max(0.0, 1.0 - progress) if progress < 1 else 0.0
+
+
+def loss_exploded(loss_ema: float, best_ema: float, factor: float) -> bool:
+    """Divergence: the smoothed loss is ``factor`` times its best *and* more than
+    :data:`DIVERGENCE_MIN_RISE_NATS` above it.
+
+    >>> loss_exploded(2.5, 0.5, 4.0), loss_exploded(0.006, 0.0015, 4.0), loss_exploded(1.5, 0.5, 4.0)
+    (True, False, False)
+    """
+    return loss_ema > factor * best_ema and loss_ema - best_ema > DIVERGENCE_MIN_RISE_NATS
 
 
 def dev_wer(refs: list[str], hyps: list[str]) -> float:
@@ -534,7 +547,7 @@ class Trainer:
                 self._diverged(step, step_loss, "the loss became " + str(step_loss))
             loss_ema = step_loss if loss_ema is None else (1 - LOSS_EMA) * loss_ema + LOSS_EMA * step_loss
             min_ema = loss_ema if min_ema is None else min(min_ema, loss_ema)
-            if step >= DIVERGENCE_GRACE_STEPS and loss_ema > cfg.divergence_factor * min_ema:
+            if step >= DIVERGENCE_GRACE_STEPS and loss_exploded(loss_ema, min_ema, cfg.divergence_factor):
                 self._diverged(step, step_loss, f"the smoothed loss {loss_ema:.3g} exploded past {cfg.divergence_factor:g}x its best ({min_ema:.3g})")
 
             scaler.unscale_(optimizer)
@@ -684,7 +697,9 @@ class Trainer:
 
     def _diverged(self, step: int, loss: float, what: str) -> None:
         ckpt = self._checkpoint_dir()
-        kept = f"the last good checkpoint ({ckpt}) and best/ are kept" if ckpt else "no checkpoint was written yet"
+        best = self.run_dir / "best"
+        kept = ", ".join(f"{name} is kept" for name, there in ((f"the last good checkpoint ({ckpt})", ckpt), (f"{best}", best.exists())) if there)
+        kept = kept or "no checkpoint was written yet"
         self._metric({"event": "diverged", "step": step, "loss": loss if math.isfinite(loss) else str(loss)})
         raise TrainingDiverged(
             f"training diverged at step {step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) is too high "
