@@ -125,7 +125,7 @@ def test_encoder_cache_used_from_second_epoch_and_across_runs(tiny_whisper, so16
 
     monkeypatch.setattr(WhisperEncoder, "forward", counting)
     run = tmp_path / "a"
-    cfg = config(tiny_whisper, so16, run, epochs=3, dev=str(so16[1]), eval_every=2)
+    cfg = config(tiny_whisper, so16, run, epochs=3, dev=str(so16[1]), eval_every=2, num_workers=2)  # cache built on 2 threads
     result = train(cfg)
     # 16 train + 4 dev utterances encoded exactly once; 3 epochs of training + dev decoding reuse them
     assert result.steps == 6

@@ -132,8 +132,8 @@ class EncoderCache:
     ) -> int:
         """Encode the utterances not cached yet; returns how many were encoded.
 
-        ``map_fn`` applies ``load`` to a chunk of utterances (e.g. a thread pool's ``map``, to
-        decode audio in parallel with the default being the built-in ``map``).
+        ``map_fn(load, chunk)`` loads a chunk of utterances: the built-in ``map`` by default, or a
+        thread pool's map to decode audio in parallel.
 
         Outputs are committed every :data:`SHARD_UTTERANCES` utterances (a shard file renamed into
         place, then the index), so a build that is killed resumes from its last shard.

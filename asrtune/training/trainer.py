@@ -347,7 +347,7 @@ class Trainer:
             self.say(f"encoder cache: encoding {len(todo)} utterances once ({self.cache.nbytes(len(todo)) / 1e9:.2f} GB) in {self.cache.dir}")
             start = time.time()
             self.cache.build(todo, self.adapter.encode, self._load_audio, batch_size=cfg.eval_batch_size, progress=cfg.progress,
-                             map_fn=lambda fn, items: self._map(fn, list(items)))
+                             map_fn=self._map)
             self.say(f"encoder cache: built in {time.time() - start:.0f} s")
         elif self.main:
             self.say(f"encoder cache: all {len(utts)} utterances already cached in {self.cache.dir}")
@@ -698,8 +698,8 @@ class Trainer:
     def _diverged(self, step: int, loss: float, what: str) -> None:
         ckpt = self._checkpoint_dir()
         best = self.run_dir / "best"
-        kept = ", ".join(f"{name} is kept" for name, there in ((f"the last good checkpoint ({ckpt})", ckpt), (f"{best}", best.exists())) if there)
-        kept = kept or "no checkpoint was written yet"
+        saved = ([f"the last good checkpoint ({ckpt})"] if ckpt else []) + ([str(best)] if best.exists() else [])
+        kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
         self._metric({"event": "diverged", "step": step, "loss": loss if math.isfinite(loss) else str(loss)})
         raise TrainingDiverged(
             f"training diverged at step {step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) is too high "
