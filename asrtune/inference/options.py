@@ -1,0 +1,71 @@
+"""``RecognizerOptions``: how to decode, declared once for eval, transcribe, serve, training's
+dev evaluation and the Python API.
+
+>>> opts = RecognizerOptions(engine="ct2", beam_size=5)
+>>> opts.validate().engine, opts.compute_type
+('ct2', 'int8')
+>>> RecognizerOptions(beam_size=0).validate()
+Traceback (most recent call last):
+asrtune.errors.ConfigError: --beam-size must be >= 1, got 0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from asrtune.errors import ConfigError
+from asrtune.options import option
+
+ENGINES = ("hf", "ct2")
+FEATURE_STYLES = ("hf", "faster-whisper")
+DEFAULT_TERM_BOOST = 2.0  # nats added to the logits of tokens that continue a bias term (see biasing.py)
+GROUP = "decoding"
+
+
+@dataclass
+class RecognizerOptions:
+    """Decoding options shared by every command that runs a model."""
+
+    engine: str = option("hf", choices=ENGINES, group=GROUP,
+                         help="Whisper engine: hf = transformers (supports --bias-terms), ct2 = CTranslate2 copy (converted once, cached)")
+    device: str = option("cpu", group=GROUP, help="cpu, cuda or cuda:N")
+    compute_type: str = option("int8", group=GROUP, help="CTranslate2 compute type for --engine ct2 (int8, int8_float32, float32, float16, ...)")
+    batch_size: int = option(16, group=GROUP, help="clips decoded together")
+    beam_size: int = option(1, group=GROUP, help="beam width (1 = greedy)")
+    language: str | None = option(None, group=GROUP, help="language code for multilingual Whisper (none = English)")
+    prompt: str | None = option(None, group=GROUP, help="Whisper initial prompt: domain words, spelling, style")
+    bias_terms: str | None = option(None, metavar="FILE", group=GROUP,
+                                    help="file of terms, one per line, that decoding is biased towards (Whisper hf engine: "
+                                         "logit bonus; CTC: beam-search hotwords, needs --lm)")
+    term_boost: float = option(DEFAULT_TERM_BOOST, group=GROUP, help="logit bonus in nats for tokens continuing a --bias-terms term")
+    features: str = option("hf", choices=FEATURE_STYLES, group=GROUP,
+                           help="log-mel style: hf (audio padded to 30 s, as training sees it) or faster-whisper (token-exact with faster-whisper)")
+    lm: str | None = option(None, metavar="DIR", group=GROUP, help="n-gram LM folder (asrtune lm build) for CTC beam search")
+    threads: int | None = option(None, group=GROUP, help="CPU threads of the decoder (none = all cores)")
+
+    def validate(self) -> "RecognizerOptions":
+        """Check every option; raise ConfigError naming the first bad one. Returns self."""
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.features not in FEATURE_STYLES:
+            raise ConfigError(f"--features must be one of {', '.join(FEATURE_STYLES)}, got {self.features!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.beam_size < 1:
+            raise ConfigError(f"--beam-size must be >= 1, got {self.beam_size}")
+        if not self.term_boost >= 0:
+            raise ConfigError(f"--term-boost must be >= 0 nats, got {self.term_boost}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.engine == "ct2" and self.bias_terms:
+            raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
+        return self
+
+    def replace(self, **changes) -> "RecognizerOptions":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

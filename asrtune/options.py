@@ -1,0 +1,227 @@
+"""Options declared once, as dataclass fields, and turned into CLI flags, YAML keys and docs.
+
+The Hugging Face examples' pattern: each option group is a dataclass whose fields carry the type,
+the default, the allowed choices and the help text (``option(...)``); the argument parser, the
+YAML reader and the documentation table are generated from it, so an option cannot be
+documented in one place and forgotten in another.
+
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Demo:
+...     batch_size: int = option(16, help="utterances per batch")
+...     engine: str = option("hf", help="decoder", choices=("hf", "ct2"))
+...     tags: list[str] = option(list, help="labels")
+>>> import argparse
+>>> parser = argparse.ArgumentParser()
+>>> add_options(parser, Demo)
+>>> given = given_options(Demo, parser.parse_args(["--batch-size", "8"]))
+>>> given
+{'batch_size': '8'}
+>>> update_options(Demo(), given, "command line")
+Demo(batch_size=8, engine='hf', tags=[])
+>>> update_options(Demo(), {"engine": "onnx"}, "cfg.yaml")
+Traceback (most recent call last):
+asrtune.errors.ConfigError: cfg.yaml: option 'engine' must be one of hf, ct2; got 'onnx'
+>>> print(markdown_table(Demo).splitlines()[2])
+| `--batch-size` | `batch_size` | 16 | utterances per batch |
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any
+
+from asrtune.errors import ConfigError
+
+_MISSING = dataclasses.MISSING
+
+
+def option(
+    default: Any = _MISSING,
+    *,
+    help: str,
+    choices: tuple[str, ...] | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+    group: str | None = None,
+) -> Any:
+    """A dataclass field that is also a command-line option and a YAML key.
+
+    ``default`` may be a value or, for a mutable default, a zero-argument callable such as
+    ``list``. ``cli=False`` keeps a field out of the parser (API/YAML only). ``group`` names the
+    ``--help`` section it is shown in.
+    """
+    metadata = {"help": help, "choices": choices, "metavar": metavar, "cli": cli, "group": group}
+    if callable(default) and not isinstance(default, (str, bool, int, float)):
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(name: str) -> str:
+    """``max_steps`` -> ``--max-steps``."""
+    return "--" + name.replace("_", "-")
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    if f.default is not _MISSING:
+        return f.default
+    if f.default_factory is not _MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _base_type(hint: Any) -> tuple[Any, bool]:
+    """(the non-None type, whether None is allowed) of ``X | None``."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], type(None) in args
+    return hint, False
+
+
+def _show_default(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value) if value else "none"
+    return str(value)
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = ()) -> None:
+    """Add one flag per CLI field of ``cls``, grouped by each field's ``group``.
+
+    argparse defaults stay ``None`` (nothing typed) so that only the options the user gave
+    override a YAML file; the help text shows the field's real default instead.
+    """
+    hints = _hints(cls)
+    groups: dict[str | None, Any] = {}
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", False) or f.name in exclude:
+            continue
+        target = groups.get(meta.get("group"))
+        if target is None:
+            target = parser.add_argument_group(meta["group"]) if meta.get("group") else parser
+            groups[meta.get("group")] = target
+        kind, _ = _base_type(hints[f.name])
+        help_text = meta["help"].replace("%", "%%") + f" (default: {_show_default(default_of(f))})"
+        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": f.name}
+        if meta.get("metavar"):
+            kwargs["metavar"] = meta["metavar"]
+        if kind is bool:
+            target.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if typing.get_origin(kind) is list:
+            kwargs["help"] += "; repeat or comma-separate"
+            target.add_argument(flag_name(f.name), action="append", **kwargs)
+            continue
+        if meta.get("choices"):
+            kwargs["choices"] = list(meta["choices"])
+        target.add_argument(flag_name(f.name), type=str, **kwargs)
+
+
+def given_options(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``cls`` that were typed on the command line (raw values, not yet coerced)."""
+    given = {}
+    for f in dataclasses.fields(cls):
+        value = getattr(args, f.name, None)
+        if value is None:
+            continue
+        if isinstance(value, list):  # action="append": each item may itself be comma-separated
+            value = [item.strip() for v in value for item in str(v).split(",") if item.strip()]
+        given[f.name] = value
+    return given
+
+
+def update_options(obj: Any, values: dict[str, Any], source: str) -> Any:
+    """Set fields of ``obj`` from a mapping (YAML or command line), checking names, types and
+    choices; raise :class:`ConfigError` naming ``source`` and the option. Returns ``obj``."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    hints = _hints(type(obj))
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            close = difflib.get_close_matches(name, list(fields), n=1)
+            hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
+            raise ConfigError(f"{source}: unknown option {key!r}{hint}")
+        coerced = coerce(name, value, hints[name], source)
+        choices = fields[name].metadata.get("choices")
+        if choices and coerced is not None and coerced not in choices:
+            raise ConfigError(f"{source}: option {name.replace('_', '-')!r} must be one of {', '.join(choices)}; got {coerced!r}")
+        setattr(obj, name, coerced)
+    return obj
+
+
+def markdown_table(cls: type) -> str:
+    """A Markdown table of ``cls``'s options: flag, YAML key, default, help."""
+    rows = ["| option | YAML key | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("help"):
+            continue
+        flag = f"`{flag_name(f.name)}`" if f.metadata.get("cli") else "(API only)"
+        choices = f.metadata.get("choices")
+        meaning = f.metadata["help"] + (f" ({' / '.join(choices)})" if choices else "")
+        rows.append(f"| {flag} | `{f.name}` | {_show_default(default_of(f))} | {meaning} |")
+    return "\n".join(rows)
+
+
+# --- coercion -------------------------------------------------------------------------------------
+
+
+def coerce(name: str, value: Any, hint: Any, source: str) -> Any:
+    """Coerce a YAML/CLI value to the field's type; :class:`ConfigError` naming the option."""
+    option_name = name.replace("_", "-")
+    kind, optional = _base_type(hint)
+    if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if optional:
+            return None
+        raise ConfigError(f"{source}: option {option_name!r} cannot be empty")
+    try:
+        if typing.get_origin(kind) is list:
+            (item_type,) = typing.get_args(kind)
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            return [_scalar(item_type, v) for v in value]
+        return _scalar(kind, value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: option {option_name!r} expects {_type_name(kind)}, got {value!r}") from None
+
+
+def _scalar(kind: Any, value: Any) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(value)
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
+    if kind is str:
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
+        return value.strip() if isinstance(value, str) else str(value)
+    return value
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return f"a list of {_type_name(typing.get_args(kind)[0])}"
+    return {bool: "true/false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
