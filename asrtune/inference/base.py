@@ -7,10 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
+from asrtune.data.audio import SAMPLE_RATE  # every engine takes 16 kHz mono float32
 from asrtune.errors import AsrtuneError
+from asrtune.models.whisper_spec import WINDOW_SECONDS
 
-SAMPLE_RATE = 16_000  # Hz: every engine takes 16 kHz mono float32
-MAX_CLIP_SECONDS = 30.0  # Whisper's window; longer audio is segmented in asrtune.transcription
+MAX_CLIP_SECONDS = WINDOW_SECONDS  # longer audio is segmented in asrtune.transcription
 
 
 class Recognizer(abc.ABC):

@@ -25,11 +25,10 @@ from typing import Sequence
 
 import numpy as np
 
+from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer, batches, check_clips
-
-SAMPLE_RATE = 16_000  # Hz
-DEFAULT_BEAM_SIZE = 50  # hypotheses kept per frame when decoding with an LM
+from asrtune.lm.build import DEFAULT_BEAM_SIZE  # hypotheses kept per frame when decoding with an LM
 
 
 def resolve_device(device: str) -> str:

@@ -8,6 +8,8 @@ import numpy as np
 from dataclasses import dataclass
 
 from asrtune.errors import ConfigError
+from asrtune.models import whisper_spec
+from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, N_FRAMES
 
 # Control tokens openai-whisper and faster-whisper never let the decoder emit mid-text.
 CONTROL_TOKENS = ("<|transcribe|>", "<|translate|>", "<|startoftranscript|>", "<|startofprev|>", "<|startoflm|>", "<|nocaptions|>", "<|nospeech|>")
@@ -31,26 +33,23 @@ class WhisperPrompt:
 
 
 def is_multilingual(tokenizer, vocab_size: int) -> bool:
-    return vocab_size >= 51865
+    return whisper_spec.is_multilingual(vocab_size)
 
 
 def language_token(tokenizer, language: str | None, multilingual: bool) -> int | None:
     """Token id of ``<|xx|>`` for a multilingual model (English by default); None for English-only."""
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-
     if not multilingual:
         if language not in (None, "en", "english"):
             raise ConfigError(f"--language {language}: this is an English-only Whisper model; use a multilingual one")
         return None
-    code = (language or "en").lower()
-    code = TO_LANGUAGE_CODE.get(code, code)
+    code = whisper_spec.language_code(language or "en")
     tid = tokenizer.convert_tokens_to_ids(f"<|{code}|>")
     if tid is None or tid == tokenizer.unk_token_id:
         raise ConfigError(f"--language {language}: not a Whisper language (use a code such as en, de, fr)")
     return int(tid)
 
 
-def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str | None, max_length: int = 448) -> WhisperPrompt:
+def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str | None, max_length: int = MAX_TARGET_TOKENS) -> WhisperPrompt:
     """The decoder prefix faster-whisper/openai-whisper use for transcription without timestamps."""
     ids = lambda t: int(tokenizer.convert_tokens_to_ids(t))  # noqa: E731
     sot = [ids("<|startoftranscript|>")]
@@ -108,7 +107,6 @@ def feature_style(style: str) -> str:
     return style
 
 
-N_FRAMES = 3000  # log-mel frames in Whisper's 30 s window (10 ms hop)
 
 
 def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None):

@@ -16,7 +16,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import build_prompt, feature_style, load_terms_arg, log_mel_batch, suppress_ids
 
-MAX_LENGTH = 448  # decoder positions, prompt included
+from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_LENGTH  # decoder positions, prompt included
 
 
 class WhisperCT2Recognizer(Recognizer):

@@ -35,7 +35,7 @@ DEFAULT_HOTWORD_BOOST = 2.0
 # Decoder defaults recorded in lm.json; tuned on speechocean762-like data, override per run.
 DEFAULT_LM_WEIGHT = 1.0
 DEFAULT_WORD_SCORE = 0.0
-DEFAULT_BEAM_SIZE = 50
+DEFAULT_BEAM_SIZE = 50  # hypotheses kept per frame by CTC beam search with an LM
 
 
 def _read_lines(paths: list[Path]) -> Iterator[str]:

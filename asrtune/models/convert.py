@@ -26,10 +26,10 @@ import numpy as np
 from asrtune.errors import AsrtuneError
 from asrtune.fileio import atomic_directory, write_json_atomic
 from asrtune.models.ct2_format import Ct2Model, read_model_bin
+from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_TARGET_POSITIONS
+from asrtune.models.whisper_spec import is_multilingual
 
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
-ENGLISH_ONLY_VOCAB = 51864  # tokens in English-only Whisper models; multilingual ones have >= 51865
-MAX_TARGET_POSITIONS = 448  # decoder context (tokens) of every released Whisper
 TASKS = ("transcribe", "translate")
 
 
@@ -90,7 +90,7 @@ def whisper_token_ids(tokenizer_json: dict, vocab_size: int) -> dict:
         "no_speech": special.get("<|nospeech|>", special.get("<|nocaptions|>")),
         "no_timestamps": tok("<|notimestamps|>"),
     }
-    ids["is_multilingual"] = vocab_size >= ENGLISH_ONLY_VOCAB + 1
+    ids["is_multilingual"] = is_multilingual(vocab_size)
     ids["lang_to_id"] = {
         c: i for c, i in special.items() if re.fullmatch(r"<\|[a-z]{2,3}(_[a-z]+)?\|>", c) and ids["sot"] < i < ids["translate"]
     }
