@@ -67,6 +67,7 @@ def flag_name(name: str) -> str:
 
 
 def default_of(f: dataclasses.Field) -> Any:
+    """The field's default value (a fresh one for a ``default_factory``); None when it has none."""
     if f.default is not _MISSING:
         return f.default
     if f.default_factory is not _MISSING:  # type: ignore[misc]
@@ -78,17 +79,27 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _base_type(hint: Any) -> tuple[Any, bool]:
-    """(the non-None type, whether None is allowed) of ``X | None``."""
-    args = typing.get_args(hint)
+def _union_members(hint: Any) -> tuple[list[Any], bool]:
+    """(the non-None types, whether None is allowed) of ``X | Y | None``."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], type(None) in args
-    return hint, False
+        args = typing.get_args(hint)
+        return [a for a in args if a is not type(None)], type(None) in args
+    return [hint], False
+
+
+def _base_type(hint: Any) -> tuple[Any, bool]:
+    """(the first non-None type, whether None is allowed): the type the command line parses to."""
+    members, optional = _union_members(hint)
+    return members[0], optional
 
 
 def _show_default(value: Any) -> str:
-    if value is None:
+    """How ``--help`` and docs/options.md print a default.
+
+    >>> _show_default(None), _show_default(True), _show_default(["a", "b"]), _show_default(1e-05)
+    ('none', 'on', 'a,b', '1e-05')
+    """
+    if value is None or value == "":
         return "none"
     if isinstance(value, bool):
         return "on" if value else "off"
@@ -100,8 +111,9 @@ def _show_default(value: Any) -> str:
 def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, ...] = ()) -> None:
     """Add one flag per CLI field of ``cls``, grouped by each field's ``group``.
 
-    argparse defaults stay ``None`` (nothing typed) so that only the options the user gave
-    override a YAML file; the help text shows the field's real default instead.
+    An option the user did not type is absent from the parsed namespace (argparse's default is
+    ``SUPPRESS``), so only typed options override a YAML file, and ``--help`` shows the field's
+    real default rather than argparse's.
     """
     hints = _hints(cls)
     groups: dict[str | None, Any] = {}
@@ -114,15 +126,16 @@ def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, 
             target = parser.add_argument_group(meta["group"]) if meta.get("group") else parser
             groups[meta.get("group")] = target
         kind, _ = _base_type(hints[f.name])
-        help_text = meta["help"].replace("%", "%%") + f" (default: {_show_default(default_of(f))})"
-        kwargs: dict[str, Any] = {"default": None, "help": help_text, "dest": f.name}
+        is_list = typing.get_origin(kind) is list
+        help_text = meta["help"] + ("; repeat or comma-separate" if is_list else "")
+        help_text = help_text.replace("%", "%%") + f" (default: {_show_default(default_of(f))})"
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
         if kind is bool:
             target.add_argument(flag_name(f.name), action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        if typing.get_origin(kind) is list:
-            kwargs["help"] += "; repeat or comma-separate"
+        if is_list:
             target.add_argument(flag_name(f.name), action="append", **kwargs)
             continue
         if meta.get("choices"):
@@ -155,11 +168,30 @@ def update_options(obj: Any, values: dict[str, Any], source: str) -> Any:
             hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
             raise ConfigError(f"{source}: unknown option {key!r}{hint}")
         coerced = coerce(name, value, hints[name], source)
-        choices = fields[name].metadata.get("choices")
-        if choices and coerced is not None and coerced not in choices:
-            raise ConfigError(f"{source}: option {name.replace('_', '-')!r} must be one of {', '.join(choices)}; got {coerced!r}")
+        _check_choice(fields[name], coerced, f"{source}: option {name.replace('_', '-')!r}")
         setattr(obj, name, coerced)
     return obj
+
+
+def check_choices(obj: Any) -> None:
+    """Raise :class:`ConfigError` for the first field of ``obj`` whose value is not among its choices.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Demo:
+    ...     engine: str = option("hf", help="decoder", choices=("hf", "ct2"))
+    >>> check_choices(Demo(engine="onnx"))
+    Traceback (most recent call last):
+    asrtune.errors.ConfigError: --engine must be one of hf, ct2; got 'onnx'
+    """
+    for f in dataclasses.fields(obj):
+        _check_choice(f, getattr(obj, f.name), flag_name(f.name))
+
+
+def _check_choice(f: dataclasses.Field, value: Any, what: str) -> None:
+    choices = f.metadata.get("choices")
+    if choices and value is not None and value not in choices:
+        raise ConfigError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def markdown_table(cls: type) -> str:
@@ -181,22 +213,29 @@ def markdown_table(cls: type) -> str:
 def coerce(name: str, value: Any, hint: Any, source: str) -> Any:
     """Coerce a YAML/CLI value to the field's type; :class:`ConfigError` naming the option."""
     option_name = name.replace("_", "-")
-    kind, optional = _base_type(hint)
+    members, optional = _union_members(hint)
     if value is None or (optional and isinstance(value, str) and value.strip().lower() in ("none", "null")):
         if optional:
             return None
         raise ConfigError(f"{source}: option {option_name!r} cannot be empty")
-    try:
-        if typing.get_origin(kind) is list:
-            (item_type,) = typing.get_args(kind)
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                value = [value]
-            return [_scalar(item_type, v) for v in value]
-        return _scalar(kind, value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: option {option_name!r} expects {_type_name(kind)}, got {value!r}") from None
+    for kind in members:  # ``str | list[str]``: the first type the value fits
+        try:
+            return _coerce_to(kind, value)
+        except (TypeError, ValueError):
+            continue
+    expected = " or ".join(_type_name(kind) for kind in members)
+    raise ConfigError(f"{source}: option {option_name!r} expects {expected}, got {value!r}")
+
+
+def _coerce_to(kind: Any, value: Any) -> Any:
+    if typing.get_origin(kind) is list:
+        (item_type,) = typing.get_args(kind)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_scalar(item_type, v) for v in value]
+    return _scalar(kind, value)
 
 
 def _scalar(kind: Any, value: Any) -> Any:

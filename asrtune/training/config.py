@@ -1,9 +1,12 @@
 """``TrainConfig``: every training option, in one place, with one spelling.
 
-A field name is the CLI option with ``-`` turned into ``_`` and is also the YAML key:
-``--max-steps 200`` == ``max_steps: 200`` in ``--config cfg.yaml``. The command line overrides
-the YAML file, which overrides the defaults here. An unknown YAML key, a wrong type or an
-impossible combination raises :class:`~asrtune.errors.ConfigError` naming the option.
+Each field is declared with :func:`asrtune.options.option` (default, help text, choices,
+``--help`` group), and that declaration is the only one: ``asrtune train``'s flags, the YAML keys
+of ``--config`` and ``docs/options.md`` are generated from it. A field name is the CLI option
+with ``-`` turned into ``_``: ``--max-steps 200`` == ``max_steps: 200``. The command line
+overrides the YAML file, which overrides the defaults here. An unknown YAML key, a wrong type, a
+value outside an option's choices or an impossible combination raises
+:class:`~asrtune.errors.ConfigError` naming the option.
 
 The effective config is written to ``RUN_DIR/config.yaml``; ``--resume RUN_DIR`` compares
 against it and refuses a changed config (unless ``--force``), except for the options in
@@ -12,6 +15,8 @@ against it and refuses a changed config (unless ``--force``), except for the opt
 >>> cfg = TrainConfig(model="openai/whisper-tiny.en", train=["train.jsonl"], out="runs/a")
 >>> cfg.freeze, cfg.text_policy, cfg.lr
 ('auto', 'sentence', 1e-05)
+>>> TrainConfig.from_dict({"max-steps": "200", "lr_schedule": "cosine"}).max_steps
+200
 """
 
 from __future__ import annotations
@@ -19,19 +24,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from asrtune.errors import ConfigError
+from asrtune.options import check_choices, option, update_options
+from asrtune.training.text_policy import POLICIES
 
 FREEZE_CHOICES = ("auto", "encoder", "feature-encoder", "none")
 ADAPTER_CHOICES = ("none", "lora")
 SCHEDULE_CHOICES = ("linear", "cosine", "constant")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
-TEXT_POLICY_CHOICES = ("sentence", "keep", "normalize", "lower")
+TASK_CHOICES = ("transcribe", "translate")
 CACHE_CHOICES = ("auto", "off")
 
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
@@ -42,81 +47,110 @@ RESUME_MAY_CHANGE = frozenset(
     }
 )
 
+# ``--help`` sections, in the order they are shown.
+WHAT = "what to train"
+TRAINS = "what trains"
+HOW_LONG = "how long"
+OPTIM = "optimisation"
+TARGETS = "targets"
+AUGMENT = "augmentation"
+CTC = "CTC"
+DATA = "data"
+EVAL = "evaluation and export"
+RUNTIME = "runtime"
+
 
 @dataclass
 class TrainConfig:
-    """All options of ``asrtune train`` (see ``asrtune train --help`` for each one's meaning).
+    """All options of ``asrtune train`` (see ``asrtune train --help`` or docs/options.md).
 
     >>> TrainConfig(model="m", train=["a.jsonl", "b.jsonl"], weights=[0.9, 0.1], out="r").validate().weights
     [0.9, 0.1]
     """
 
-    # what to train, on what, where to write
-    model: str = ""
-    train: list[str] = field(default_factory=list)
-    weights: list[float] | None = None
-    dev: str | None = None
-    out: str = ""
-    # what trains
-    #: "auto" = the model family's default: encoder (Whisper), feature-encoder (CTC)
-    freeze: str = "auto"
-    adapter: str = "none"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    freeze_token_embeddings: bool = False
-    unfreeze_after: int | None = None
-    unfreeze_top_layers: int = 0
-    encoder_lr: float | None = None
-    # how long
-    max_steps: int | None = None
-    epochs: float | None = None
-    max_train_minutes: float | None = None
-    # optimisation
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 1e-5
-    weight_decay: float = 0.01
-    warmup_steps: int = 50
-    lr_schedule: str = "linear"
-    max_grad_norm: float = 1.0
-    precision: str = "auto"
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    # targets
-    text_policy: str = "sentence"
-    language: str | None = None
-    task: str = "transcribe"
-    # augmentation (all off by default; any of them disables the encoder cache)
-    spec_augment: bool = False
-    speed_perturb: bool = False
-    noise_snr_db: float | None = None
-    # CTC models (wav2vec2 family; see asrtune/training/adapters/ctc.py and asrtune/models/ctc_vocab.py)
-    extend_vocab: bool = False
-    char_map: str | None = None
-    mask_time_prob: float = 0.05
-    mask_time_length: int = 10
-    mask_feature_prob: float = 0.0
-    group_by_duration: bool | None = None
-    # encoder-output cache
-    cache: str = "auto"
-    cache_dir: str | None = None
-    # evaluation, checkpoints, early stopping
-    eval_every: int = 100
-    eval_batch_size: int = 16
-    patience: int | None = None
-    save_every: int = 100
-    log_every: int = 10
-    divergence_factor: float = 4.0
-    eval_sets: list[str] = field(default_factory=list)
-    export_ct2: bool = False
-    # runtime
-    device: str = "auto"
-    num_workers: int = 0
-    threads: int | None = None
-    progress: bool = True
-    resume: str | None = None
-    force: bool = False
+    model: str = option("", group=WHAT, help="hub id, local model folder, CTranslate2 folder or a training run dir")
+    train: list[str] = option(list, metavar="JSONL", group=WHAT, help="training manifest(s); several are mixed by --weights")
+    weights: list[float] | None = option(None, group=WHAT,
+                                         help="sampling weights of the --train manifests, e.g. 0.9,0.1 to replay general data")
+    dev: str | None = option(None, metavar="JSONL", group=WHAT, help="dev manifest: WER every --eval-every steps picks best/")
+    out: str = option("", metavar="DIR", group=WHAT, help="run directory")
+
+    freeze: str = option("auto", choices=FREEZE_CHOICES, group=TRAINS,
+                         help="freezing preset; auto = encoder for Whisper, feature-encoder for CTC")
+    adapter: str = option("none", choices=ADAPTER_CHOICES, group=TRAINS,
+                          help="lora trains LoRA adapters on the decoder (merged into best/ and final/)")
+    lora_r: int = option(16, group=TRAINS, help="LoRA rank")
+    lora_alpha: int = option(32, group=TRAINS, help="LoRA alpha (scale = alpha / rank)")
+    lora_dropout: float = option(0.05, group=TRAINS, help="LoRA dropout, in [0, 1)")
+    freeze_token_embeddings: bool = option(False, group=TRAINS,
+                                           help="keep the (output-tied) token embeddings fixed: faster, less forgetting")
+    unfreeze_after: int | None = option(None, group=TRAINS,
+                                        help="gradual unfreezing: after this many steps, make --unfreeze-top-layers trainable")
+    unfreeze_top_layers: int = option(0, group=TRAINS,
+                                      help="top encoder layers to train (at once, or after --unfreeze-after steps)")
+    encoder_lr: float | None = option(None, group=TRAINS, help="learning rate of unfrozen encoder layers (none = lr / 10)")
+
+    max_steps: int | None = option(None, group=HOW_LONG, help="optimiser steps to train (give this or --epochs)")
+    epochs: float | None = option(None, group=HOW_LONG, help="epochs to train (none = 3 when --max-steps is not given)")
+    max_train_minutes: float | None = option(None, group=HOW_LONG,
+                                             help="stop after this many minutes of wall time (then evaluate and save)")
+    patience: int | None = option(None, group=HOW_LONG,
+                                  help="early stopping: dev evaluations without a WER gain before stopping (needs --dev)")
+
+    batch_size: int = option(16, group=OPTIM, help="utterances per step and process")
+    grad_accum: int = option(1, group=OPTIM, help="gradient accumulation micro-batches per step")
+    lr: float = option(1e-5, group=OPTIM, help="peak learning rate")
+    weight_decay: float = option(0.01, group=OPTIM, help="AdamW weight decay (matrices only)")
+    warmup_steps: int = option(50, group=OPTIM, help="steps of linear warm-up")
+    lr_schedule: str = option("linear", choices=SCHEDULE_CHOICES, group=OPTIM, help="learning-rate decay after warm-up")
+    max_grad_norm: float = option(1.0, group=OPTIM, help="gradient clipping norm")
+    precision: str = option("auto", choices=PRECISION_CHOICES, group=OPTIM,
+                            help="auto = bf16/fp16 autocast on CUDA, fp32 on CPU")
+    gradient_checkpointing: bool = option(False, group=OPTIM, help="recompute activations to save memory")
+    seed: int = option(0, group=OPTIM, help="random seed")
+    divergence_factor: float = option(4.0, group=OPTIM,
+                                      help="stop when the smoothed loss exceeds this multiple of its best (and has risen by over 0.5 nats)")
+
+    text_policy: str = option("sentence", choices=POLICIES, group=TARGETS,
+                              help="target text: sentence = ALL-CAPS transcripts become sentence case, keep = as written, "
+                                   "lower = lower case, normalize = Whisper's English normaliser")
+    language: str | None = option(None, group=TARGETS, help="language of a multilingual Whisper (none = English)")
+    task: str = option("transcribe", choices=TASK_CHOICES, group=TARGETS, help="Whisper task")
+
+    spec_augment: bool = option(False, group=AUGMENT, help="SpecAugment on the features (turns the encoder cache off)")
+    speed_perturb: bool = option(False, group=AUGMENT, help="speed perturbation 0.9/1.0/1.1 (turns the encoder cache off)")
+    noise_snr_db: float | None = option(None, group=AUGMENT,
+                                        help="add white noise at this signal-to-noise ratio in dB (turns the encoder cache off)")
+
+    extend_vocab: bool = option(False, group=CTC, help="add transcript characters the vocabulary lacks (new CTC-head rows)")
+    char_map: str | None = option(None, group=CTC,
+                                  help="rewrite or drop characters before training, e.g. \"é=e,’=',—=\" (empty right side drops)")
+    mask_time_prob: float = option(0.05, group=CTC, help="with --spec-augment: share of frames masked in time")
+    mask_time_length: int = option(10, group=CTC, help="with --spec-augment: frames per time mask")
+    mask_feature_prob: float = option(0.0, group=CTC, help="with --spec-augment: share of feature channels masked")
+
+    group_by_duration: bool | None = option(None, group=DATA,
+                                            help="batch utterances of similar duration to cut padding (none = on for CTC, off for Whisper)")
+    cache: str = option("auto", choices=CACHE_CHOICES, group=DATA,
+                        help="auto = cache encoder outputs when the encoder is frozen and nothing augments")
+    cache_dir: str | None = option(None, metavar="DIR", group=DATA, help="encoder-output cache folder (none = the asrtune cache)")
+    num_workers: int = option(0, group=DATA,
+                              help="threads that decode, resample and augment audio in parallel (0 = in the training thread)")
+
+    eval_every: int = option(100, group=EVAL, help="steps between dev evaluations")
+    eval_batch_size: int = option(16, group=EVAL, help="batch size of dev decoding and cache building")
+    eval_sets: list[str] = option(list, metavar="JSONL", group=EVAL,
+                                  help="after training: base vs tuned WER on these manifests")
+    export_ct2: bool = option(False, group=EVAL, help="write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2")
+    save_every: int = option(100, group=EVAL, help="steps between resumable checkpoints")
+    log_every: int = option(10, group=EVAL, help="steps between metrics.jsonl lines")
+
+    device: str = option("auto", group=RUNTIME, help="auto, cpu, cuda or cuda:N")
+    threads: int | None = option(None, group=RUNTIME, help="torch CPU threads (none = torch's default)")
+    progress: bool = option(True, group=RUNTIME, help="show progress bars")
+    resume: str | None = option(None, metavar="RUN_DIR", group=RUNTIME,
+                                help="continue the run in this run dir (its config.yaml is the starting point)")
+    force: bool = option(False, group=RUNTIME, help="resume despite a changed config, or reuse a non-empty --out")
 
     # ------------------------------------------------------------------------------------------
 
@@ -128,12 +162,7 @@ class TrainConfig:
             raise ConfigError("--train is required (one or more JSONL manifests)")
         if not self.out:
             raise ConfigError("--out is required (the run directory)")
-        _choice("freeze", self.freeze, FREEZE_CHOICES)
-        _choice("adapter", self.adapter, ADAPTER_CHOICES)
-        _choice("lr-schedule", self.lr_schedule, SCHEDULE_CHOICES)
-        _choice("precision", self.precision, PRECISION_CHOICES)
-        _choice("text-policy", self.text_policy, TEXT_POLICY_CHOICES)
-        _choice("cache", self.cache, CACHE_CHOICES)
+        check_choices(self)
         if self.weights is not None:
             if len(self.weights) != len(self.train):
                 raise ConfigError(
@@ -180,8 +209,6 @@ class TrainConfig:
             raise ConfigError("--noise-snr-db must be a finite number of decibels")
         if self.patience is not None and not self.dev:
             raise ConfigError("--patience (early stopping) needs a --dev manifest to evaluate on")
-        if self.task not in ("transcribe", "translate"):
-            raise ConfigError(f"--task must be transcribe or translate, got {self.task!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         return self
@@ -206,16 +233,8 @@ class TrainConfig:
         return cfg
 
     def update(self, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        """Set fields from a mapping (keys may use ``-`` or ``_``), checking names and types."""
-        known = {f.name: f for f in dataclasses.fields(self)}
-        hints = typing.get_type_hints(type(self))
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                close = _closest(name, known)
-                hint = f" (did you mean {close!r}?)" if close else ""
-                raise ConfigError(f"{source}: unknown option {key!r}{hint}")
-            setattr(self, name, _coerce(name, value, hints[name], source))
+        """Set fields from a mapping (keys may use ``-`` or ``_``), checking names, types and choices."""
+        update_options(self, values, source)
         return self
 
 
@@ -271,11 +290,6 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def _choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"--{option} must be one of {', '.join(choices)}; got {value!r}")
-
-
 def _positive(option: str, value: float | None, integer: bool = False) -> None:
     if value is None:
         return
@@ -283,66 +297,3 @@ def _positive(option: str, value: float | None, integer: bool = False) -> None:
         raise ConfigError(f"--{option} must be a whole number, got {value!r}")
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         raise ConfigError(f"--{option} must be a positive number, got {value!r}")
-
-
-def _closest(name: str, known: dict) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(name, list(known), n=1)
-    return match[0].replace("_", "-") if match else None
-
-
-def _coerce(name: str, value: Any, hint: Any, source: str) -> Any:
-    """Coerce a YAML/CLI value to the field's type; ConfigError naming the option when impossible."""
-    option = name.replace("_", "-")
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    optional = type(None) in typing.get_args(hint)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{source}: option {option!r} cannot be empty")
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        hint = args[0]
-        origin = typing.get_origin(hint)
-    try:
-        if origin is list:
-            (item_type,) = typing.get_args(hint)
-            if isinstance(value, str):
-                value = [v for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                value = [value]
-            return [_scalar(item_type, v) for v in value]
-        return _scalar(hint, value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{source}: option {option!r} expects {_type_name(hint)}, got {value!r}") from None
-
-
-def _scalar(kind: Any, value: Any) -> Any:
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
-            return value.lower() in ("true", "yes", "1", "on")
-        raise ValueError(value)
-    if kind is int:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(value)
-        return int(value)
-    if kind is float:
-        if isinstance(value, bool):
-            raise ValueError(value)
-        return float(value)
-    if kind is str:
-        if isinstance(value, (dict, list)):
-            raise ValueError(value)
-        return str(value).strip() if isinstance(value, str) else str(value)
-    return value
-
-
-def _type_name(kind: Any) -> str:
-    if typing.get_origin(kind) is list:
-        return f"a list of {_type_name(typing.get_args(kind)[0])}"
-    return {bool: "true/false", int: "a whole number", float: "a number", str: "a string"}.get(kind, str(kind))
