@@ -1,78 +1,74 @@
-"""Recognition engines behind one interface: ``load_recognizer(model, engine=...)``.
+"""Recognition engines behind one interface: ``load_recognizer(model, options)``.
 
 - ``hf``: transformers Whisper, batched greedy/beam ``generate`` (supports term biasing);
 - ``ct2``: CTranslate2 Whisper (what faster-whisper runs), int8 on CPU, batched;
 - CTC models (wav2vec2 family) always run through :mod:`asrtune.inference.ctc` (greedy, or
   beam search with an n-gram LM).
+
+How to decode is one :class:`RecognizerOptions` (engine, device, beam, prompt, bias terms, ...).
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+from typing import Any
 
 from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer
+from asrtune.inference.options import ENGINES, RecognizerOptions
+from asrtune.options import update_options
 
-ENGINES = ("hf", "ct2")
-
-__all__ = ["ENGINES", "Recognizer", "load_recognizer"]
+__all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "load_recognizer", "recognizer_options"]
 
 
-def load_recognizer(
-    model,
-    engine: str = "hf",
-    device: str = "cpu",
-    batch_size: int = 16,
-    terms=None,
-    prompt: str | None = None,
-    language: str | None = None,
-    lm: str | os.PathLike | None = None,
-    beam_size: int = 1,
-    compute_type: str = "int8",
-    term_boost: float | None = None,
-    features: str = "hf",
-    threads: int | None = None,
-) -> Recognizer:
-    """A :class:`Recognizer` for ``model`` (a name, folder or ResolvedModel).
+def recognizer_options(options: RecognizerOptions | None = None, **overrides: Any) -> RecognizerOptions:
+    """``options`` (or the defaults) with ``overrides`` applied and every option checked.
 
-    >>> rec = load_recognizer("openai/whisper-tiny.en", engine="ct2")   # doctest: +SKIP
-
-    ``terms`` (a list of words/phrases) biases Whisper decoding towards them (hf engine);
-    ``prompt`` is Whisper's initial prompt; ``language`` overrides English for multilingual
-    Whisper; ``lm`` is an n-gram LM for CTC beam search; ``compute_type`` is CTranslate2's;
-    ``features`` is ``hf`` (transformers' feature extractor: the audio zero-padded to 30 s, as
-    asrtune trains; the default) or ``faster-whisper`` (the clip's spectrogram padded after
-    normalisation, as faster-whisper does: reproduces faster-whisper token for token on single
-    clips, but stops early on some long-form segments). ``threads`` caps the CPU
-    threads of the ct2 engine (``--workers`` gives each worker its share of the cores).
+    >>> recognizer_options(engine="ct2", beam_size=4).beam_size
+    4
+    >>> recognizer_options(beam=4)
+    Traceback (most recent call last):
+    asrtune.errors.ConfigError: load_recognizer: unknown option 'beam' (did you mean 'beam-size'?)
     """
+    base = options if options is not None else RecognizerOptions()
+    return update_options(dataclasses.replace(base), overrides, "load_recognizer").validate()
+
+
+def load_recognizer(model, options: RecognizerOptions | None = None, **overrides: Any) -> Recognizer:
+    """A :class:`Recognizer` for ``model`` (a name, folder or ResolvedModel), decoding as ``options`` say.
+
+    ``overrides`` are :class:`RecognizerOptions` field names, for convenience; an unknown name
+    raises :class:`~asrtune.errors.ConfigError`.
+
+    >>> rec = load_recognizer("openai/whisper-tiny.en", engine="ct2")                     # doctest: +SKIP
+    >>> rec = load_recognizer("runs/acc", RecognizerOptions(bias_terms=["Dedalus"]))      # doctest: +SKIP
+
+    ``bias_terms`` (a terms file, or a list of terms) biases Whisper decoding towards them (hf
+    engine) or becomes CTC beam-search hotwords; ``features`` is ``hf`` (the audio zero-padded
+    to 30 s, as asrtune trains; the default) or ``faster-whisper`` (reproduces faster-whisper
+    token for token on single clips, but stops early on some long-form segments).
+    """
+    from asrtune.inference.whisper_common import load_terms_arg
     from asrtune.models.registry import resolve_model
 
-    if engine not in ENGINES:
-        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if beam_size < 1:
-        raise ConfigError(f"--beam-size must be >= 1, got {beam_size}")
+    opts = recognizer_options(options, **overrides)
+    terms = load_terms_arg(opts.bias_terms)
     resolved = resolve_model(model)
     if resolved.family == "ctc":
-        if prompt is not None:
+        if opts.prompt is not None:
             raise ConfigError("--prompt is a Whisper option; CTC models take no prompt")
         from asrtune.inference.ctc import CTCRecognizer
 
-        return CTCRecognizer(resolved, device=device, batch_size=batch_size, lm=lm, terms=terms, beam_size=beam_size)
-    if lm is not None:
+        return CTCRecognizer(resolved, device=opts.device, batch_size=opts.batch_size, lm=opts.lm, terms=terms,
+                             beam_size=opts.beam_size)
+    if opts.lm is not None:
         raise ConfigError("--lm is for CTC models; Whisper decodes with its own language model")
-    if engine == "ct2":
+    common = dict(device=opts.device, batch_size=opts.batch_size, terms=terms, prompt=opts.prompt, language=opts.language,
+                  beam_size=opts.beam_size, features=opts.features)
+    if opts.engine == "ct2":
         from asrtune.inference.whisper_ct2 import WhisperCT2Recognizer
 
-        return WhisperCT2Recognizer(
-            resolved, device=device, batch_size=batch_size, terms=terms, prompt=prompt, language=language,
-            beam_size=beam_size, compute_type=compute_type, features=features, threads=threads,
-        )
+        return WhisperCT2Recognizer(resolved, compute_type=opts.compute_type, threads=opts.threads, **common)
     from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
-    return WhisperHFRecognizer(
-        resolved, device=device, batch_size=batch_size, terms=terms, prompt=prompt, language=language,
-        beam_size=beam_size, term_boost=term_boost, features=features,
-    )
+    return WhisperHFRecognizer(resolved, term_boost=opts.term_boost, **common)

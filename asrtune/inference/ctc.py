@@ -139,7 +139,7 @@ class BeamSearchDecoder:
         if self.lm_dir is None:
             if terms:
                 raise ConfigError(
-                    "hotword boosting (--terms) for a CTC model needs a word LM (--lm DIR); "
+                    "hotword boosting (--bias-terms) for a CTC model needs a word LM (--lm DIR); "
                     "build one with `asrtune lm build --text domain.txt --terms terms.txt --out DIR`"
                 )
             self.lm_weight, self.word_score, self.hotword_boost = 0.0, 0.0, 0.0

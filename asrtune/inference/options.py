@@ -1,21 +1,28 @@
 """``RecognizerOptions``: how to decode, declared once for eval, transcribe, serve, training's
 dev evaluation and the Python API.
 
+The CLI flags of ``asrtune eval`` and ``asrtune transcribe`` are generated from these fields
+(:func:`asrtune.options.add_options`), so both commands take the same decoding flags, and
+:func:`asrtune.inference.load_recognizer` takes the dataclass (or its field names as keywords).
+
 >>> opts = RecognizerOptions(engine="ct2", beam_size=5)
 >>> opts.validate().engine, opts.compute_type
 ('ct2', 'int8')
 >>> RecognizerOptions(beam_size=0).validate()
 Traceback (most recent call last):
 asrtune.errors.ConfigError: --beam-size must be >= 1, got 0
+>>> RecognizerOptions.from_dict({"engine": "ct2", "beam_size": 2}) == RecognizerOptions(engine="ct2", beam_size=2)
+True
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from asrtune.errors import ConfigError
-from asrtune.options import option
+from asrtune.options import check_choices, option, update_options
 
 ENGINES = ("hf", "ct2")
 FEATURE_STYLES = ("hf", "faster-whisper")
@@ -32,24 +39,23 @@ class RecognizerOptions:
     device: str = option("cpu", group=GROUP, help="cpu, cuda or cuda:N")
     compute_type: str = option("int8", group=GROUP, help="CTranslate2 compute type for --engine ct2 (int8, int8_float32, float32, float16, ...)")
     batch_size: int = option(16, group=GROUP, help="clips decoded together")
-    beam_size: int = option(1, group=GROUP, help="beam width (1 = greedy)")
-    language: str | None = option(None, group=GROUP, help="language code for multilingual Whisper (none = English)")
+    beam_size: int = option(1, group=GROUP, help="beam width (1 = greedy; CTC with --lm: 1 means the LM's default beam)")
+    language: str | None = option(None, group=GROUP, help="language of a multilingual Whisper, as a code or name (none = English)")
     prompt: str | None = option(None, group=GROUP, help="Whisper initial prompt: domain words, spelling, style")
-    bias_terms: str | None = option(None, metavar="FILE", group=GROUP,
-                                    help="file of terms, one per line, that decoding is biased towards (Whisper hf engine: "
-                                         "logit bonus; CTC: beam-search hotwords, needs --lm)")
+    # A file on the command line; the Python API also takes the list of terms itself.
+    bias_terms: str | list[str] | None = option(
+        None, metavar="FILE", group=GROUP,
+        help="file of terms, one per line, that decoding is biased towards (Whisper hf engine: "
+             "logit bonus; CTC: beam-search hotwords, needs --lm)")
     term_boost: float = option(DEFAULT_TERM_BOOST, group=GROUP, help="logit bonus in nats for tokens continuing a --bias-terms term")
     features: str = option("hf", choices=FEATURE_STYLES, group=GROUP,
                            help="log-mel style: hf (audio padded to 30 s, as training sees it) or faster-whisper (token-exact with faster-whisper)")
     lm: str | None = option(None, metavar="DIR", group=GROUP, help="n-gram LM folder (asrtune lm build) for CTC beam search")
-    threads: int | None = option(None, group=GROUP, help="CPU threads of the decoder (none = all cores)")
+    threads: int | None = option(None, group=GROUP, help="CPU threads of the ct2 decoder (none = all cores)")
 
     def validate(self) -> "RecognizerOptions":
         """Check every option; raise ConfigError naming the first bad one. Returns self."""
-        if self.engine not in ENGINES:
-            raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        if self.features not in FEATURE_STYLES:
-            raise ConfigError(f"--features must be one of {', '.join(FEATURE_STYLES)}, got {self.features!r}")
+        check_choices(self)
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.beam_size < 1:
@@ -64,8 +70,14 @@ class RecognizerOptions:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
         return self
 
-    def replace(self, **changes) -> "RecognizerOptions":
-        return dataclasses.replace(self, **changes)
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "options") -> "RecognizerOptions":
+        """Build from a mapping of field names (``-`` or ``_``), checking names, types and choices."""
+        return update_options(cls(), values, source)
 
-    def to_dict(self) -> dict:
+    def replace(self, **changes: Any) -> "RecognizerOptions":
+        """A copy with ``changes``; unknown names raise ConfigError naming them."""
+        return update_options(dataclasses.replace(self), changes, "options")
+
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
