@@ -23,8 +23,10 @@ from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
 from asrtune.evaluation.report import write_report
 from asrtune.evaluation.scoring import Report, score_hypotheses
 from asrtune.evaluation.terms import load_terms
+from asrtune.inference.options import RecognizerOptions
+from asrtune.models.whisper_spec import WINDOW_SECONDS
 
-MAX_CLIP_SECONDS = 30.0  # recognisers take <= 30 s clips; longer audio belongs to `asrtune transcribe`
+MAX_CLIP_SECONDS = WINDOW_SECONDS  # recognisers take <= 30 s clips; longer audio belongs to `asrtune transcribe`
 
 
 def _load(utt: Utterance) -> np.ndarray:
@@ -137,17 +139,13 @@ def evaluate(
     model,
     manifests: str | os.PathLike | Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
+    options: RecognizerOptions | None = None,
+    *,
     normalizer: str = "whisper-en",
     terms: str | os.PathLike | Sequence[str] | None = None,
     compare: str | os.PathLike | None = None,
-    batch_size: int = 16,
-    engine: str = "hf",
-    lm: str | os.PathLike | None = None,
-    beam_size: int = 1,
     limit: int | None = None,
     by_fields: Sequence[str] | None = None,
-    device: str = "cpu",
-    bias_terms: bool = True,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     progress: bool = True,
@@ -155,9 +153,11 @@ def evaluate(
     """Decode ``manifests`` with ``model``, score, write the report into ``out_dir``; return report.json's dict.
 
     ``model`` is anything :func:`asrtune.models.resolve_model` accepts (hub id, local folder,
-    training run) or an already-loaded :class:`asrtune.inference.Recognizer`. ``terms`` (a file
-    or a list) is scored for recall/precision and, with ``bias_terms``, also passed to the
-    recogniser for biasing. ``limit`` keeps the first N utterances of each manifest.
+    training run) or an already-loaded :class:`asrtune.inference.Recognizer`; ``options`` say how
+    to decode (engine, beam, prompt, ``bias_terms``, ...) and are recorded in the report's model
+    description. ``terms`` (a file or a list) are only scored (recall/precision per term): they
+    never change decoding, so the recall measures the model, not a bias towards the list.
+    ``limit`` keeps the first N utterances of each manifest.
 
     >>> report = evaluate("openai/whisper-tiny.en", "data/test.jsonl", "reports/base")  # doctest: +SKIP
     >>> report["normalized"]["wer"], report["confidence_interval"]["normalized"]["high"]  # doctest: +SKIP
@@ -166,14 +166,13 @@ def evaluate(
     from asrtune.text.normalizers import get_normalizer
 
     wall_start = time.perf_counter()
+    options = (options or RecognizerOptions()).validate()
     if isinstance(manifests, (str, os.PathLike)):
         manifests = [manifests]
     if not manifests:
         raise ConfigError("--manifest: give at least one manifest")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     get_normalizer(normalizer)  # fail fast on a bad name, before loading a model
     term_list = None
     if terms is not None:
@@ -183,20 +182,20 @@ def evaluate(
     utterances, manifest_of = _load_manifests(manifests, limit)
 
     if hasattr(model, "transcribe"):
-        recognizer = model
+        recognizer, decoding = model, None  # decodes as it was built; only batch_size applies
     else:
         from asrtune.inference import load_recognizer
 
-        recognizer = load_recognizer(
-            model, engine=engine, device=device, batch_size=batch_size,
-            terms=term_list if bias_terms else None, lm=lm, beam_size=beam_size,
-        )
+        recognizer, decoding = load_recognizer(model, options), options.to_dict()
+    batch_size = options.batch_size
     load_s = time.perf_counter() - wall_start
     model_info = dict(recognizer.describe())
     model_info.setdefault("requested", model if isinstance(model, str) else str(getattr(model, "name", model)))
     # The recogniser knows the beam it really uses (CTC + LM widens beam_size=1 to its default beam).
-    model_info.setdefault("beam_size", beam_size)
-    model_info.update({"batch_size": batch_size, "term_biasing": bool(term_list and bias_terms)})
+    model_info.setdefault("beam_size", options.beam_size)
+    model_info.update({"batch_size": batch_size, "term_biasing": bool(decoding and decoding["bias_terms"])})
+    if decoding is not None:
+        model_info["decoding"] = decoding
 
     hyps, failed, timings = decode_utterances(recognizer, utterances, batch_size, manifest_of, progress)
     keep = [i for i, h in enumerate(hyps) if h is not None]
@@ -213,7 +212,7 @@ def evaluate(
         "rtf": round(timings["decode_s"] / audio_s, 5) if audio_s else None,
         "utterances_per_s": round(len(keep) / timings["decode_s"], 3) if timings["decode_s"] else None,
         "batch_size": batch_size,
-        "device": device,
+        "device": options.device,
     }
     report: Report = score_hypotheses(
         [utterances[i] for i in keep],

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,4 +81,5 @@ class RecognizerOptions:
         return update_options(dataclasses.replace(self), changes, "options")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain, JSON-ready values (a path given in code becomes a string): for reports and workers."""
+        return {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in dataclasses.asdict(self).items()}

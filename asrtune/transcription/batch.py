@@ -26,6 +26,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
+from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription.inputs import collect_sources
 from asrtune.transcription.journal import Journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
@@ -79,19 +80,10 @@ def transcribe(
     inputs: str | os.PathLike | Iterable[str | os.PathLike],
     model,
     out_dir: str | os.PathLike,
+    options: RecognizerOptions | None = None,
     *,
     formats: str | Sequence[str] = DEFAULT_FORMATS,
-    engine: str = "hf",
-    device: str = "cpu",
-    batch_size: int = 16,
     workers: int = 1,
-    language: str | None = None,
-    prompt: str | None = None,
-    terms: Sequence[str] | str | os.PathLike | None = None,
-    term_boost: float | None = None,
-    beam_size: int = 1,
-    lm: str | os.PathLike | None = None,
-    compute_type: str = "int8",
     resume: bool = False,
     use_ray: bool = False,
     ray_address: str | None = None,
@@ -106,21 +98,19 @@ def transcribe(
     >>> s.failed, round(s.rtf, 3)                                                              # doctest: +SKIP
     (0, 0.041)
 
-    ``model`` is a model name/folder (loaded with :func:`asrtune.inference.load_recognizer`) or an
-    already loaded :class:`~asrtune.inference.Recognizer` (single process only). ``terms`` is a
-    list of terms or a terms file (one per line).
+    ``model`` is a model name/folder, loaded with :func:`asrtune.inference.load_recognizer` and
+    ``options`` (engine, batch size, beam, prompt, ``bias_terms``, ...), or an already loaded
+    :class:`~asrtune.inference.Recognizer` (single process only; then only ``options.batch_size``
+    applies).
     """
     fmts = parse_formats(formats)
-    _check_options(batch_size, workers, max_segment_s, vad, model, use_ray)
+    options = (options or RecognizerOptions()).validate()
+    _check_options(workers, max_segment_s, vad, model, use_ray)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     sources = collect_sources([os.fspath(i) for i in inputs], stdin=stdin)
     if not sources:
         raise ConfigError(f"no audio found in {', '.join(map(str, inputs))} (extensions: see asrtune.data.audio.AUDIO_EXTENSIONS)")
-    if terms is not None and isinstance(terms, (str, os.PathLike)):
-        from asrtune.data.terms import load_terms
-
-        terms = load_terms(terms)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,15 +120,16 @@ def transcribe(
     todo = [s for s in sources if s.key not in done]
     summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
 
-    recognizer_kwargs = dict(
-        model=model, engine=engine, device=device, batch_size=batch_size, terms=list(terms) if terms else None,
-        prompt=prompt, language=language, lm=lm, beam_size=beam_size, compute_type=compute_type, term_boost=term_boost,
-    )
-    options = dict(max_segment_s=max_segment_s, vad=vad)
+    if options.bias_terms is not None and not isinstance(options.bias_terms, list):
+        # Read the terms file here, once: workers on other machines need not see it.
+        from asrtune.data.terms import load_terms
+
+        options = options.replace(bias_terms=load_terms(options.bias_terms))
+    segmenting = dict(max_segment_s=max_segment_s, vad=vad)
     start = time.perf_counter()
     try:
         if todo:
-            outcomes, summary.model = _outcomes(recognizer_kwargs, todo, workers, batch_size, options, use_ray, ray_address)
+            outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
             start = time.perf_counter()  # the real-time factor counts transcription, not model loading
             _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress)
     finally:
@@ -157,9 +148,7 @@ def transcribe(
     return summary
 
 
-def _check_options(batch_size: int, workers: int, max_segment_s: float, vad: str, model, use_ray: bool) -> None:
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+def _check_options(workers: int, max_segment_s: float, vad: str, model, use_ray: bool) -> None:
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if not 1.0 <= max_segment_s <= MAX_SEGMENT_S:
@@ -174,18 +163,28 @@ def _is_recognizer(model) -> bool:
     return callable(getattr(model, "transcribe", None))
 
 
-def _outcomes(recognizer_kwargs, todo, workers, batch_size, options, use_ray, ray_address) -> tuple[Iterator[FileOutcome], dict]:
+def _outcomes(model, options: RecognizerOptions, todo, workers, segmenting, use_ray, ray_address) -> tuple[Iterator[FileOutcome], dict]:
     """The stream of outcomes for the chosen mode, and the model's description for the summary."""
     from asrtune.transcription import parallel
 
-    model = recognizer_kwargs["model"]
-    if use_ray:
-        return parallel.run_ray(recognizer_kwargs, todo, workers, batch_size, options, ray_address), {"name": str(model)}
-    if workers > 1:
-        return parallel.run_workers(recognizer_kwargs, todo, workers, batch_size, options), {"name": str(model)}
-    recognizer = model if _is_recognizer(model) else parallel.load_recognizer_from(recognizer_kwargs)
+    batch_size = options.batch_size
+    if use_ray or workers > 1:
+        # Workers rebuild the recogniser from a picklable recipe: the model name and the options as a dict.
+        recipe = {"model": model, "options": options.to_dict()}
+        run = parallel.run_ray if use_ray else parallel.run_workers
+        extra = {"address": ray_address} if use_ray else {}
+        outcomes = run(recipe, todo, workers, batch_size, segmenting, **extra)
+        return outcomes, {"name": str(model), "decoding": options.to_dict()}
+    if _is_recognizer(model):
+        recognizer, decoding = model, None
+    else:
+        from asrtune.inference import load_recognizer
+
+        recognizer, decoding = load_recognizer(model, options), options.to_dict()
     describe = recognizer.describe() if hasattr(recognizer, "describe") else {"name": str(model)}
-    return transcribe_sources(recognizer, todo, batch_size=batch_size, **options), describe
+    if decoding is not None:
+        describe = dict(describe, decoding=decoding)
+    return transcribe_sources(recognizer, todo, batch_size=batch_size, **segmenting), describe
 
 
 def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress) -> None:

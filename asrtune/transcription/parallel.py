@@ -42,11 +42,16 @@ def make_shards(sources: list[AudioSource], workers: int, batch_size: int) -> li
     return [sources[i : i + size] for i in range(0, len(sources), size)]
 
 
-def load_recognizer_from(kwargs: dict):
-    """``load_recognizer(**kwargs)``: the kwargs are a picklable recipe every process rebuilds the model from."""
-    from asrtune.inference import load_recognizer
+def load_recognizer_from(recipe: dict):
+    """The recogniser a recipe ``{"model": name, "options": RecognizerOptions as a dict}`` describes.
 
-    return load_recognizer(**kwargs)
+    The recipe is plain data, so it pickles to spawned processes and serialises to Ray actors;
+    every process rebuilds the model from it.
+    """
+    from asrtune.inference import load_recognizer
+    from asrtune.inference.options import RecognizerOptions
+
+    return load_recognizer(recipe["model"], RecognizerOptions.from_dict(recipe["options"], source="worker recipe"))
 
 
 # ----------------------------------------------------------------------------- local processes
@@ -64,19 +69,19 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _work_shard(recognizer_kwargs: dict, options: dict, shard: list[dict]) -> list[tuple]:
+def _work_shard(recipe: dict, segmenting: dict, shard: list[dict]) -> list[tuple]:
     global _worker_recognizer
     if _worker_recognizer is None:
         try:
-            _worker_recognizer = load_recognizer_from(recognizer_kwargs)
+            _worker_recognizer = load_recognizer_from(recipe)
         except Exception as e:  # reported by the parent as one clear error
             return [(_LOAD_FAILED, describe_error(e))]
     sources = [AudioSource(**s) for s in shard]
-    return [(o.source.to_dict(), o.record, o.error) for o in transcribe_sources(_worker_recognizer, sources, **options)]
+    return [(o.source.to_dict(), o.record, o.error) for o in transcribe_sources(_worker_recognizer, sources, **segmenting)]
 
 
 def run_workers(
-    recognizer_kwargs: dict, sources: list[AudioSource], workers: int, batch_size: int, options: dict
+    recipe: dict, sources: list[AudioSource], workers: int, batch_size: int, segmenting: dict
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` on ``workers`` spawned processes; yield outcomes as shards finish."""
     import multiprocessing as mp
@@ -88,7 +93,8 @@ def run_workers(
     shards = [[s.to_dict() for s in shard] for shard in make_shards(sources, workers, batch_size)]
     ctx = mp.get_context("spawn")  # fork would copy a parent's torch thread pools and locks
     with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
-        work = partial(_work_shard, dict(recognizer_kwargs, threads=threads), dict(options, batch_size=batch_size))
+        worker_recipe = dict(recipe, options=dict(recipe["options"], threads=threads))  # each worker its share of the cores
+        work = partial(_work_shard, worker_recipe, dict(segmenting, batch_size=batch_size))
         for results in pool.imap_unordered(work, shards):
             for source, record, error in results:
                 if source == _LOAD_FAILED:
@@ -103,14 +109,14 @@ def run_workers(
 class RayTranscriber:
     """A Ray Data actor: loads the recogniser once, transcribes batches of sources (JSON rows)."""
 
-    def __init__(self, recognizer_kwargs: dict, options: dict):
-        self.recognizer = load_recognizer_from(recognizer_kwargs)
-        self.options = options
+    def __init__(self, recipe: dict, segmenting: dict):
+        self.recognizer = load_recognizer_from(recipe)
+        self.segmenting = segmenting
 
     def __call__(self, batch: dict) -> dict:
         sources = [AudioSource(**json.loads(s)) for s in batch["source"]]
         out: dict[str, list] = {"source": [], "record": [], "error": []}
-        for o in transcribe_sources(self.recognizer, sources, **self.options):
+        for o in transcribe_sources(self.recognizer, sources, **self.segmenting):
             out["source"].append(json.dumps(o.source.to_dict()))
             out["record"].append(json.dumps(o.record, ensure_ascii=False) if o.record else "")
             out["error"].append(o.error or "")
@@ -118,11 +124,11 @@ class RayTranscriber:
 
 
 def run_ray(
-    recognizer_kwargs: dict,
+    recipe: dict,
     sources: list[AudioSource],
     workers: int,
     batch_size: int,
-    options: dict,
+    segmenting: dict,
     address: str | None = None,
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` as a Ray Data job with ``workers`` model-holding actors."""
@@ -140,7 +146,7 @@ def run_ray(
     dataset = ray.data.from_items([{"source": json.dumps(s.to_dict())} for s in sources], override_num_blocks=math.ceil(len(sources) / shard))
     results = dataset.map_batches(
         RayTranscriber,
-        fn_constructor_kwargs={"recognizer_kwargs": recognizer_kwargs, "options": dict(options, batch_size=batch_size)},
+        fn_constructor_kwargs={"recipe": recipe, "segmenting": dict(segmenting, batch_size=batch_size)},
         compute=ray.data.ActorPoolStrategy(size=workers),
         batch_size=shard,
         batch_format="numpy",
