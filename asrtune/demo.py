@@ -294,7 +294,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] | None = None) -> De
     t = lap("synth", t)
 
     say(f"zero-shot evaluation of {config.model} on {manifests['test']}")
-    zero = evaluate(resolved, manifests["test"], out / "zero_shot", terms=terms, bias_terms=False, progress=config.progress)
+    zero = evaluate(resolved, manifests["test"], out / "zero_shot", terms=terms, progress=config.progress)
     say(f"zero-shot WER {_pct(zero['normalized']['wer'])}")
     t = lap("zero_shot_eval", t)
 
@@ -321,7 +321,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] | None = None) -> De
 
     say("evaluating the fine-tuned model on the same test set")
     tuned = evaluate(str(run_dir), manifests["test"], out / "tuned", terms=terms, compare=str(out / "zero_shot"),
-                     bias_terms=False, progress=config.progress)  # fmt: skip
+                     progress=config.progress)  # fmt: skip
     t = lap("tuned_eval", t)
     timings["total"] = round(time.time() - start, 1)
 

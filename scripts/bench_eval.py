@@ -50,14 +50,15 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     from asrtune.evaluation import evaluate
+    from asrtune.inference import RecognizerOptions
 
     reports_root = Path(args.reports) if args.reports else Path(tempfile.mkdtemp(prefix="bench_eval_"))
     hardware = f"{cpu_name()}, {os.cpu_count()} logical cores, {args.threads} threads used"
     rows: list[dict] = []
     for engine in args.engines.split(","):
         start = time.perf_counter()
-        summary = evaluate(args.model, args.manifest, reports_root / engine, engine=engine, batch_size=args.batch_size,
-                           limit=args.limit, progress=True)
+        summary = evaluate(args.model, args.manifest, reports_root / engine,
+                           RecognizerOptions(engine=engine, batch_size=args.batch_size), limit=args.limit, progress=True)
         wall = time.perf_counter() - start
         speed, ci = summary["speed"], summary["confidence_interval"]["normalized"]
         rows.append({

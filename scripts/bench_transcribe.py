@@ -93,12 +93,13 @@ def load_set(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def run_asrtune(recognizer, rows: list[dict], batch_size: int) -> tuple[list[str], float]:
+    from asrtune.inference import RecognizerOptions
     from asrtune.transcription import transcribe
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = [r["audio"] for r in rows]
         start = time.perf_counter()
-        transcribe(paths, recognizer, tmp, formats="jsonl", batch_size=batch_size, progress=False)
+        transcribe(paths, recognizer, tmp, RecognizerOptions(batch_size=batch_size), formats="jsonl", progress=False)
         wall = time.perf_counter() - start
         by_key = {json.loads(line)["file"]: json.loads(line)["text"] for line in open(Path(tmp) / "transcripts.jsonl")}
     return [by_key[str(Path(p).resolve())] for p in paths], wall
@@ -179,7 +180,7 @@ def term_check(args, data: Path, hf, libri: list[dict], libri_base: list[str]) -
             "boost": 0.0, "term_set": term_scores(terms, refs, base) if rows else None,
             "librispeech_wer": term_scores(terms, libri_refs, libri_base)["wer"]}]}
         for boost in args.term_boosts:
-            biased = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, terms=terms, term_boost=boost)
+            biased = load_recognizer(args.model, engine="hf", batch_size=args.batch_size, bias_terms=terms, term_boost=boost)
             run = {"boost": boost, "term_set": None}
             if rows:
                 hyps, wall = run_asrtune(biased, rows, args.batch_size)

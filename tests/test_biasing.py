@@ -150,7 +150,7 @@ def test_biasing_changes_whisper_output_towards_the_term(tiny_en, shared_data):
 
     audio = load_audio(shared_data / "librispeech-test-clean-40/audio/1089/1089-134686-0000.flac")
     plain = load_recognizer("openai/whisper-tiny.en").transcribe([audio])[0].lower()
-    biased = load_recognizer("openai/whisper-tiny.en", terms=["flour"], term_boost=4.0).transcribe([audio])[0].lower()
+    biased = load_recognizer("openai/whisper-tiny.en", bias_terms=["flour"], term_boost=4.0).transcribe([audio])[0].lower()
     assert "flower" in plain and "flour" not in plain
     assert "flour" in biased and "flower" not in biased
     # Everything else stays: the two transcripts differ in that one word only.

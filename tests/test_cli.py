@@ -1,5 +1,6 @@
 """The CLI skeleton: every subcommand is listed and teaches with an example."""
 
+import argparse
 import subprocess
 import sys
 
@@ -30,3 +31,58 @@ def test_console_script_runs_as_module():
     result = subprocess.run([sys.executable, "-m", "asrtune", "--version"], capture_output=True, text=True)
     assert result.returncode == 0
     assert result.stdout.startswith("asrtune ")
+
+
+# ----------------------------------------------------------------------------- decoding options, declared once
+
+
+def _help(name: str, capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def _decoding_actions(name: str) -> dict[str, "argparse.Action"]:
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices[name]  # noqa: SLF001 - argparse has no public accessor
+    group = next(g for g in sub._action_groups if g.title == "decoding")  # noqa: SLF001
+    return {a.option_strings[0]: a for a in group._group_actions}  # noqa: SLF001
+
+
+def _decoding_flags(name: str) -> set[str]:
+    return {s for action in _decoding_actions(name).values() for s in action.option_strings}
+
+
+@pytest.mark.parametrize("name", ["eval", "transcribe"])
+def test_every_decoding_option_is_a_flag_with_help_and_its_real_default(name, capsys, monkeypatch):
+    import dataclasses
+
+    from asrtune.inference import RecognizerOptions
+    from asrtune.options import default_of, flag_name
+
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside "--bias-terms"
+    actions = _decoding_actions(name)
+    text = _help(name, capsys)
+    for f in dataclasses.fields(RecognizerOptions):
+        flag = flag_name(f.name)
+        assert f.metadata.get("help") and flag in actions, f"{name} lacks {flag} or its help text"
+        printed = actions[flag].help % {}
+        assert printed.startswith(f.metadata["help"]) and " ".join(printed.split()) in text
+        default = default_of(f)
+        assert printed.endswith(f"(default: {'none' if default is None else default})"), printed
+    assert "(default: None)" not in text
+
+
+def test_eval_and_transcribe_take_the_same_decoding_flags():
+    eval_flags, transcribe_flags = _decoding_flags("eval"), _decoding_flags("transcribe")
+    assert eval_flags == transcribe_flags
+    assert {"--language", "--prompt", "--compute-type", "--term-boost", "--bias-terms", "--features", "--threads"} <= eval_flags
+
+
+def test_terms_only_score_in_eval_and_bias_terms_bias_everywhere(capsys):
+    assert "--no-term-bias" not in _help("eval", capsys)
+    parser = build_parser()
+    with pytest.raises(SystemExit):  # transcribe's biasing flag is --bias-terms now
+        parser.parse_args(["transcribe", "x.wav", "--model", "m", "--out", "o", "--terms", "t.txt"])
+    args = parser.parse_args(["transcribe", "x.wav", "--model", "m", "--out", "o", "--bias-terms", "t.txt"])
+    assert args.bias_terms == "t.txt"

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import typing
 
 import pytest
 
 from asrtune.errors import ConfigError
+from asrtune.options import default_of, flag_name
 from asrtune.training.config import TrainConfig, config_differences, load_yaml_config, save_yaml_config
+
+FIELDS = dataclasses.fields(TrainConfig)
+HINTS = typing.get_type_hints(TrainConfig)
 
 
 def base(**kw) -> TrainConfig:
@@ -95,3 +101,110 @@ def test_missing_manifest_fails_before_loading_anything(tmp_path, capsys):
     assert code == 2
     assert "missing.jsonl: manifest not found" in capsys.readouterr().err
     assert not out.exists()  # no half-made run dir; the (unresolvable) model was never touched
+
+
+# ----------------------------------------------------------------------------- one declaration per option
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from asrtune.cli.train_cmd import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(), "train")
+    return parser
+
+
+def help_of(option: str) -> str:
+    """The help text ``asrtune train --help`` prints for one option, joined onto one line."""
+    from asrtune.cli import main
+
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(buffer.getvalue().split())
+    start = text.index(f" {option} ", text.index("what to train:"))
+    return text[start : text.index("(default: ", start) + 80]
+
+
+def a_new_value(field: dataclasses.Field):
+    """A valid value for ``field`` that differs from its default, and how to type it."""
+    kind = typing.get_args(HINTS[field.name])[0] if type(None) in typing.get_args(HINTS[field.name]) else HINTS[field.name]
+    choices = field.metadata.get("choices")
+    default = default_of(field)
+    if choices:
+        value = next(c for c in choices if c != default)
+        return value, [value]
+    if kind is bool:
+        return (not default), [flag_name(field.name) if not default else "--no-" + field.name.replace("_", "-")]
+    if kind is int:
+        value = (default or 0) + 3
+    elif kind is float:
+        value = (default or 0.0) + 0.25
+    elif kind == list[float]:
+        return [0.25, 0.75], ["0.25,0.75"]
+    elif kind == list[str]:
+        return ["a.jsonl", "b.jsonl"], ["a.jsonl", "b.jsonl"]
+    else:
+        value = f"{field.name}-value"
+    return value, [str(value)]
+
+
+def test_every_option_has_help_a_group_and_its_real_default_in_help():
+    for f in FIELDS:
+        assert f.metadata.get("help"), f"{f.name} has no help text"
+        assert f.metadata.get("group"), f"{f.name} has no --help group"
+    assert "(default: 1e-05)" in help_of("--lr")
+    assert "(default: sentence)" in help_of("--text-policy")
+    assert "(default: on)" in help_of("--progress, --no-progress")
+    assert "(default: None)" not in train_parser().format_help()
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=lambda f: f.name)
+def test_cli_option_equals_yaml_key(field, tmp_path):
+    """Typed on the command line, saved to config.yaml under the field's name, read back: the same value."""
+    from asrtune.cli.train_cmd import config_from_args
+
+    value, typed = a_new_value(field)
+    argv = ["train"]
+    if typed[0].startswith("--"):
+        argv += typed
+    else:
+        for item in typed:
+            argv += [flag_name(field.name), item]
+    if field.name == "resume":  # --resume reads RUN_DIR/config.yaml: give it one
+        run = tmp_path / "run"
+        run.mkdir()
+        save_yaml_config(TrainConfig(), run / "config.yaml")
+        value, argv = str(run), ["train", "--resume", str(run)]
+    cfg = config_from_args(train_parser().parse_args(argv))
+    assert getattr(cfg, field.name) == value
+    save_yaml_config(cfg, tmp_path / "config.yaml")
+    saved = load_yaml_config(tmp_path / "config.yaml")
+    assert saved[field.name] == value  # the YAML key is the field name
+    assert getattr(TrainConfig.from_dict(saved), field.name) == value
+
+
+@pytest.mark.parametrize(
+    "yaml_text, message",
+    [
+        ("model: m\nlearning_rate: 0.1\n", "unknown option 'learning_rate'"),
+        ("model: m\nlr_schedule: triangle\n", "option 'lr-schedule' must be one of linear, cosine, constant; got 'triangle'"),
+    ],
+)
+def test_bad_yaml_is_one_line_naming_the_file_and_option(yaml_text, message, tmp_path, capsys):
+    from asrtune.cli import main
+
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml_text)
+    assert main(["train", "--config", str(f), "--train", "a.jsonl", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--config {f}" in err and message in err
+
+
+def test_a_bad_choice_on_the_command_line_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as e:
+        train_parser().parse_args(["train", "--freeze", "decoder"])
+    assert e.value.code == 2 and "--freeze: invalid choice: 'decoder'" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def test_cli_eval_five_utterances(tmp_path, shared_data, capsys):
     out = tmp_path / "report"
     code = main(["eval", "--model", "openai/whisper-tiny.en", "--manifest", str(manifest), "--manifest", str(second),
                  "--limit", "4", "--out", str(out),
-                 "--engine", "ct2", "--terms", str(terms), "--no-term-bias", "--compare", str(base), "--quiet"])
+                 "--engine", "ct2", "--terms", str(terms), "--compare", str(base), "--quiet"])
     assert code == 0
     for name in ("report.json", "utterances.jsonl", "report.md", "report.html"):
         assert (out / name).is_file(), name
@@ -52,6 +52,37 @@ def test_cli_eval_five_utterances(tmp_path, shared_data, capsys):
     assert len((out / "utterances.jsonl").read_text().splitlines()) == 4
     printed = capsys.readouterr().out
     assert "normalised (whisper-en)" in printed and "95% CI" in printed
+
+
+def test_eval_terms_only_score_while_bias_terms_decode_and_are_recorded(tmp_path, shared_data):
+    """``--terms`` is scoring only: the hypotheses are those of a run without it, even with a boost
+    that visibly changes decoding when the same list is given as ``--bias-terms``."""
+    require_whisper_package("openai/whisper-tiny.en")
+    root = shared_data / "librispeech-test-clean-40"
+    utts = load_manifest(root / "manifest.jsonl")[1:4]  # the third says "Bertie", which a boost turns into "Birdie"
+    manifest = tmp_path / "three.jsonl"
+    write_manifest(manifest, utts, relative=False)
+    terms = tmp_path / "terms.txt"
+    terms.write_text("Birdie\n")
+
+    def run(name: str, *extra: str) -> tuple[list[str], dict]:
+        out = tmp_path / name
+        argv = ["eval", "--model", "openai/whisper-tiny.en", "--manifest", str(manifest), "--out", str(out),
+                "--resamples", "100", "--quiet", *extra]
+        assert main(argv) == 0
+        hyps = [json.loads(line)["hyp"] for line in (out / "utterances.jsonl").read_text().splitlines()]
+        return hyps, json.loads((out / "report.json").read_text())
+
+    plain, plain_report = run("plain")
+    scored, scored_report = run("scored", "--terms", str(terms), "--term-boost", "8")
+    biased, biased_report = run("biased", "--terms", str(terms), "--bias-terms", str(terms), "--term-boost", "8")
+
+    assert scored == plain
+    assert scored_report["terms"]["overall"]["hyp"] == 0 and plain_report["model"]["term_biasing"] is False
+    assert scored_report["model"]["decoding"]["bias_terms"] is None and scored_report["model"]["term_biasing"] is False
+    assert biased_report["model"]["decoding"]["bias_terms"] == str(terms)
+    assert biased_report["model"]["decoding"]["term_boost"] == 8.0 and biased_report["model"]["term_biasing"] is True
+    assert biased != plain and any("Birdie" in h for h in biased)
 
 
 def test_cli_eval_bad_input_is_one_line_error(tmp_path, capsys):
@@ -74,9 +105,10 @@ def test_tiny_en_librispeech_wer(tmp_path, shared_data):
     """
     require_whisper_package("openai/whisper-tiny.en")
     from asrtune.evaluation import evaluate
+    from asrtune.inference import RecognizerOptions
 
     summary = evaluate("openai/whisper-tiny.en", shared_data / "librispeech-test-clean-40" / "manifest.jsonl",
-                       tmp_path / "ls", engine="ct2", batch_size=8, progress=False)
+                       tmp_path / "ls", RecognizerOptions(engine="ct2", batch_size=8), progress=False)
     wer = summary["normalized"]["wer"]
     ci = summary["confidence_interval"]["normalized"]
     print(f"tiny.en librispeech-40: WER {100 * wer:.2f}% (95% CI {100 * ci['low']:.2f}-{100 * ci['high']:.2f}), "

@@ -112,12 +112,14 @@ def test_multilingual_prefix_uses_language_and_transcribe(tmp_path):
 def test_term_biasing_pulls_decoding_towards_a_listed_spelling(tiny, shared_data):
     clips, _ = librispeech(shared_data, 4)
     plain = load_recognizer(tiny).transcribe(clips[3:4])[0]
-    biased = load_recognizer(tiny, terms=["Birdie"], term_boost=8.0)
+    biased = load_recognizer(tiny, bias_terms=["Birdie"], term_boost=8.0)
     text = biased.transcribe(clips[3:4])[0]
     assert "Bertie" in plain and "Birdie" in text
     assert biased.describe()["terms"] == 1
-    with pytest.raises(AsrtuneError, match="hf engine"):
-        load_recognizer(tiny, engine="ct2", terms=["Birdie"])
+    with pytest.raises(ConfigError, match="--bias-terms needs --engine hf"):
+        load_recognizer(tiny, engine="ct2", bias_terms=["Birdie"])
+    with pytest.raises(ConfigError, match="unknown option 'terms'"):
+        load_recognizer(tiny, terms=["Birdie"])
 
 
 def test_bad_options_and_clips_are_clear_errors(tiny):

@@ -20,10 +20,13 @@ import pytest
 
 from asrtune.data.audio import audio_info
 from asrtune.errors import ConfigError
+from asrtune.inference import RecognizerOptions
 from asrtune.transcription import collect_sources, transcribe, transcribe_sources
 from conftest import REPO_ROOT, require_whisper_package
 
 MODEL = "openai/whisper-tiny.en"
+BATCH_4 = RecognizerOptions(batch_size=4)
+CT2_BATCH_4 = RecognizerOptions(engine="ct2", batch_size=4)
 LIBRI = "librispeech-test-clean-40"
 LONGFORM = "longform/librispeech-1089-134686.flac"
 
@@ -121,7 +124,7 @@ def test_runner_batches_across_files_and_reports_bad_ones(ct2_recognizer, messy_
 def test_transcribe_api_writes_every_format_and_errors(tmp_path, ct2_recognizer, messy_folder):
     folder, utts = messy_folder
     out = tmp_path / "out"
-    summary = transcribe([folder], ct2_recognizer, out, formats="txt,srt,vtt,json,jsonl", batch_size=4, progress=False)
+    summary = transcribe([folder], ct2_recognizer, out, BATCH_4, formats="txt,srt,vtt,json,jsonl", progress=False)
     assert (summary.files, summary.transcribed, summary.failed) == (8, 6, 2) and not summary.ok
     records = _lines(out / "transcripts.jsonl")
     assert len(records) == 6 and len({r["file"] for r in records}) == 6
@@ -133,7 +136,7 @@ def test_transcribe_api_writes_every_format_and_errors(tmp_path, ct2_recognizer,
     assert sorted(Path(e["file"]).name for e in _lines(out / "errors.jsonl")) == ["corrupt.wav", "empty.flac"]
     assert json.loads((out / "summary.json").read_text())["failed"] == 2
     # Resume: nothing left but the two bad files, which are retried and fail again.
-    again = transcribe([folder], ct2_recognizer, out, resume=True, batch_size=4, progress=False)
+    again = transcribe([folder], ct2_recognizer, out, BATCH_4, resume=True, progress=False)
     assert (again.skipped, again.transcribed, again.failed) == (6, 0, 2)
     assert [r["file"] for r in _lines(out / "transcripts.jsonl")] == [r["file"] for r in records]
 
@@ -212,8 +215,8 @@ def _lines_safe(path: Path) -> list[str]:
 @pytest.mark.slow
 def test_workers_match_a_single_process(tmp_path, ct2_recognizer, messy_folder):
     folder, _ = messy_folder
-    single = transcribe([folder], ct2_recognizer, tmp_path / "one", batch_size=4, progress=False)
-    multi = transcribe([folder], MODEL, tmp_path / "two", engine="ct2", batch_size=4, workers=2, progress=False)
+    single = transcribe([folder], ct2_recognizer, tmp_path / "one", BATCH_4, progress=False)
+    multi = transcribe([folder], MODEL, tmp_path / "two", CT2_BATCH_4, workers=2, progress=False)
     assert (multi.transcribed, multi.failed) == (single.transcribed, single.failed) == (6, 2)
     texts = lambda d: {r["file"]: r["text"] for r in _lines(d / "transcripts.jsonl")}  # noqa: E731
     assert texts(tmp_path / "two") == texts(tmp_path / "one")
@@ -223,10 +226,10 @@ def test_workers_match_a_single_process(tmp_path, ct2_recognizer, messy_folder):
 def test_ray_job_matches_a_single_process(tmp_path, ct2_recognizer, messy_folder):
     ray = pytest.importorskip("ray")
     folder, _ = messy_folder
-    single = transcribe([folder], ct2_recognizer, tmp_path / "one", batch_size=4, progress=False)
+    single = transcribe([folder], ct2_recognizer, tmp_path / "one", BATCH_4, progress=False)
     ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     try:
-        job = transcribe([folder], MODEL, tmp_path / "ray", engine="ct2", batch_size=4, workers=2, use_ray=True, progress=False)
+        job = transcribe([folder], MODEL, tmp_path / "ray", CT2_BATCH_4, workers=2, use_ray=True, progress=False)
     finally:
         ray.shutdown()
     assert (job.transcribed, job.failed) == (single.transcribed, single.failed) == (6, 2)

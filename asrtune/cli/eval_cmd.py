@@ -37,10 +37,10 @@ def register(subparsers, summary: str) -> None:
     from asrtune.options import add_options
 
     p = add_subparser(subparsers, "eval", summary, DESCRIPTION, EXAMPLES)
-    p.add_argument("--model", required=True, help="hub id, local model folder, CTranslate2 folder or training run dir")
-    p.add_argument("--manifest", action="append", required=True, metavar="JSONL",
+    p.add_argument("--model", required=True, default=argparse.SUPPRESS, help="hub id, local model folder, CTranslate2 folder or training run dir")
+    p.add_argument("--manifest", action="append", required=True, default=argparse.SUPPRESS, metavar="JSONL",
                    help="test manifest; repeat for several (reported per manifest and pooled)")
-    p.add_argument("--out", required=True, metavar="DIR", help="report folder (created; report files replaced atomically)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR", help="report folder (created; report files replaced atomically)")
     p.add_argument("--normalizer", default="whisper-en", choices=NORMALIZER_NAMES,
                    help="text normaliser for the normalised score (basic: other languages; none: whitespace only)")
     p.add_argument("--terms", metavar="FILE", default=argparse.SUPPRESS,

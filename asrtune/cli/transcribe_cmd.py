@@ -38,8 +38,8 @@ def register(subparsers, summary: str) -> None:
 
     p = add_subparser(subparsers, "transcribe", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, .jsonl manifests, or - for paths on stdin")
-    p.add_argument("--model", required=True, help="hub id, local model folder, or a training run folder (uses its best/)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", required=True, default=argparse.SUPPRESS, help="hub id, local model folder, or a training run folder (uses its best/)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, help="output folder")
     p.add_argument("--format", default=",".join(DEFAULT_FORMATS), help=f"comma-separated, from {', '.join(ALL_FORMATS)}")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine (or Ray actors with --ray)")
     p.add_argument("--max-segment-s", type=float, default=MAX_SEGMENT_S, help="longest segment decoded at once (shorter = finer subtitle timing)")
