@@ -194,15 +194,25 @@ def _check_choice(f: dataclasses.Field, value: Any, what: str) -> None:
         raise ConfigError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def markdown_table(cls: type) -> str:
-    """A Markdown table of ``cls``'s options: flag, YAML key, default, help."""
-    rows = ["| option | YAML key | default | meaning |", "|---|---|---|---|"]
+def option_groups(cls: type) -> list[str | None]:
+    """The ``group`` names of ``cls``'s options, in the order their first field appears."""
+    return list(dict.fromkeys(f.metadata.get("group") for f in dataclasses.fields(cls) if f.metadata.get("help")))
+
+
+def markdown_table(cls: type, group: str | None = None, key_header: str = "YAML key") -> str:
+    """A Markdown table of ``cls``'s options (only those of ``group`` when given): flag, key, default, help.
+
+    ``key_header`` names the field-name column (``YAML key`` for a config file's options,
+    ``keyword`` where the field names are Python keyword arguments).
+    """
+    rows = [f"| option | {key_header} | default | meaning |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("help"):
+        if not f.metadata.get("help") or (group is not None and f.metadata.get("group") != group):
             continue
         flag = f"`{flag_name(f.name)}`" if f.metadata.get("cli") else "(API only)"
         choices = f.metadata.get("choices")
         meaning = f.metadata["help"] + (f" ({' / '.join(choices)})" if choices else "")
+        meaning = meaning.replace("|", r"\|")  # a bare | would end the cell
         rows.append(f"| {flag} | `{f.name}` | {_show_default(default_of(f))} | {meaning} |")
     return "\n".join(rows)
 

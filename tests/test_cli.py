@@ -86,3 +86,18 @@ def test_terms_only_score_in_eval_and_bias_terms_bias_everywhere(capsys):
         parser.parse_args(["transcribe", "x.wav", "--model", "m", "--out", "o", "--terms", "t.txt"])
     args = parser.parse_args(["transcribe", "x.wav", "--model", "m", "--out", "o", "--bias-terms", "t.txt"])
     assert args.bias_terms == "t.txt"
+
+
+def test_options_doc_is_generated_from_the_dataclasses():
+    """docs/options.md is what scripts/gen_options_doc.py writes today (re-run it after changing an option)."""
+    import importlib.util
+
+    from conftest import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("gen_options_doc", REPO_ROOT / "scripts" / "gen_options_doc.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    text = gen.render()
+    assert "| `--max-steps` | `max_steps` |" in text and "| `--bias-terms` | `bias_terms` |" in text
+    assert (REPO_ROOT / "docs" / "options.md").read_text(encoding="utf-8") == text, (
+        "docs/options.md is out of date: run python scripts/gen_options_doc.py")

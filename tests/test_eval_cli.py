@@ -54,6 +54,7 @@ def test_cli_eval_five_utterances(tmp_path, shared_data, capsys):
     assert "normalised (whisper-en)" in printed and "95% CI" in printed
 
 
+@pytest.mark.slow
 def test_eval_terms_only_score_while_bias_terms_decode_and_are_recorded(tmp_path, shared_data):
     """``--terms`` is scoring only: the hypotheses are those of a run without it, even with a boost
     that visibly changes decoding when the same list is given as ``--bias-terms``."""

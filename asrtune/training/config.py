@@ -68,12 +68,12 @@ class TrainConfig:
     [0.9, 0.1]
     """
 
-    model: str = option("", group=WHAT, help="hub id, local model folder, CTranslate2 folder or a training run dir")
-    train: list[str] = option(list, metavar="JSONL", group=WHAT, help="training manifest(s); several are mixed by --weights")
+    model: str = option("", group=WHAT, help="required: hub id, local model folder, CTranslate2 folder or a training run dir")
+    train: list[str] = option(list, metavar="JSONL", group=WHAT, help="required: training manifest(s); several are mixed by --weights")
     weights: list[float] | None = option(None, group=WHAT,
                                          help="sampling weights of the --train manifests, e.g. 0.9,0.1 to replay general data")
     dev: str | None = option(None, metavar="JSONL", group=WHAT, help="dev manifest: WER every --eval-every steps picks best/")
-    out: str = option("", metavar="DIR", group=WHAT, help="run directory")
+    out: str = option("", metavar="DIR", group=WHAT, help="required: the run directory")
 
     freeze: str = option("auto", choices=FREEZE_CHOICES, group=TRAINS,
                          help="freezing preset; auto = encoder for Whisper, feature-encoder for CTC")
