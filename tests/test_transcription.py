@@ -218,6 +218,7 @@ def test_workers_match_a_single_process(tmp_path, ct2_recognizer, messy_folder):
     single = transcribe([folder], ct2_recognizer, tmp_path / "one", BATCH_4, progress=False)
     multi = transcribe([folder], MODEL, tmp_path / "two", CT2_BATCH_4, workers=2, progress=False)
     assert (multi.transcribed, multi.failed) == (single.transcribed, single.failed) == (6, 2)
+    assert multi.model["decoding"] == CT2_BATCH_4.to_dict()  # what the workers were told, in summary.json
     texts = lambda d: {r["file"]: r["text"] for r in _lines(d / "transcripts.jsonl")}  # noqa: E731
     assert texts(tmp_path / "two") == texts(tmp_path / "one")
 

@@ -120,6 +120,7 @@ def transcribe(
     todo = [s for s in sources if s.key not in done]
     summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
 
+    decoding = options.to_dict()  # for summary.json: a terms file is recorded by its path
     if options.bias_terms is not None and not isinstance(options.bias_terms, list):
         # Read the terms file here, once: workers on other machines need not see it.
         from asrtune.data.terms import load_terms
@@ -130,6 +131,8 @@ def transcribe(
     try:
         if todo:
             outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
+            if not _is_recognizer(model):
+                summary.model["decoding"] = decoding
             start = time.perf_counter()  # the real-time factor counts transcription, not model loading
             _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress)
     finally:
@@ -173,17 +176,14 @@ def _outcomes(model, options: RecognizerOptions, todo, workers, segmenting, use_
         recipe = {"model": model, "options": options.to_dict()}
         run = parallel.run_ray if use_ray else parallel.run_workers
         extra = {"address": ray_address} if use_ray else {}
-        outcomes = run(recipe, todo, workers, batch_size, segmenting, **extra)
-        return outcomes, {"name": str(model), "decoding": options.to_dict()}
+        return run(recipe, todo, workers, batch_size, segmenting, **extra), {"name": str(model)}
     if _is_recognizer(model):
-        recognizer, decoding = model, None
+        recognizer = model
     else:
         from asrtune.inference import load_recognizer
 
-        recognizer, decoding = load_recognizer(model, options), options.to_dict()
-    describe = recognizer.describe() if hasattr(recognizer, "describe") else {"name": str(model)}
-    if decoding is not None:
-        describe = dict(describe, decoding=decoding)
+        recognizer = load_recognizer(model, options)
+    describe = dict(recognizer.describe()) if hasattr(recognizer, "describe") else {"name": str(model)}
     return transcribe_sources(recognizer, todo, batch_size=batch_size, **segmenting), describe
 
 
