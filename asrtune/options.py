@@ -93,10 +93,10 @@ def _base_type(hint: Any) -> tuple[Any, bool]:
     return members[0], optional
 
 
-def _show_default(value: Any) -> str:
+def show_default(value: Any) -> str:
     """How ``--help`` and docs/options.md print a default.
 
-    >>> _show_default(None), _show_default(True), _show_default(["a", "b"]), _show_default(1e-05)
+    >>> show_default(None), show_default(True), show_default(["a", "b"]), show_default(1e-05)
     ('none', 'on', 'a,b', '1e-05')
     """
     if value is None or value == "":
@@ -128,7 +128,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, exclude: tuple[str, 
         kind, _ = _base_type(hints[f.name])
         is_list = typing.get_origin(kind) is list
         help_text = meta["help"] + ("; repeat or comma-separate" if is_list else "")
-        help_text = help_text.replace("%", "%%") + f" (default: {_show_default(default_of(f))})"
+        help_text = help_text.replace("%", "%%") + f" (default: {show_default(default_of(f))})"
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
         if meta.get("metavar"):
             kwargs["metavar"] = meta["metavar"]
@@ -213,7 +213,7 @@ def markdown_table(cls: type, group: str | None = None, key_header: str = "YAML 
         choices = f.metadata.get("choices")
         meaning = f.metadata["help"] + (f" ({' / '.join(choices)})" if choices else "")
         meaning = meaning.replace("|", r"\|")  # a bare | would end the cell
-        rows.append(f"| {flag} | `{f.name}` | {_show_default(default_of(f))} | {meaning} |")
+        rows.append(f"| {flag} | `{f.name}` | {show_default(default_of(f))} | {meaning} |")
     return "\n".join(rows)
 
 
