@@ -9,7 +9,7 @@ import typing
 import pytest
 
 from asrtune.errors import ConfigError
-from asrtune.options import show_default, default_of, flag_name
+from asrtune.options import default_of, flag_name, show_default
 from asrtune.training.config import TrainConfig, config_differences, load_yaml_config, save_yaml_config
 
 FIELDS = dataclasses.fields(TrainConfig)
