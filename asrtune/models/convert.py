@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from asrtune.errors import AsrtuneError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
 from asrtune.models.ct2_format import Ct2Model, read_model_bin
 
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 ENGLISH_ONLY_VOCAB = 51864  # tokens in English-only Whisper models; multilingual ones have >= 51865
 MAX_TARGET_POSITIONS = 448  # decoder context (tokens) of every released Whisper
 TASKS = ("transcribe", "translate")
+PREPROCESSOR_CONFIG = "preprocessor_config.json"  # the feature-extractor config faster-whisper reads
+CT2_COPIED_FILES = ("tokenizer.json", PREPROCESSOR_CONFIG)  # copied beside a converted model.bin
 
 
 def check_ct2_folder(src: str | os.PathLike) -> Path:
@@ -301,13 +303,31 @@ def _is_hf_whisper(src: Path) -> bool:
     return config.is_file() and _read_json(config).get("model_type") == "whisper"
 
 
+def feature_extractor_json(src: Path) -> str:
+    """The feature-extractor config of HF Whisper folder ``src`` as ``preprocessor_config.json`` text.
+
+    Read from ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``; a folder
+    with neither gets the default extractor for its ``num_mel_bins``, which is what Whisper uses.
+    """
+    from transformers import WhisperFeatureExtractor
+
+    if (src / PREPROCESSOR_CONFIG).is_file() or (src / "processor_config.json").is_file():
+        try:
+            return WhisperFeatureExtractor.from_pretrained(src).to_json_string()
+        except (OSError, ValueError) as e:
+            raise AsrtuneError(f"{src}: unreadable feature-extractor config ({e})") from None
+    n_mels = int(_read_json(src / "config.json").get("num_mel_bins", 80))
+    return WhisperFeatureExtractor(feature_size=n_mels).to_json_string()
+
+
 def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str = "int8") -> Path:
     """Convert a transformers Whisper folder into a faster-whisper folder at ``dst``.
 
     ``quantization`` is any CTranslate2 weight type (int8, int8_float32, int8_float16, int16,
     float16, bfloat16, float32). ``config.json`` gets the alignment heads, suppress ids and
-    language ids faster-whisper reads, and the tokenizer and preprocessor configs are copied so
-    it runs offline.
+    language ids faster-whisper reads (taken from ``generation_config.json``, so a fine-tuned
+    model keeps the alignment heads word timing needs), and ``tokenizer.json`` and
+    ``preprocessor_config.json`` are written beside the weights so it runs offline.
     """
     from ctranslate2.converters import TransformersConverter
 
@@ -319,17 +339,20 @@ def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str 
     from transformers import GenerationConfig
 
     generation = GenerationConfig.from_pretrained(src) if (src / "generation_config.json").is_file() else None
+    # transformers 5 folders have no preprocessor_config.json (the extractor lives in
+    # processor_config.json); the converter fails on a listed file that is missing.
+    copy_files = [f for f in CT2_COPIED_FILES if (src / f).is_file()]
     with atomic_directory(dst) as tmp:
         out = tmp / "ct2"
         try:
-            TransformersConverter(str(src), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
-                str(out), quantization=quantization, force=True
-            )
+            TransformersConverter(str(src), copy_files=copy_files).convert(str(out), quantization=quantization, force=True)
         except (ValueError, OSError, RuntimeError) as e:
             raise AsrtuneError(f"{src}: CTranslate2 conversion failed ({e})") from None
         for item in out.iterdir():
             os.replace(item, tmp / item.name)
         out.rmdir()
+        if not (tmp / PREPROCESSOR_CONFIG).is_file():
+            write_text_atomic(tmp / PREPROCESSOR_CONFIG, feature_extractor_json(src))
         config = _read_json(tmp / "config.json")
         if generation is not None:
             heads = getattr(generation, "alignment_heads", None)
