@@ -56,7 +56,8 @@ def register(subparsers, summary: str) -> None:
         "validate",
         help="check every line (JSON, fields, audio readable and complete, durations, text, duplicates)",
         description="Check every line of one or more manifests and print one line per problem, then a summary.\n"
-        "Exit code 0 when everything is fine, 1 when any problem was found. Audio is fully decoded by\n"
+        "Exit code 0 when everything is fine, 1 when any line has a problem, 2 when a manifest cannot be\n"
+        "checked at all (missing, not UTF-8 text, empty). Audio is fully decoded by\n"
         "default (a truncated FLAC keeps a valid header); --quick reads headers only.",
         epilog="examples:\n  asrtune manifest validate data/train.jsonl data/dev.jsonl\n"
         "  asrtune manifest validate data/all.jsonl --fix data/clean.jsonl   # + data/rejected.jsonl\n",

@@ -68,7 +68,7 @@ def _resolve(path: str, base: Path) -> str:
 
 def _read_table_lines(path: Path) -> Iterator[tuple[int, str, str]]:
     """``(line_no, first_token, rest)`` for Kaldi-style ``key value...`` files."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for line_no, line in enumerate(f, 1):
             line = line.strip()
             if not line:
@@ -110,7 +110,7 @@ def iter_csv(
     delimiter = {"\\t": "\t", "tab": "\t", "comma": ","}.get(delimiter, delimiter)
     if len(delimiter) != 1:
         raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
-    with open(src, encoding="utf-8", newline="") as f:
+    with open(src, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         columns = [c for c in (reader.fieldnames or []) if c is not None]
         if len(columns) <= 1 and delimiter == ",":
@@ -210,7 +210,7 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
         yield from iter_csv(csv_meta, audio_column="file_name", text_column=text_column or _audiofolder_text_column(csv_meta))
         return
     if jsonl_meta.is_file():
-        with open(jsonl_meta, encoding="utf-8") as f:
+        with open(jsonl_meta, encoding="utf-8-sig") as f:
             for line_no, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -228,7 +228,7 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
 
 
 def _audiofolder_text_column(metadata: Path) -> str:
-    with open(metadata, encoding="utf-8", newline="") as f:
+    with open(metadata, encoding="utf-8-sig", newline="") as f:
         columns = next(csv.reader(f), [])
     return _pick_column(columns, None, ("transcription", "text"), "text", str(metadata), "--text-column")
 
@@ -246,7 +246,7 @@ def iter_folder(src: str | os.PathLike) -> Iterator[Utterance]:
             skipped += 1
             continue
         found += 1
-        text = " ".join(transcript.read_text(encoding="utf-8").split())
+        text = " ".join(transcript.read_text(encoding="utf-8-sig").split())
         extra = {"speaker": audio.parent.name} if audio.parent != src else {}
         yield _measured(str(audio), text, extra, str(transcript))
     if skipped:

@@ -26,7 +26,7 @@ def load_terms(path: str | os.PathLike, option: str = "--terms") -> list[str]:
     if not path.is_file():
         raise ConfigError(f"{option} {path}: file not found")
     terms: list[str] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for line in f:
             term = line.split("#", 1)[0].strip()
             if term and term not in terms:

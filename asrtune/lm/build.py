@@ -40,7 +40,7 @@ DEFAULT_BEAM_SIZE = 50
 
 def _read_lines(paths: list[Path]) -> Iterator[str]:
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             yield from f
 
 

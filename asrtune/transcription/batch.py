@@ -111,6 +111,8 @@ def transcribe(
     list of terms or a terms file (one per line).
     """
     fmts = parse_formats(formats)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder for the transcripts")
     _check_options(batch_size, workers, max_segment_s, vad, model, use_ray)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
