@@ -88,10 +88,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asrtune {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-def not_yet_built(name: str):
-    def run(args) -> int:
-        print(f"asrtune {name}: not yet built", file=sys.stderr)
-        return 3
-
-    return run

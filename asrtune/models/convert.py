@@ -30,7 +30,6 @@ from asrtune.models.ct2_format import Ct2Model, read_model_bin
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 ENGLISH_ONLY_VOCAB = 51864  # tokens in English-only Whisper models; multilingual ones have >= 51865
 MAX_TARGET_POSITIONS = 448  # decoder context (tokens) of every released Whisper
-TASKS = ("transcribe", "translate")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"  # the feature-extractor config faster-whisper reads
 CT2_COPIED_FILES = ("tokenizer.json", PREPROCESSOR_CONFIG)  # copied beside a converted model.bin
 
