@@ -1,6 +1,6 @@
 """Text-only domain adaptation: synthesise training audio from domain text with eSpeak NG.
 
->>> from asrtune.synth import SynthConfig, synthesize_corpus, read_sentences    # doctest: +SKIP
+>>> from asrtune.synth import SynthConfig, synthesize_corpus, read_sentences
 >>> synthesize_corpus(read_sentences("manifests/clinic/train.txt"), "synth/train")  # doctest: +SKIP
 """
 

@@ -236,9 +236,10 @@ def synthesize_corpus(
 ) -> list[Utterance]:
     """Speak ``sentences`` into ``out_dir`` (audio/*.flac + manifest.jsonl); return the utterances.
 
-    >>> utts = synthesize_corpus(["Start apixaban today."], "synth_out")     # doctest: +SKIP
-    >>> len(utts), utts[0].speaker                                          # doctest: +SKIP
-    (3, 'en-us')
+    >>> import tempfile
+    >>> utts = synthesize_corpus(["Start apixaban today."], tempfile.mkdtemp(), progress=False)
+    >>> len(utts), utts[0].speaker, utts[0].text
+    (3, 'en-us', 'Start apixaban today.')
     """
     from tqdm import tqdm
 
