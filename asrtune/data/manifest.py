@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,9 @@ def utterance_from_object(obj: Any, manifest_path: str | os.PathLike, line_no: i
         offset = float(obj.get("offset", 0.0) or 0.0)
     except (TypeError, ValueError):
         raise ManifestError(where, line_no, "duration and offset must be numbers (seconds)") from None
+    for name, value in (("duration", duration), ("offset", offset)):
+        if not math.isfinite(value) or value < 0:
+            raise ManifestError(where, line_no, f"{name} must be a number of seconds >= 0, got {obj[name]!r}")
     audio = obj["audio_filepath"]
     if not os.path.isabs(audio) and "://" not in audio:
         audio = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(where)), audio))

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.fileio import atomic_directory, check_folder_output, write_json_atomic
 from asrtune.lm.lexicon import clean_line, load_vocab_from, write_lexicon, write_tokens
-from asrtune.lm.ngram import estimate_kneser_ney
+from asrtune.lm.ngram import check_order, estimate_kneser_ney
 from asrtune.models.ctc_vocab import build_vocab, parse_char_map, vocab_case
 
 LM_FORMAT = "asrtune-lm/1"
@@ -59,6 +59,8 @@ def build_lm(
     >>> info["vocabulary"], info["hotwords"][:2]                            # doctest: +SKIP
     (2841, ['kubernetes', 'grafana'])
     """
+    check_order(order)
+    check_folder_output(out, "--out")
     paths = [Path(p) for p in (text if isinstance(text, list) else [text])]
     for path in paths:
         if not path.is_file():

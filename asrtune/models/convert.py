@@ -262,15 +262,15 @@ def ct2_to_hf(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     ``dst`` appears only when complete (built in a temporary sibling, then renamed). Weights are
     stored as float32 safetensors whatever the source precision (float16, bfloat16, int8).
     """
-    import torch
-    from transformers import WhisperForConditionalGeneration
-
     src, dst = check_ct2_folder(src), Path(dst)
     ct2_config = _read_json(src / "config.json")
     tokenizer_json = _read_json(src / "tokenizer.json")
-    model = read_model_bin(src / "model.bin")
+    model = read_model_bin(src / "model.bin")  # before importing torch: a corrupt file fails fast
     if model.spec_name != "WhisperSpec":
         raise AsrtuneError(f"{src / 'model.bin'}: a {model.spec_name} model, not Whisper (WhisperSpec)")
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
     try:
         vocab_size = model.get("decoder/embeddings/weight").shape[0]
         token_ids = whisper_token_ids(tokenizer_json, vocab_size)

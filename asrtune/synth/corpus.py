@@ -34,6 +34,7 @@ import numpy as np
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.manifest import Utterance, write_manifest
 from asrtune.errors import ConfigError
+from asrtune.fileio import check_folder_output
 from asrtune.synth.espeak import get_engine
 from asrtune.synth.text import speakable
 
@@ -250,6 +251,7 @@ def synthesize_corpus(
         if not s:
             raise ConfigError(f"sentence {i} is empty")
     out_dir = Path(out_dir)
+    check_folder_output(out_dir, "--out")
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     total = len(sentences) * config.variants_per_sentence
