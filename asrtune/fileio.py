@@ -75,6 +75,17 @@ def check_folder_output(path: str | os.PathLike, option: str = "output") -> None
         raise AsrtuneError(f"{option} {path}: exists and is not a folder; give a folder path")
 
 
+def check_file_output(path: str | os.PathLike, option: str = "output") -> None:
+    """Raise :class:`AsrtuneError` when a file output names an existing folder.
+
+    >>> check_file_output(os.path.dirname(__file__), "--plot")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    asrtune.errors.AsrtuneError: --plot ...asrtune: is a folder; give a file path
+    """
+    if Path(path).is_dir():
+        raise AsrtuneError(f"{option} {path}: is a folder; give a file path")
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory in a temporary sibling and rename it into place when the block succeeds.

@@ -117,6 +117,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from asrtune.data.validate import validate_manifests
+    from asrtune.errors import ConfigError
+
+    if args.max_print < 0:
+        raise ConfigError(f"--max-print must be >= 0, got {args.max_print}")
 
     printed = 0
 
@@ -145,7 +149,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from asrtune.data.stats import manifest_stats, plot_duration_histogram
+    from asrtune.fileio import check_file_output
 
+    if args.plot:
+        check_file_output(args.plot, "--plot")
     stats = manifest_stats(args.manifests)
     print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) if args.json else stats.format())
     if args.plot:

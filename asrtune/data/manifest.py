@@ -12,7 +12,6 @@ constant memory.
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import os
@@ -20,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ManifestError
 from asrtune.fileio import atomic_open
 
 STANDARD_FIELDS = ("audio_filepath", "text", "duration", "offset")
-UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also prefix the UTF-32 LE/BE marks
 
 
 @dataclass
@@ -116,7 +115,7 @@ def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
-    ...     _ = f.write(codecs.BOM_UTF8 + b'{"audio_filepath": "a.wav", "text": "HI"}\n\n')
+    ...     _ = f.write(b'\xef\xbb\xbf{"audio_filepath": "a.wav", "text": "HI"}\n\n')
     >>> list(iter_manifest_lines(f.name))
     [(1, '{"audio_filepath": "a.wav", "text": "HI"}\n')]
     >>> os.remove(f.name)
@@ -125,25 +124,12 @@ def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     if not path.is_file():
         raise ManifestError(str(path), None, "manifest not found" if not path.exists() else "not a file")
     empty = True
-    with open(path, "rb") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if line_no == 1:
-                _check_text_encoding(path, raw)
-            try:
-                line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-            except UnicodeDecodeError as e:
-                raise ManifestError(str(path), line_no, f"not UTF-8 text (byte {e.start + 1} of the line); save the manifest as UTF-8") from None
-            if line.strip():
-                empty = False
-                yield line_no, line
+    for line_no, line in iter_text_lines(path):
+        if line.strip():
+            empty = False
+            yield line_no, line
     if empty:
         raise ManifestError(str(path), None, "empty manifest: no utterances")
-
-
-def _check_text_encoding(path: Path, first_line: bytes) -> None:
-    """Name UTF-16/32 (Windows "Unicode") files, which would otherwise be 'not valid JSON'."""
-    if first_line.startswith(UTF16_BOMS) or b"\0" in first_line:
-        raise ManifestError(str(path), 1, "UTF-16/32 or binary data, not UTF-8 text; save the manifest as UTF-8")
 
 
 def read_manifest(path: str | os.PathLike) -> Iterator[Utterance]:

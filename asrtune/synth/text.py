@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ManifestError
 
 _ONES = (
@@ -110,15 +111,14 @@ def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
     if not path.is_file():
         raise ManifestError(str(path), None, "text file not found" if not path.exists() else "not a file")
     sentences, unspeakable = [], []
-    with open(path, encoding="utf-8-sig", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            if has_word(line):
-                sentences.append(line)
-            else:
-                unspeakable.append(line_no)
+    for line_no, line in iter_text_lines(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if has_word(line):
+            sentences.append(line)
+        else:
+            unspeakable.append(line_no)
     if not sentences:
         what = f"only lines with no speakable word ({len(unspeakable)})" if unspeakable else "no sentences"
         raise ManifestError(str(path), None, f"{what}; give one sentence per line ('#' starts a comment)")
