@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+from asrtune.errors import AsrtuneError
+
 
 def _default_file_mode() -> int:
     umask = os.umask(0)
@@ -59,6 +61,31 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, indent: int | None = 2)
         f.write("\n")
 
 
+def check_folder_output(path: str | os.PathLike, option: str = "output") -> None:
+    """Raise :class:`AsrtuneError` when a folder output would replace an existing file.
+
+    Call it before any work, so the error comes first; :func:`atomic_directory` checks too.
+
+    >>> check_folder_output(__file__, "--out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    asrtune.errors.AsrtuneError: --out ...fileio.py: exists and is not a folder; give a folder path
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():  # replacing the user's file with a folder would lose it
+        raise AsrtuneError(f"{option} {path}: exists and is not a folder; give a folder path")
+
+
+def check_file_output(path: str | os.PathLike, option: str = "output") -> None:
+    """Raise :class:`AsrtuneError` when a file output names an existing folder.
+
+    >>> check_file_output(os.path.dirname(__file__), "--plot")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    asrtune.errors.AsrtuneError: --plot ...asrtune: is a folder; give a file path
+    """
+    if Path(path).is_dir():
+        raise AsrtuneError(f"{option} {path}: is a folder; give a file path")
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Build a directory in a temporary sibling and rename it into place when the block succeeds.
@@ -66,6 +93,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     An existing ``path`` is replaced only after the new one is complete.
     """
     path = Path(path)
+    check_folder_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:

@@ -134,3 +134,23 @@ def test_cli_bad_sources_are_one_line_errors(tmp_path, capsys, monkeypatch):
     assert main(["convert", "ct2-to-hf", str(tmp_path / "half"), str(tmp_path / "o")]) == 2
     assert "config.json" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_hf_to_ct2_on_a_transformers5_run_without_preprocessor_config(tiny, tmp_path, capsys):
+    """Regression: transformers 5 writes processor_config.json only; the converter was asked to
+    copy preprocessor_config.json and failed. The alignment heads must survive the export."""
+    best = tmp_path / "run" / "best"
+    random_whisper(best, tiny.path)
+    (best / "preprocessor_config.json").unlink()
+    shutil.copy(tiny.path / "processor_config.json", best / "processor_config.json")
+    generation = json.loads((best / "generation_config.json").read_text())
+    generation["alignment_heads"] = [[1, 0], [1, 1]]  # not CTranslate2's default for 2 layers x 2 heads
+    (best / "generation_config.json").write_text(json.dumps(generation))
+
+    dst = tmp_path / "ct2"
+    assert main(["convert", "hf-to-ct2", str(tmp_path / "run"), str(dst), "--quantization", "float32"]) == 0
+    assert "converted" in capsys.readouterr().out
+    assert json.loads((dst / "config.json").read_text())["alignment_heads"] == [[1, 0], [1, 1]]
+    extractor = json.loads((dst / "preprocessor_config.json").read_text())
+    assert extractor["feature_size"] == 80 and extractor["sampling_rate"] == 16000
+    assert (dst / "tokenizer.json").is_file()

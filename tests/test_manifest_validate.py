@@ -138,3 +138,24 @@ def test_duplicates_are_found_across_the_compact_key_store(tmp_path, monkeypatch
     report = validate_manifests([manifest], on_problem=problems.append, quick=True)
     assert [(p.line_no, p.kind) for p in problems] == [(101, "duplicate"), (102, "duplicate")]
     assert report.utterances == 100
+
+
+def test_manifest_with_a_byte_order_mark_is_read_and_validates(tmp_path, capsys):
+    """Regression: a UTF-8 BOM made line 1 'not valid JSON'."""
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, np.full(16_000, 0.1, dtype=np.float32), 16_000)
+    manifest = tmp_path / "bom.jsonl"
+    manifest.write_bytes(b"\xef\xbb\xbf" + json.dumps({"audio_filepath": "tone.wav", "text": "A", "duration": 1.0}).encode() + b"\n")
+    assert [u.text for u in read_manifest(manifest)] == ["A"]
+    assert main(["manifest", "validate", str(manifest)]) == 0
+    assert "1 good utterances" in capsys.readouterr().out
+
+
+def test_empty_manifest_is_an_error_for_validate_and_stats(tmp_path, capsys):
+    """Regression: an empty manifest 'validated OK' with 0 utterances and stats exited 0."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    for command in ("validate", "stats"):
+        assert main(["manifest", command, str(empty)]) == 2
+        err = capsys.readouterr().err
+        assert "empty.jsonl" in err and "empty manifest" in err and err.count("\n") == 1

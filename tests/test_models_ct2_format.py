@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from asrtune.errors import AsrtuneError
-from asrtune.models.ct2_format import Ct2Model, bf16_to_f32, read_model_bin, write_model_bin
+from asrtune.models.ct2_format import Ct2Model, bf16_to_f32, read_model_bin
+from ct2_writer import write_model_bin
 
 
 def synthetic_spec() -> Ct2Model:

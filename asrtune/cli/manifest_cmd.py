@@ -56,7 +56,8 @@ def register(subparsers, summary: str) -> None:
         "validate",
         help="check every line (JSON, fields, audio readable and complete, durations, text, duplicates)",
         description="Check every line of one or more manifests and print one line per problem, then a summary.\n"
-        "Exit code 0 when everything is fine, 1 when any problem was found. Audio is fully decoded by\n"
+        "Exit code 0 when everything is fine, 1 when any line has a problem, 2 when a manifest cannot be\n"
+        "checked at all (missing, not UTF-8 text, empty). Audio is fully decoded by\n"
         "default (a truncated FLAC keeps a valid header); --quick reads headers only.",
         epilog="examples:\n  asrtune manifest validate data/train.jsonl data/dev.jsonl\n"
         "  asrtune manifest validate data/all.jsonl --fix data/clean.jsonl   # + data/rejected.jsonl\n",
@@ -116,6 +117,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     from asrtune.data.validate import validate_manifests
+    from asrtune.errors import ConfigError
+
+    if args.max_print < 0:
+        raise ConfigError(f"--max-print must be >= 0, got {args.max_print}")
 
     printed = 0
 
@@ -144,7 +149,10 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     from asrtune.data.stats import manifest_stats, plot_duration_histogram
+    from asrtune.fileio import check_file_output
 
+    if args.plot:
+        check_file_output(args.plot, "--plot")
     stats = manifest_stats(args.manifests)
     print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) if args.json else stats.format())
     if args.plot:

@@ -7,6 +7,8 @@ import argparse
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
 
+MAX_LINES_SHOWN = 10  # line numbers listed in the skipped-lines note; the count is always complete
+
 DESCRIPTION = """\
 Text-only domain adaptation. You have domain text (glossaries, letters, term lists) but little
 transcribed audio: synth speaks each sentence (one per line in --text, '#' comments skipped)
@@ -63,7 +65,7 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.synth import SynthConfig, list_variants, list_voices, read_sentences, synthesize_corpus
+    from asrtune.synth import SynthConfig, list_variants, list_voices, read_sentence_file, synthesize_corpus
 
     if args.list_voices:
         print("languages:", " ".join(list_voices("en")))
@@ -81,9 +83,14 @@ def run(args) -> int:
         pack_seconds=args.pack_seconds,
         pack_max_sentences=args.pack_max_sentences,
     )
-    sentences = read_sentences(args.text)
+    text = read_sentence_file(args.text)
+    sentences = text.sentences
     utts = synthesize_corpus(sentences, args.out, config)
     hours = sum(u.duration for u in utts) / 3600
     print(f"wrote {len(utts)} files ({hours * 60:.1f} min of audio, {len(sentences)} sentences x "
           f"{config.variants_per_sentence} renderings) to {args.out}/manifest.jsonl")
+    if text.unspeakable_lines:
+        shown = ", ".join(map(str, text.unspeakable_lines[:MAX_LINES_SHOWN]))
+        more = " ..." if len(text.unspeakable_lines) > MAX_LINES_SHOWN else ""
+        print(f"skipped {len(text.unspeakable_lines)} line(s) of {args.text} with no speakable word (line {shown}{more})")
     return 0

@@ -9,7 +9,6 @@ resampler (band-limited, so 48 kHz and 8 kHz sources both come out clean at 16 k
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
 import numpy as np
 
@@ -154,10 +153,3 @@ def _check_exists(path: str) -> None:
 def _short(error: Exception) -> str:
     text = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
     return text[:200]
-
-
-@lru_cache(maxsize=1)
-def has_mp3_support() -> bool:
-    import soundfile as sf
-
-    return "MP3" in sf.available_formats()

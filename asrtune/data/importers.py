@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
+from asrtune.data.textfile import iter_text_lines, read_text
 from asrtune.errors import AsrtuneError, AudioError, ConfigError, ManifestError
 
 AUDIO_COLUMN_CANDIDATES = ("audio_filepath", "audio", "path", "file_name", "filename", "file", "wav", "audio_path")
@@ -68,13 +69,12 @@ def _resolve(path: str, base: Path) -> str:
 
 def _read_table_lines(path: Path) -> Iterator[tuple[int, str, str]]:
     """``(line_no, first_token, rest)`` for Kaldi-style ``key value...`` files."""
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            key, _, rest = line.partition(" ")
-            yield line_no, key, rest.strip()
+    for line_no, line in iter_text_lines(path):
+        line = line.strip()
+        if not line:
+            continue
+        key, _, rest = line.partition(" ")
+        yield line_no, key, rest.strip()
 
 
 def _require_dir(src: Path, fmt: str) -> Path:
@@ -110,25 +110,24 @@ def iter_csv(
     delimiter = {"\\t": "\t", "tab": "\t", "comma": ","}.get(delimiter, delimiter)
     if len(delimiter) != 1:
         raise ConfigError(f"--delimiter must be one character, got {delimiter!r}")
-    with open(src, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = [c for c in (reader.fieldnames or []) if c is not None]
-        if len(columns) <= 1 and delimiter == ",":
-            raise ConfigError(f"{src}: found one column {columns} with delimiter ','; is it tab-separated? (--delimiter tab)")
-        audio_col = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "--audio-column")
-        text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(src), "--text-column")
-        speaker_col = speaker_column or next((c for c in SPEAKER_COLUMN_CANDIDATES if c in columns), None)
-        if speaker_col is not None and speaker_col not in columns:
-            raise ConfigError(f"{src}: no speaker column {speaker_col!r} (--speaker-column); columns found: {', '.join(columns)}")
-        for row in reader:
-            line_no = reader.line_num
-            audio = (row.get(audio_col) or "").strip()
-            if not audio:
-                raise ManifestError(str(src), line_no, f"empty {audio_col!r} cell")
-            extra = {k: v for k, v in row.items() if k not in (audio_col, text_col, speaker_col, "duration", "offset") and k is not None}
-            if speaker_col is not None:
-                extra["speaker"] = row[speaker_col]
-            yield _measured(_resolve(audio, src.parent), (row.get(text_col) or "").strip(), extra, f"{src}:{line_no}")
+    reader = csv.DictReader((line for _, line in iter_text_lines(src)), delimiter=delimiter)
+    columns = [c for c in (reader.fieldnames or []) if c is not None]
+    if len(columns) <= 1 and delimiter == ",":
+        raise ConfigError(f"{src}: found one column {columns} with delimiter ','; is it tab-separated? (--delimiter tab)")
+    audio_col = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "--audio-column")
+    text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(src), "--text-column")
+    speaker_col = speaker_column or next((c for c in SPEAKER_COLUMN_CANDIDATES if c in columns), None)
+    if speaker_col is not None and speaker_col not in columns:
+        raise ConfigError(f"{src}: no speaker column {speaker_col!r} (--speaker-column); columns found: {', '.join(columns)}")
+    for row in reader:
+        line_no = reader.line_num
+        audio = (row.get(audio_col) or "").strip()
+        if not audio:
+            raise ManifestError(str(src), line_no, f"empty {audio_col!r} cell")
+        extra = {k: v for k, v in row.items() if k not in (audio_col, text_col, speaker_col, "duration", "offset") and k is not None}
+        if speaker_col is not None:
+            extra["speaker"] = row[speaker_col]
+        yield _measured(_resolve(audio, src.parent), (row.get(text_col) or "").strip(), extra, f"{src}:{line_no}")
 
 
 def iter_kaldi(src: str | os.PathLike) -> Iterator[Utterance]:
@@ -210,26 +209,24 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
         yield from iter_csv(csv_meta, audio_column="file_name", text_column=text_column or _audiofolder_text_column(csv_meta))
         return
     if jsonl_meta.is_file():
-        with open(jsonl_meta, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ManifestError(str(jsonl_meta), line_no, f"not valid JSON ({e.msg})") from None
-                columns = list(row)
-                _pick_column(columns, "file_name", (), "audio", f"{jsonl_meta}:{line_no}", "file_name")
-                text_col = _pick_column(columns, text_column, ("transcription", "text"), "text", f"{jsonl_meta}:{line_no}", "--text-column")
-                extra = {k: v for k, v in row.items() if k not in ("file_name", text_col)}
-                yield _measured(_resolve(row["file_name"], src), str(row[text_col]).strip(), extra, f"{jsonl_meta}:{line_no}")
+        for line_no, line in iter_text_lines(jsonl_meta):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ManifestError(str(jsonl_meta), line_no, f"not valid JSON ({e.msg})") from None
+            columns = list(row)
+            _pick_column(columns, "file_name", (), "audio", f"{jsonl_meta}:{line_no}", "file_name")
+            text_col = _pick_column(columns, text_column, ("transcription", "text"), "text", f"{jsonl_meta}:{line_no}", "--text-column")
+            extra = {k: v for k, v in row.items() if k not in ("file_name", text_col)}
+            yield _measured(_resolve(row["file_name"], src), str(row[text_col]).strip(), extra, f"{jsonl_meta}:{line_no}")
         return
     raise ConfigError(f"{src}: no metadata.csv or metadata.jsonl (an audiofolder lists its files there)")
 
 
 def _audiofolder_text_column(metadata: Path) -> str:
-    with open(metadata, encoding="utf-8", newline="") as f:
-        columns = next(csv.reader(f), [])
+    columns = next(csv.reader(line for _, line in iter_text_lines(metadata)), [])
     return _pick_column(columns, None, ("transcription", "text"), "text", str(metadata), "--text-column")
 
 
@@ -246,7 +243,7 @@ def iter_folder(src: str | os.PathLike) -> Iterator[Utterance]:
             skipped += 1
             continue
         found += 1
-        text = " ".join(transcript.read_text(encoding="utf-8").split())
+        text = " ".join(read_text(transcript).split())
         extra = {"speaker": audio.parent.name} if audio.parent != src else {}
         yield _measured(str(audio), text, extra, str(transcript))
     if skipped:

@@ -13,11 +13,13 @@ constant memory.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ManifestError
 from asrtune.fileio import atomic_open
 
@@ -95,6 +97,9 @@ def utterance_from_object(obj: Any, manifest_path: str | os.PathLike, line_no: i
         offset = float(obj.get("offset", 0.0) or 0.0)
     except (TypeError, ValueError):
         raise ManifestError(where, line_no, "duration and offset must be numbers (seconds)") from None
+    for name, value in (("duration", duration), ("offset", offset)):
+        if not math.isfinite(value) or value < 0:
+            raise ManifestError(where, line_no, f"{name} must be a number of seconds >= 0, got {obj[name]!r}")
     audio = obj["audio_filepath"]
     if not os.path.isabs(audio) and "://" not in audio:
         audio = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(where)), audio))
@@ -103,14 +108,28 @@ def utterance_from_object(obj: Any, manifest_path: str | os.PathLike, line_no: i
 
 
 def iter_manifest_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_no, line)`` for the non-blank lines of a manifest, streaming."""
+    r"""Yield ``(line_no, line)`` for the non-blank lines of a manifest, streaming.
+
+    The file must be UTF-8 (a byte-order mark, as some Windows editors write, is allowed). A
+    missing or non-UTF-8 file, or one with no line at all, raises :class:`ManifestError`.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False) as f:
+    ...     _ = f.write(b'\xef\xbb\xbf{"audio_filepath": "a.wav", "text": "HI"}\n\n')
+    >>> list(iter_manifest_lines(f.name))
+    [(1, '{"audio_filepath": "a.wav", "text": "HI"}\n')]
+    >>> os.remove(f.name)
+    """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(str(path), None, "manifest not found" if not path.exists() else "not a file")
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if line.strip():
-                yield line_no, line
+    empty = True
+    for line_no, line in iter_text_lines(path):
+        if line.strip():
+            empty = False
+            yield line_no, line
+    if empty:
+        raise ManifestError(str(path), None, "empty manifest: no utterances")
 
 
 def read_manifest(path: str | os.PathLike) -> Iterator[Utterance]:

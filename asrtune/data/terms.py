@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ConfigError
 
 
@@ -26,11 +27,10 @@ def load_terms(path: str | os.PathLike, option: str = "--terms") -> list[str]:
     if not path.is_file():
         raise ConfigError(f"{option} {path}: file not found")
     terms: list[str] = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            term = line.split("#", 1)[0].strip()
-            if term and term not in terms:
-                terms.append(term)
+    for _, line in iter_text_lines(path):
+        term = line.split("#", 1)[0].strip()
+        if term and term not in terms:
+            terms.append(term)
     if not terms:
         raise ConfigError(f"{option} {path}: no terms (one term per line, '#' starts a comment)")
     return terms

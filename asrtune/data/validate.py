@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator
 from asrtune.data.audio import audio_info, count_decodable_frames
 from asrtune.data.manifest import iter_manifest_lines, utterance_from_object
 from asrtune.errors import AudioError, ConfigError, ManifestError
-from asrtune.fileio import atomic_open
+from asrtune.fileio import atomic_open, check_file_output
 
 DEFAULT_DURATION_TOLERANCE = 0.1  # s: stated vs measured duration; covers MP3 encoder padding
 AUDIO_CACHE_FILES = 4096  # per-file check results kept (bounded, so memory stays flat)
@@ -357,6 +357,10 @@ def validate_manifests(
         if not Path(m).is_file():
             raise ManifestError(m, None, "manifest not found" if not Path(m).exists() else "not a file")
     jobs = jobs if jobs is not None else min(4, os.cpu_count() or 1)
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
+    if fix_out is not None:
+        check_file_output(fix_out, "--fix")
     report = ValidationReport(manifests=manifests)
     cache = _AudioCache(quick, duration_tolerance)
     seen = _SeenKeys()

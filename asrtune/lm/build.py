@@ -22,10 +22,11 @@ from typing import Iterator
 from tqdm import tqdm
 
 from asrtune.data.terms import load_terms
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.fileio import atomic_directory, check_folder_output, write_json_atomic
 from asrtune.lm.lexicon import clean_line, load_vocab_from, write_lexicon, write_tokens
-from asrtune.lm.ngram import estimate_kneser_ney
+from asrtune.lm.ngram import check_order, estimate_kneser_ney
 from asrtune.models.ctc_vocab import build_vocab, parse_char_map, vocab_case
 
 LM_FORMAT = "asrtune-lm/1"
@@ -40,8 +41,7 @@ DEFAULT_BEAM_SIZE = 50  # hypotheses kept per frame by CTC beam search with an L
 
 def _read_lines(paths: list[Path]) -> Iterator[str]:
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            yield from f
+        yield from (line for _, line in iter_text_lines(path))
 
 
 def build_lm(
@@ -59,10 +59,14 @@ def build_lm(
     >>> info["vocabulary"], info["hotwords"][:2]                            # doctest: +SKIP
     (2841, ['kubernetes', 'grafana'])
     """
+    check_order(order)
+    check_folder_output(out, "--out")
     paths = [Path(p) for p in (text if isinstance(text, list) else [text])]
     for path in paths:
         if not path.is_file():
             raise ConfigError(f"--text {path}: file not found")
+    if isinstance(terms, (str, os.PathLike)) and not Path(terms).is_file():
+        raise ConfigError(f"--terms {terms}: file not found")
     mapping = parse_char_map(char_map)
     vocab = load_vocab_from(tokens_from) if tokens_from else None
     case = vocab_case(vocab) if vocab else "lower"
@@ -70,7 +74,8 @@ def build_lm(
         case = "keep"  # a mixed-case vocabulary gets the text's own case
 
     sentences: list[list[str]] = []
-    for line in tqdm(_read_lines(paths), desc="reading LM text", unit=" lines", leave=False):
+    # disable=None: no progress bar when stderr is not a terminal (logs, pipes, CI)
+    for line in tqdm(_read_lines(paths), desc="reading LM text", unit=" lines", leave=False, disable=None):
         words = clean_line(line, case, mapping, vocab)
         if words:
             sentences.append(words)

@@ -38,6 +38,7 @@ BOS_LOG10_PROB = -99.0  # how KenLM writes the never-predicted <s>
 # Used when the count-of-counts cannot define a discount (tiny corpora): Chen & Goodman's
 # formula needs n1..n4 > 0. Values are typical of what larger corpora give.
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
+MIN_ORDER, MAX_ORDER = 2, 6  # KenLM (and so flashlight) loads bigram models and up; 6 is plenty
 
 Ngram = tuple[str, ...]
 
@@ -87,10 +88,15 @@ def _discounts(adjusted: Iterable[int]) -> tuple[float, float, float]:
     return tuple(dk if 0 < dk < k else fk for k, dk, fk in zip((1, 2, 3), d, FALLBACK_DISCOUNTS))  # type: ignore[return-value]
 
 
+def check_order(order: int) -> None:
+    """Raise :class:`ConfigError` naming ``--order`` unless ``MIN_ORDER <= order <= MAX_ORDER``."""
+    if not MIN_ORDER <= order <= MAX_ORDER:
+        raise ConfigError(f"--order must be between {MIN_ORDER} and {MAX_ORDER}, got {order}")
+
+
 def estimate_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3) -> NgramModel:
     """Estimate an interpolated modified Kneser-Ney model of ``order`` from tokenised sentences."""
-    if not 2 <= order <= 6:  # KenLM (and so flashlight) loads bigram models and up
-        raise ConfigError(f"--order must be between 2 and 6, got {order}")
+    check_order(order)
     raw: list[Counter] = [Counter() for _ in range(order)]
     n_sentences = 0
     for words in sentences:

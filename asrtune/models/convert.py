@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from asrtune.errors import AsrtuneError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
 from asrtune.models.ct2_format import Ct2Model, read_model_bin
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_TARGET_POSITIONS
 from asrtune.models.whisper_spec import is_multilingual
 
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
-TASKS = ("transcribe", "translate")
+PREPROCESSOR_CONFIG = "preprocessor_config.json"  # the feature-extractor config faster-whisper reads
+CT2_COPIED_FILES = ("tokenizer.json", PREPROCESSOR_CONFIG)  # copied beside a converted model.bin
 
 
 def check_ct2_folder(src: str | os.PathLike) -> Path:
@@ -261,15 +262,15 @@ def ct2_to_hf(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     ``dst`` appears only when complete (built in a temporary sibling, then renamed). Weights are
     stored as float32 safetensors whatever the source precision (float16, bfloat16, int8).
     """
-    import torch
-    from transformers import WhisperForConditionalGeneration
-
     src, dst = check_ct2_folder(src), Path(dst)
     ct2_config = _read_json(src / "config.json")
     tokenizer_json = _read_json(src / "tokenizer.json")
-    model = read_model_bin(src / "model.bin")
+    model = read_model_bin(src / "model.bin")  # before importing torch: a corrupt file fails fast
     if model.spec_name != "WhisperSpec":
         raise AsrtuneError(f"{src / 'model.bin'}: a {model.spec_name} model, not Whisper (WhisperSpec)")
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
     try:
         vocab_size = model.get("decoder/embeddings/weight").shape[0]
         token_ids = whisper_token_ids(tokenizer_json, vocab_size)
@@ -301,13 +302,31 @@ def _is_hf_whisper(src: Path) -> bool:
     return config.is_file() and _read_json(config).get("model_type") == "whisper"
 
 
+def feature_extractor_json(src: Path) -> str:
+    """The feature-extractor config of HF Whisper folder ``src`` as ``preprocessor_config.json`` text.
+
+    Read from ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``; a folder
+    with neither gets the default extractor for its ``num_mel_bins``, which is what Whisper uses.
+    """
+    from transformers import WhisperFeatureExtractor
+
+    if (src / PREPROCESSOR_CONFIG).is_file() or (src / "processor_config.json").is_file():
+        try:
+            return WhisperFeatureExtractor.from_pretrained(src).to_json_string()
+        except (OSError, ValueError) as e:
+            raise AsrtuneError(f"{src}: unreadable feature-extractor config ({e})") from None
+    n_mels = int(_read_json(src / "config.json").get("num_mel_bins", 80))
+    return WhisperFeatureExtractor(feature_size=n_mels).to_json_string()
+
+
 def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str = "int8") -> Path:
     """Convert a transformers Whisper folder into a faster-whisper folder at ``dst``.
 
     ``quantization`` is any CTranslate2 weight type (int8, int8_float32, int8_float16, int16,
     float16, bfloat16, float32). ``config.json`` gets the alignment heads, suppress ids and
-    language ids faster-whisper reads, and the tokenizer and preprocessor configs are copied so
-    it runs offline.
+    language ids faster-whisper reads (taken from ``generation_config.json``, so a fine-tuned
+    model keeps the alignment heads word timing needs), and ``tokenizer.json`` and
+    ``preprocessor_config.json`` are written beside the weights so it runs offline.
     """
     from ctranslate2.converters import TransformersConverter
 
@@ -319,17 +338,20 @@ def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str 
     from transformers import GenerationConfig
 
     generation = GenerationConfig.from_pretrained(src) if (src / "generation_config.json").is_file() else None
+    # transformers 5 folders have no preprocessor_config.json (the extractor lives in
+    # processor_config.json); the converter fails on a listed file that is missing.
+    copy_files = [f for f in CT2_COPIED_FILES if (src / f).is_file()]
     with atomic_directory(dst) as tmp:
         out = tmp / "ct2"
         try:
-            TransformersConverter(str(src), copy_files=["tokenizer.json", "preprocessor_config.json"]).convert(
-                str(out), quantization=quantization, force=True
-            )
+            TransformersConverter(str(src), copy_files=copy_files).convert(str(out), quantization=quantization, force=True)
         except (ValueError, OSError, RuntimeError) as e:
             raise AsrtuneError(f"{src}: CTranslate2 conversion failed ({e})") from None
         for item in out.iterdir():
             os.replace(item, tmp / item.name)
         out.rmdir()
+        if not (tmp / PREPROCESSOR_CONFIG).is_file():
+            write_text_atomic(tmp / PREPROCESSOR_CONFIG, feature_extractor_json(src))
         config = _read_json(tmp / "config.json")
         if generation is not None:
             heads = getattr(generation, "alignment_heads", None)

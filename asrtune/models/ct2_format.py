@@ -1,8 +1,9 @@
-"""Read and write CTranslate2's ``model.bin`` with numpy (binary format version 6).
+"""Read CTranslate2's ``model.bin`` with numpy (binary format version 6).
 
 faster-whisper checkpoints (the ones the weights packages carry) are a ``model.bin`` plus
 ``config.json`` and ``tokenizer.json``. ctranslate2 itself can write such files but not read
-them back into arrays, so asrtune parses the format here; it is small and stable:
+them back into arrays, so asrtune parses the format here (the tests keep a writer for it in
+``tests/ct2_writer.py``); it is small and stable:
 
     u32 version | string spec_name | u32 revision | u32 n_variables
     n_variables x (string name | u8 rank | rank x u32 dim | u8 dtype | u32 n_bytes | bytes)
@@ -10,10 +11,8 @@ them back into arrays, so asrtune parses the format here; it is small and stable
 
 A string is a u16 length (counting a trailing NUL) then the bytes. Everything is little-endian.
 
->>> spec = Ct2Model("WhisperSpec", 3, {"w": np.ones((2, 3), np.float16)}, {"p": "w"})
->>> write_model_bin("model.bin", spec)                                    # doctest: +SKIP
->>> read_model_bin("model.bin").variables["w"].shape                    # doctest: +SKIP
-(2, 3)
+>>> read_model_bin("faster-whisper-tiny.en/model.bin").spec_name        # doctest: +SKIP
+'WhisperSpec'
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ from typing import BinaryIO
 import numpy as np
 
 from asrtune.errors import AsrtuneError
-from asrtune.fileio import atomic_open
 
 BINARY_VERSION = 6  # what ctranslate2 >= 3 writes and what this reader understands
 
@@ -41,7 +39,6 @@ DTYPES: dict[int, np.dtype] = {
     5: np.dtype("<u2"),  # bfloat16: numpy has no bf16, so the raw 16-bit patterns are kept
 }
 BFLOAT16 = 5
-CODES: dict[np.dtype, int] = {dt: code for code, dt in DTYPES.items() if code != BFLOAT16}
 
 
 @dataclass
@@ -174,37 +171,3 @@ def read_model_bin(path: str | os.PathLike) -> Ct2Model:
         if f.tell() != size:
             raise AsrtuneError(f"{path}: corrupt CTranslate2 model.bin ({size - f.tell()} unexpected trailing bytes)")
     return Ct2Model(spec_name, revision, variables, aliases, bf16)
-
-
-def _write_string(f: BinaryIO, s: str) -> None:
-    raw = s.encode("utf-8") + b"\0"
-    f.write(struct.pack("<H", len(raw)))
-    f.write(raw)
-
-
-def write_model_bin(path: str | os.PathLike, model: Ct2Model) -> None:
-    """Write ``model`` as a CTranslate2 ``model.bin`` (atomically: no half file on failure)."""
-    with atomic_open(path, "wb") as f:
-        f.write(struct.pack("<I", BINARY_VERSION))
-        _write_string(f, model.spec_name)
-        f.write(struct.pack("<II", model.revision, len(model.variables)))
-        for name, array in model.variables.items():
-            array = np.asarray(array)  # (np.ascontiguousarray would turn scalars into 1-d arrays)
-            if name in model.bfloat16:
-                code, array = BFLOAT16, array.astype("<u2")
-            else:
-                dtype = array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype
-                if dtype == np.dtype(bool):
-                    dtype = np.dtype("i1")
-                if dtype not in CODES:
-                    raise AsrtuneError(f"cannot write {name}: dtype {array.dtype} has no CTranslate2 code")
-                code, array = CODES[dtype], array.astype(dtype)
-            _write_string(f, name)
-            f.write(struct.pack("<B", array.ndim))
-            f.write(struct.pack(f"<{array.ndim}I", *array.shape))
-            f.write(struct.pack("<BI", code, array.nbytes))
-            f.write(array.tobytes())
-        f.write(struct.pack("<I", len(model.aliases)))
-        for alias, target in model.aliases.items():
-            _write_string(f, alias)
-            _write_string(f, target)

@@ -259,12 +259,6 @@ def make_processor(vocab: dict[str, int], folder: str | Path, sampling_rate: int
     return processor
 
 
-def tokenizer_vocab(processor_or_tokenizer) -> dict[str, int]:
-    """The token → id table of a processor or tokenizer (added tokens included)."""
-    tokenizer = getattr(processor_or_tokenizer, "tokenizer", processor_or_tokenizer)
-    return dict(tokenizer.get_vocab())
-
-
 def vocab_tokens(vocab: dict[str, int]) -> list[str]:
     """Tokens in id order (what a flashlight ``tokens.txt`` lists, one per line)."""
     size = max(vocab.values()) + 1

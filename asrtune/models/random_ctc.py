@@ -4,8 +4,11 @@ For smoke tests, benchmarks and from-scratch experiments: the default config has
 parameters and a 4-layer convolutional stem with the real model's stride (320 samples = 20 ms,
 50 frames/s), so it runs every code path of a real wav2vec2 and trains on a CPU in minutes.
 
->>> folder = save_random_wav2vec2("/tmp/tiny-w2v2")          # doctest: +SKIP
->>> # asrtune train --model /tmp/tiny-w2v2 --freeze none ...  (vocabulary built from --train)
+>>> import tempfile
+>>> folder = save_random_wav2vec2(tempfile.mkdtemp())
+>>> sorted(p.name for p in folder.iterdir())
+['config.json', 'model.safetensors']
+>>> # asrtune train --model FOLDER --freeze none ...  (vocabulary built from --train)
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ import numpy as np
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.data.manifest import Utterance, write_manifest
 from asrtune.errors import ConfigError
-from asrtune.synth.espeak import get_engine
+from asrtune.fileio import check_folder_output
+from asrtune.synth.espeak import MAX_PITCH, MAX_RATE, MIN_PITCH, MIN_RATE, get_engine
 from asrtune.synth.text import speakable
 
 DEFAULT_VOICES = ("en-us", "en-us+f3", "en-gb+m3", "en-gb-x-rp+f2", "en-029+m1")
@@ -79,6 +80,12 @@ class SynthConfig:
             raise ConfigError("--rates: need at least one rate")
         if not self.pitches:
             raise ConfigError("--pitches: need at least one pitch")
+        for rate in self.rates:
+            if not MIN_RATE <= rate <= MAX_RATE:
+                raise ConfigError(f"--rates: {rate} words/minute is outside eSpeak's {MIN_RATE}..{MAX_RATE}")
+        for pitch in self.pitches:
+            if not MIN_PITCH <= pitch <= MAX_PITCH:
+                raise ConfigError(f"--pitches: {pitch} is outside eSpeak's {MIN_PITCH}..{MAX_PITCH}")
         if self.variants_per_sentence < 1:
             raise ConfigError(f"--variants-per-sentence must be >= 1, got {self.variants_per_sentence}")
         if self.pack_seconds is not None and not 0 < self.pack_seconds <= 30:
@@ -236,9 +243,10 @@ def synthesize_corpus(
 ) -> list[Utterance]:
     """Speak ``sentences`` into ``out_dir`` (audio/*.flac + manifest.jsonl); return the utterances.
 
-    >>> utts = synthesize_corpus(["Start apixaban today."], "synth_out")     # doctest: +SKIP
-    >>> len(utts), utts[0].speaker                                          # doctest: +SKIP
-    (3, 'en-us')
+    >>> import tempfile
+    >>> utts = synthesize_corpus(["Start apixaban today."], tempfile.mkdtemp(), progress=False)
+    >>> len(utts), utts[0].speaker, utts[0].text
+    (3, 'en-us', 'Start apixaban today.')
     """
     from tqdm import tqdm
 
@@ -249,10 +257,12 @@ def synthesize_corpus(
         if not s:
             raise ConfigError(f"sentence {i} is empty")
     out_dir = Path(out_dir)
+    check_folder_output(out_dir, "--out")
     audio_dir = out_dir / "audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
     total = len(sentences) * config.variants_per_sentence
-    with tqdm(total=total, desc="synth", unit="sentence", disable=not progress) as bar:
+    # disable=None: no bar when stderr is not a terminal
+    with tqdm(total=total, desc="synth", unit="sentence", disable=None if progress else True) as bar:
         clips = _packed_clips if config.pack_seconds else _single_clips
         utterances = list(clips(sentences, config, audio_dir, bar))
     write_manifest(out_dir / "manifest.jsonl", utterances)

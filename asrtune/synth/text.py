@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ManifestError
 
 _ONES = (
@@ -81,20 +83,48 @@ def speakable(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().replace(" ,", ",").replace(" .", ".")
 
 
-def read_sentences(path: str | os.PathLike) -> list[str]:
-    """Sentences of a domain text file: one per line, ``#`` comments and blank lines skipped.
+def has_word(text: str) -> bool:
+    """Whether eSpeak would say anything for ``text`` (a letter or digit once made speakable).
+
+    >>> has_word("..."), has_word("!!!"), has_word("5%"), has_word("Ok.")
+    (False, False, True, True)
+    """
+    return any(c.isalnum() for c in speakable(text))
+
+
+@dataclass(frozen=True)
+class SentenceFile:
+    """A domain text file read for synthesis: what to speak and which lines had nothing to say."""
+
+    sentences: list[str]
+    #: 1-based line numbers of non-comment lines with no speakable word ("...", "!!!")
+    unspeakable_lines: list[int] = field(default_factory=list)
+
+
+def read_sentence_file(path: str | os.PathLike) -> SentenceFile:
+    """Sentences of a domain text file: one per line; ``#`` comments and blank lines skipped,
+    lines with no speakable word (punctuation only) skipped and counted.
 
     Raises :class:`ManifestError` naming the file when it is missing or has no sentences.
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(str(path), None, "text file not found" if not path.exists() else "not a file")
-    sentences = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                sentences.append(line)
+    sentences, unspeakable = [], []
+    for line_no, line in iter_text_lines(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if has_word(line):
+            sentences.append(line)
+        else:
+            unspeakable.append(line_no)
     if not sentences:
-        raise ManifestError(str(path), None, "no sentences (one per line; '#' starts a comment)")
-    return sentences
+        what = f"only lines with no speakable word ({len(unspeakable)})" if unspeakable else "no sentences"
+        raise ManifestError(str(path), None, f"{what}; give one sentence per line ('#' starts a comment)")
+    return SentenceFile(sentences, unspeakable)
+
+
+def read_sentences(path: str | os.PathLike) -> list[str]:
+    """The speakable sentences of a domain text file (see :func:`read_sentence_file`)."""
+    return read_sentence_file(path).sentences

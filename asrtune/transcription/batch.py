@@ -104,6 +104,8 @@ def transcribe(
     applies).
     """
     fmts = parse_formats(formats)
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file; give a folder for the transcripts")
     options = (options or RecognizerOptions()).validate()
     _check_options(workers, max_segment_s, vad, model, use_ray)
     if isinstance(inputs, (str, os.PathLike)):

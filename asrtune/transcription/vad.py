@@ -51,28 +51,45 @@ class Span:
         return self.end - self.start
 
 
-def speech_chunks(audio: np.ndarray, method: str = "silero", max_chunk_s: float = MAX_SEGMENT_S) -> list[Span]:
+@dataclass(frozen=True)
+class SpeechDetection:
+    """Speech regions and the detector that actually found them (``"energy"`` after a fallback)."""
+
+    chunks: list[Span]
+    method: str
+
+
+def detect_speech(audio: np.ndarray, method: str = "silero", max_chunk_s: float = MAX_SEGMENT_S) -> SpeechDetection:
     """Speech regions of 16 kHz mono ``audio``, each at most ``max_chunk_s`` long, in time order.
 
     ``method`` is ``"silero"`` (falls back to ``"energy"`` with a warning when faster-whisper or
-    onnxruntime is missing) or ``"energy"``.
+    onnxruntime is missing; ``.method`` then says ``"energy"``) or ``"energy"``.
+
+    >>> detect_speech(np.zeros(16_000, dtype=np.float32), "energy")
+    SpeechDetection(chunks=[], method='energy')
     """
     if method not in VAD_METHODS:
         raise ValueError(f"unknown VAD method {method!r}; choose one of {', '.join(VAD_METHODS)}")
     if audio.size == 0:
-        return []
+        return SpeechDetection([], method)
+    used = method
     if method == "silero":
         try:
             chunks = _silero_chunks(audio, max_chunk_s)
         except (ImportError, RuntimeError, OSError) as e:
             _warn_fallback(e)
-            chunks = _energy_chunks(audio)
+            chunks, used = _energy_chunks(audio), "energy"
     else:
         chunks = _energy_chunks(audio)
     out: list[Span] = []
     for chunk in chunks:
         out.extend(_split_long(audio, chunk, max_chunk_s))
-    return out
+    return SpeechDetection(out, used)
+
+
+def speech_chunks(audio: np.ndarray, method: str = "silero", max_chunk_s: float = MAX_SEGMENT_S) -> list[Span]:
+    """The chunks of :func:`detect_speech` (when which detector ran does not matter)."""
+    return detect_speech(audio, method, max_chunk_s).chunks
 
 
 def segment_audio(

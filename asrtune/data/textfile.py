@@ -1,0 +1,47 @@
+r"""Strict reading of the user's text files (manifests, term lists, domain text, CSV, Kaldi tables).
+
+Text must be UTF-8; a byte-order mark (as Windows editors write) is dropped. A UTF-16 file or
+binary data is refused with one :class:`ManifestError` naming the file and line, instead of
+being read as mojibake ("not valid JSON", an LM trained on garbage).
+
+>>> import tempfile
+>>> with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+...     _ = f.write(codecs.BOM_UTF8 + b"first\n\nsecond\n")
+>>> list(iter_text_lines(f.name))
+[(1, 'first\n'), (2, '\n'), (3, 'second\n')]
+>>> os.remove(f.name)
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+from typing import Iterator
+
+from asrtune.errors import ManifestError
+
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also prefix the UTF-32 LE/BE marks
+
+
+def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_no, line)`` (1-based, line ending kept) of a UTF-8 text file, streaming.
+
+    The caller checks that ``path`` is a file (and words its own "not found" error).
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            if line_no == 1 and (raw.startswith(UTF16_BOMS) or b"\0" in raw):
+                raise ManifestError(str(path), 1, "UTF-16/32 or binary data, not UTF-8 text; save the file as UTF-8")
+            try:
+                yield line_no, raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ManifestError(
+                    str(path), line_no, f"not UTF-8 text (byte {e.start + 1} of the line); save the file as UTF-8"
+                ) from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The whole of a UTF-8 text file (see :func:`iter_text_lines`)."""
+    return "".join(line for _, line in iter_text_lines(path))

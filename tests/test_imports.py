@@ -1,0 +1,44 @@
+"""Every asrtune module imports without the optional extras, so doctests and the CLI run on a
+base install (``pip install asrtune``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asrtune
+
+# Top-level packages of the optional extras in pyproject.toml (serve, tracking, ray).
+OPTIONAL_PACKAGES = ("fastapi", "uvicorn", "multipart", "python_multipart", "tensorboard", "mlflow", "ray")
+
+IMPORT_ALL = """
+import importlib, importlib.abc, pkgutil, sys
+import asrtune
+
+class BlockExtras(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ImportError(f"optional extra {{name}} is not installed (blocked by the test)")
+        return None
+
+sys.meta_path.insert(0, BlockExtras())
+failed = []
+for module in pkgutil.walk_packages(asrtune.__path__, "asrtune."):
+    if module.name.endswith("__main__"):  # runs the CLI
+        continue
+    try:
+        importlib.import_module(module.name)
+    except Exception as e:
+        failed.append(f"{{module.name}}: {{type(e).__name__}}: {{e}}")
+print("\\n".join(failed) or f"imported {{len(sys.modules)}} modules")
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_every_module_imports_without_the_optional_extras():
+    env = {**os.environ, "PYTHONPATH": str(Path(asrtune.__file__).parent.parent)}
+    result = subprocess.run([sys.executable, "-c", IMPORT_ALL.format(blocked=OPTIONAL_PACKAGES)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "imported" in result.stdout, result.stdout + result.stderr[-2000:]
