@@ -20,6 +20,7 @@ EXAMPLES = """\
   asrtune manifest validate data/all.jsonl --fix data/clean.jsonl
   asrtune manifest stats data/clean.jsonl --plot durations.png
   asrtune manifest split data/clean.jsonl --out data/ --by-speaker --seed 0
+  asrtune manifest align episode.mp3 episode.txt --model openai/whisper-tiny.en --out data/episode.jsonl
 """
 
 
@@ -100,6 +101,10 @@ def register(subparsers, summary: str) -> None:
     sp.add_argument("--by-speaker", action="store_true", help="keep each speaker in one split (needs a speaker field)")
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=run_split)
+
+    from asrtune.cli.manifest_align import add_align_parser
+
+    add_align_parser(sub)
 
 
 def run_import(args: argparse.Namespace) -> int:
