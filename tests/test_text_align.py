@@ -98,7 +98,7 @@ def test_long_file_is_cut_at_sentence_pauses_within_30_s():
         assert before.end <= after.start
         # each cut lies inside a sentence pause
         assert any(end <= before.end and after.start <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:]))
-    assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(spans[-1][1] + 0.5)
+    assert segments[0].start == 0.0 and segments[-1].end == pytest.approx(spans[-1][1] + SegmentRules().pad_s)
 
 
 def test_token_limit_forces_more_cuts():
