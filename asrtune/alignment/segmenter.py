@@ -164,7 +164,7 @@ def segment_alignment(
     for a, b in _blocks(len(units), bad, cuts):
         for a2, b2 in _split(units, a, b, tokens, rules, count, evidence):
             seg = _segment(units, a2, b2, tokens, source, rules, evidence)
-            if a2 == b2 and not _fits(seg, tokens, rules, count):
+            if a2 == b2 and not _fits(seg, rules, count):
                 rejected.append(_as_rejected(seg, TOO_LONG))
             elif seg.score < rules.min_score:
                 rejected.append(_as_rejected(seg, f"{LOW_SCORE} (score {seg.score:.2f} < {rules.min_score})"))
@@ -277,17 +277,19 @@ def _text(tokens: list[str], units: list[_Unit], a: int, b: int) -> str:
     return " ".join(tokens[units[a].lo : units[b].hi])
 
 
-def _fits(seg: AlignedSegment, tokens: list[str], rules: SegmentRules, count: TokenCounter) -> bool:
+def _fits(seg: AlignedSegment, rules: SegmentRules, count: TokenCounter) -> bool:
     return seg.end - seg.start <= rules.max_duration_s and count(seg.text) <= rules.max_tokens
 
 
-def _split(units, a: int, b: int, tokens, rules: SegmentRules, count: TokenCounter, evidence: _Evidence) -> list[tuple[int, int]]:
+def _split(
+    units: list[_Unit], a: int, b: int, tokens: list[str], rules: SegmentRules, count: TokenCounter, evidence: _Evidence
+) -> list[tuple[int, int]]:
     """Split units ``a..b`` at the largest pause, recursively, until every piece fits the limits."""
     done: list[tuple[int, int]] = []
     todo = [(a, b)]
     while todo:
         lo, hi = todo.pop()
-        if lo == hi or _fits(_segment(units, lo, hi, tokens, "", rules, evidence), tokens, rules, count):
+        if lo == hi or _fits(_segment(units, lo, hi, tokens, "", rules, evidence), rules, count):
             done.append((lo, hi))
             continue
         gaps = [units[k + 1].word.start - units[k].word.end for k in range(lo, hi)]
