@@ -202,3 +202,20 @@ def test_real_longform_with_corrupted_transcript_rejects_the_damage(longform, ti
     print(f"\ncorrupted: {len(segments)} segments, {len(rejected)} rejected, boundary error median {statistics.median(errors):.3f} s, "
           f"max {max(errors):.3f} s")
     assert max(errors) <= BOUNDARY_TOLERANCE_S
+
+
+@pytest.mark.slow
+def test_cli_aligns_the_longform_file_and_cuts_flacs(longform, tmp_path, capsys):
+    pytest.importorskip("asrtune.transcription.longform", reason="needs transcribe_audio from the timing work")
+    require_whisper_package()
+    audio, reference, _ = longform
+    (tmp_path / "ref.txt").write_text(reference, encoding="utf-8")
+    out = tmp_path / "data" / "aligned.jsonl"
+    assert main(["manifest", "align", str(audio), str(tmp_path / "ref.txt"), "--model", "openai/whisper-tiny.en", "--engine", "ct2",
+                 "--threads", "2", "--out", str(out), "--cut", str(tmp_path / "data" / "segments")]) == 0
+    assert "segments" in capsys.readouterr().out
+    utts = load_manifest(out)
+    assert " ".join(u.text for u in utts) == reference
+    assert all(u.offset == 0.0 and u.duration <= 30.0 and Path(u.audio_filepath).is_file() for u in utts)
+    assert sum(audio_info(u.audio_filepath)[0] for u in utts) >= 0.95 * audio_info(audio)[0] - 38 * JOIN_SILENCE_S
+    assert (out.parent / REJECTED_NAME).read_text() == ""

@@ -90,13 +90,14 @@ def hypothesis_words(
     overlap_s: float = OVERLAP_S,
     vad: str = "silero",
     transcriber: Transcriber | None = None,
+    progress: bool = False,
 ) -> list[Word]:
     """Recognised words with times in seconds from the start of ``audio_path``, decoded window by window."""
     transcribe = transcriber or _transcribe_audio()
     duration = audio_info(audio_path)[0]
     starts = window_starts(duration, window_s)
     words: list[Word] = []
-    for k, start in enumerate(starts):
+    for k, start in enumerate(_progress(starts, progress and len(starts) > 1, f"decode {Path(audio_path).name}", "window")):
         audio = load_audio(audio_path, offset=start, duration=min(window_s + overlap_s, duration - start))
         keep_from = start + (overlap_s / 2 if k else 0.0)
         keep_to = start + window_s + overlap_s / 2 if k + 1 < len(starts) else float("inf")
@@ -125,10 +126,11 @@ def align_recording(
     window_s: float = WINDOW_S,
     vad: str = "silero",
     transcriber: Transcriber | None = None,
+    progress: bool = False,
 ) -> tuple[list[AlignedSegment], list[RejectedStretch], float]:
     """Segments, rejected stretches and the audio's duration for one recording."""
     duration = audio_info(recording.audio)[0]
-    words = hypothesis_words(recognizer, recording.audio, window_s, vad=vad, transcriber=transcriber)
+    words = hypothesis_words(recognizer, recording.audio, window_s, vad=vad, transcriber=transcriber, progress=progress)
     segments, rejected = segment_alignment(align_text(recording.transcript, words), recording.audio, rules, count_tokens, duration)
     return segments, rejected, duration
 
@@ -193,8 +195,8 @@ def align_to_manifest(
     if cut_dir is not None and len(set(stems)) < len(stems):
         twice = next(s for s in stems if stems.count(s) > 1)
         raise ConfigError(f"--cut {cut_dir}: two recordings are named {twice!r}; their segment files would collide")
-    for recording in _progress(recordings, progress):
-        segments, rejected, duration = align_recording(recognizer, recording, rules, count_tokens, window_s, vad, transcriber)
+    for recording in _progress(recordings, progress and len(recordings) > 1, "align", "recording"):
+        segments, rejected, duration = align_recording(recognizer, recording, rules, count_tokens, window_s, vad, transcriber, progress)
         utterances += list(_utterances(recording, segments, cut_dir))
         rejected_lines += [r.to_dict() for r in rejected]
         summary.recordings += 1
@@ -211,12 +213,12 @@ def align_to_manifest(
     return summary
 
 
-def _progress(items: list, enabled: bool):
+def _progress(items: list, enabled: bool, desc: str, unit: str):
     if not enabled:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc="align", unit="recording", disable=None)
+    return tqdm(items, desc=desc, unit=unit, disable=None, leave=False)
 
 
 def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: str | os.PathLike | None) -> Iterator[Utterance]:
