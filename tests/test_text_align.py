@@ -124,6 +124,26 @@ def test_paragraph_not_in_audio_is_rejected_and_the_rest_kept():
     assert_partition(segments, rejected, len(reference.split()))
 
 
+def test_wrong_paragraph_is_rejected_despite_chance_matches():
+    heard = "we walked to the shop and bought the bread for the week and the milk too"
+    written = "the cat and the dog sat in the sun all day long while the birds sang"  # shares "the", "and"
+    hyp, _ = timeline([*SENTENCES[:3], heard, *SENTENCES[3:6]])
+    reference = " ".join([*SENTENCES[:3], written, *SENTENCES[3:6]])
+    alignment = align_text(reference, hyp)
+    assert sum(w.status == MATCH for w in alignment.words[27:43]) >= 3  # the chance matches exist
+    segments, rejected = segment_alignment(alignment, count_tokens=words_token_estimate)
+    assert [(r.reason, r.text) for r in rejected] == [(TEXT_NOT_IN_AUDIO, written)]
+    assert " ".join(s.text for s in segments) == " ".join(SENTENCES[:6]) and all(s.score == 1.0 for s in segments)
+
+
+def test_scattered_recogniser_errors_are_not_a_rejected_run():
+    hyp, _ = timeline(SENTENCES[:2])
+    for k in (1, 2, 5, 6, 9, 10):  # six errors in pairs, two heard words between: ordinary recogniser errors
+        hyp[k] = Word(" zzz", hyp[k].start, hyp[k].end, 0.3)
+    segments, rejected = segment_alignment(align_text(" ".join(SENTENCES[:2]), hyp), count_tokens=words_token_estimate)
+    assert rejected == [] and segments[0].score == pytest.approx(12 / 18, abs=1e-4)
+
+
 def test_speech_not_in_transcript_is_cut_out_with_its_times():
     hyp, spans = timeline([*SENTENCES[:3], "and now a word from our sponsors buy more soap today", *SENTENCES[3:6]])
     reference = " ".join(SENTENCES[:6])

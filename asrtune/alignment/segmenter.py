@@ -9,7 +9,8 @@ The rules, in order:
 
 1. **Text not in the audio.** A run of more than ``max_unmatched_words`` consecutive reference
    words that did not match the recogniser (substituted or missing) is rejected: a paragraph
-   the speaker skipped, a transcript of the wrong take, words under music.
+   the speaker skipped, a transcript of the wrong take, words under music. One or two words
+   matching by chance ("the") between longer unmatched runs do not break a run.
 2. **Audio not in the text.** A run of more than ``max_extra_words`` recognised words with no
    reference counterpart (an ad, crosstalk, a paragraph the transcript lacks) forces a cut and
    is rejected with its times; no segment reaches into it.
@@ -41,6 +42,7 @@ TEXT_NOT_IN_AUDIO = "transcript words not found in the audio"
 AUDIO_NOT_IN_TEXT = "speech not in the transcript"
 LOW_SCORE = "too few words match"
 TOO_LONG = "one word longer than the segment limits"
+CHANCE_MATCH_WORDS = 2  # a matched island this short between longer unmatched runs is chance
 
 
 @dataclass(frozen=True)
@@ -186,20 +188,33 @@ def _units(words: list[TimedWord]) -> list[_Unit]:
 
 
 def _unmatched_runs(units: list[_Unit], longest_ok: int) -> set[int]:
-    """Indices of units in runs of more than ``longest_ok`` consecutive non-matching words."""
-    bad: set[int] = set()
-    k = 0
-    while k < len(units):
-        if units[k].word.status == MATCH:
-            k += 1
-            continue
-        j = k
-        while j < len(units) and units[j].word.status != MATCH:
-            j += 1
-        if j - k > longest_ok:
-            bad.update(range(k, j))
-        k = j
-    return bad
+    """Indices of units in runs of more than ``longest_ok`` consecutive non-matching words.
+
+    A wrong transcript still matches the odd "the" or "and" by chance, which would break its
+    run into short ones; so a matched island of at most ``CHANCE_MATCH_WORDS`` words between
+    two longer unmatched runs (or between one and the start or end of the file) counts as
+    unmatched.
+    """
+    runs: list[list] = []  # [matched, first unit, length]
+    for k, u in enumerate(units):
+        matched = u.word.status == MATCH
+        if runs and runs[-1][0] == matched:
+            runs[-1][2] += 1
+        else:
+            runs.append([matched, k, 1])
+    merged: list[list] = []
+    for n, run in enumerate(runs):
+        nxt = runs[n + 1] if n + 1 < len(runs) else None
+        left = bool(merged) and not merged[-1][0] and merged[-1][2] > run[2]
+        right = nxt is not None and not nxt[0] and nxt[2] > run[2]
+        # the file's start or end flanks an island as well, as long as a real run is on the other side
+        if run[0] and run[2] <= CHANCE_MATCH_WORDS and (left or not merged) and (right or nxt is None) and (left or right):
+            run = [False, run[1], run[2]]
+        if merged and merged[-1][0] == run[0]:
+            merged[-1][2] += run[2]
+        else:
+            merged.append(list(run))
+    return {k for matched, first, length in merged if not matched and length > longest_ok for k in range(first, first + length)}
 
 
 def _extras_by_unit(units: list[_Unit], extras: list[ExtraSpeech], n_tokens: int) -> dict[int, list[ExtraSpeech]]:
