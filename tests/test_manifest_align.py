@@ -20,7 +20,7 @@ import soundfile as sf
 
 from asrtune.alignment._pending_words import Word
 from asrtune.alignment.long_audio import REJECTED_NAME, Recording, align_to_manifest, collect_recordings, hypothesis_words
-from asrtune.alignment.segmenter import AUDIO_NOT_IN_TEXT, TEXT_NOT_IN_AUDIO, SegmentRules
+from asrtune.alignment.segmenter import AUDIO_NOT_IN_TEXT, MISMATCH, TEXT_NOT_IN_AUDIO, SegmentRules
 from asrtune.alignment.limits import words_token_estimate
 from asrtune.cli import main
 from asrtune.data.audio import SAMPLE_RATE, audio_info
@@ -57,7 +57,7 @@ def test_windows_give_every_word_once_at_its_file_time(tmp_path):
 def test_manifest_and_rejected_lines(tmp_path):
     path = coded_recording(tmp_path / "long.flac", 100)
     reference = [f"S{i}." for i in range(100)]
-    reference[40:50] = "a paragraph the speaker never read out loud at all".split()  # 10 words
+    reference[40:50] = "a paragraph the speaker never read out loud at all".split()  # 10 words, where s40..s49 were said
     out = tmp_path / "out" / "aligned.jsonl"
     summary = align_to_manifest(None, [Recording(str(path), " ".join(reference))], out, count_tokens=words_token_estimate,
                                 window_s=45, transcriber=coded_transcriber)
@@ -67,8 +67,8 @@ def test_manifest_and_rejected_lines(tmp_path):
     assert " ".join(u.text for u in utts) == " ".join(reference[:40] + reference[50:])  # casing and punctuation kept
     rejected = [json.loads(line) for line in (out.parent / REJECTED_NAME).read_text().splitlines()]
     assert [(r["reason"], r["text"], r["first_word"], r["last_word"]) for r in rejected] == [
-        (TEXT_NOT_IN_AUDIO, " ".join(reference[40:50]), 40, 50)]
-    assert rejected[0]["hypothesis"] == "" and rejected[0]["start"] == pytest.approx(39.6) and rejected[0]["end"] == pytest.approx(50.1)
+        (MISMATCH, " ".join(reference[40:50]), 40, 50)]
+    assert rejected[0]["hypothesis"] == " ".join(f"s{i}" for i in range(40, 50)) and rejected[0]["start"] == pytest.approx(39.6) and rejected[0]["end"] == pytest.approx(50.1)
     assert all(u.offset + u.duration <= 40.1 or u.offset >= 49.6 for u in utts)  # nothing of the unread stretch
 
 
@@ -188,8 +188,8 @@ def test_real_longform_with_corrupted_transcript_rejects_the_damage(longform, ti
     corrupted = " ".join([*texts[:dropped], *texts[dropped + 1 : 20], INSERTED, *texts[20:]])
     segments, rejected = run_alignment(tiny_words, corrupted, audio)
     reasons = {r.reason for r in rejected}
-    assert reasons <= {AUDIO_NOT_IN_TEXT, TEXT_NOT_IN_AUDIO} and TEXT_NOT_IN_AUDIO in reasons and AUDIO_NOT_IN_TEXT in reasons
-    inserted = [r for r in rejected if r.reason == TEXT_NOT_IN_AUDIO]
+    assert reasons <= {AUDIO_NOT_IN_TEXT, TEXT_NOT_IN_AUDIO, MISMATCH} and AUDIO_NOT_IN_TEXT in reasons
+    inserted = [r for r in rejected if r.reason in (TEXT_NOT_IN_AUDIO, MISMATCH)]
     assert INSERTED in " ".join(r.text for r in inserted)
     a, b, _ = utts[dropped]
     assert all(s.end <= a + BOUNDARY_TOLERANCE_S or s.start >= b - BOUNDARY_TOLERANCE_S for s in segments)

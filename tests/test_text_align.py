@@ -11,6 +11,7 @@ from asrtune.alignment._pending_words import Word
 from asrtune.alignment.limits import words_token_estimate
 from asrtune.alignment.segmenter import (
     AUDIO_NOT_IN_TEXT,
+    MISMATCH,
     TEXT_NOT_IN_AUDIO,
     SegmentRules,
     segment_alignment,
@@ -118,8 +119,7 @@ def test_paragraph_not_in_audio_is_rejected_and_the_rest_kept():
     reference = " ".join(parts)
     alignment = align_text(reference, hyp)
     segments, rejected = segment_alignment(alignment, count_tokens=words_token_estimate)
-    assert [r.reason for r in rejected] == [TEXT_NOT_IN_AUDIO]
-    assert rejected[0].text == inserted
+    assert [(r.reason, r.text, r.hypothesis) for r in rejected] == [(TEXT_NOT_IN_AUDIO, inserted, "")]
     assert " ".join(s.text for s in segments) == " ".join(SENTENCES[:6])
     assert_partition(segments, rejected, len(reference.split()))
 
@@ -132,7 +132,7 @@ def test_wrong_paragraph_is_rejected_despite_chance_matches():
     alignment = align_text(reference, hyp)
     assert sum(w.status == MATCH for w in alignment.words[27:43]) >= 3  # the chance matches exist
     segments, rejected = segment_alignment(alignment, count_tokens=words_token_estimate)
-    assert [(r.reason, r.text) for r in rejected] == [(TEXT_NOT_IN_AUDIO, written)]
+    assert [(r.reason, r.text, r.hypothesis) for r in rejected] == [(MISMATCH, written, heard)]
     assert " ".join(s.text for s in segments) == " ".join(SENTENCES[:6]) and all(s.score == 1.0 for s in segments)
 
 

@@ -9,7 +9,8 @@ The rules, in order:
 
 1. **Text not in the audio.** A run of more than ``max_unmatched_words`` consecutive reference
    words that did not match the recogniser (substituted or missing) is rejected: a paragraph
-   the speaker skipped, a transcript of the wrong take, words under music. One or two words
+   the speaker skipped (reason ``TEXT_NOT_IN_AUDIO``: nothing was heard there), a transcript of
+   the wrong take or words under music (``MISMATCH``: something else was heard). One or two words
    matching by chance ("the") between longer unmatched runs do not break a run.
 2. **Audio not in the text.** A run of more than ``max_extra_words`` recognised words with no
    reference counterpart (an ad, crosstalk, a paragraph the transcript lacks) forces a cut and
@@ -39,6 +40,7 @@ from asrtune.alignment.text_align import MATCH, SUBSTITUTED, ExtraSpeech, TextAl
 from asrtune.errors import ConfigError
 
 TEXT_NOT_IN_AUDIO = "transcript words not found in the audio"
+MISMATCH = "transcript does not match the audio"
 AUDIO_NOT_IN_TEXT = "speech not in the transcript"
 LOW_SCORE = "too few words match"
 TOO_LONG = "one word longer than the segment limits"
@@ -157,10 +159,12 @@ def segment_alignment(
                 at = units[k].lo if k < len(units) else len(tokens)
                 rejected.append(RejectedStretch(source, e.start, e.end, AUDIO_NOT_IN_TEXT, "", e.text, at, at))
     for a, b in _ranges(sorted(bad)):
-        heard = " ".join(e.text for k in range(a, b + 2) for e in extras_by_unit.get(k, []))
+        heard = " ".join(filter(None, (text for k in range(a, b + 2) for text in [
+            *(e.text for e in extras_by_unit.get(k, [])), units[k].word.heard if k <= b else ""])))
         start = units[a - 1].word.end if a > 0 else 0.0
         end = units[b + 1].word.start if b + 1 < len(units) else (audio_duration if audio_duration is not None else units[b].word.end)
-        rejected.append(RejectedStretch(source, round(start, 3), round(max(start, end), 3), TEXT_NOT_IN_AUDIO, _text(tokens, units, a, b), heard, units[a].lo, units[b].hi))
+        reason = MISMATCH if heard else TEXT_NOT_IN_AUDIO
+        rejected.append(RejectedStretch(source, round(start, 3), round(max(start, end), 3), reason, _text(tokens, units, a, b), heard, units[a].lo, units[b].hi))
 
     segments: list[AlignedSegment] = []
     for a, b in _blocks(len(units), bad, cuts):
@@ -317,4 +321,4 @@ def _as_rejected(seg: AlignedSegment, reason: str) -> RejectedStretch:
     return RejectedStretch(seg.source, seg.start, seg.end, reason, seg.text, "", seg.first_word, seg.last_word)
 
 
-__all__ = ["AlignedSegment", "RejectedStretch", "SegmentRules", "segment_alignment"]
+__all__ = ["AUDIO_NOT_IN_TEXT", "MISMATCH", "TEXT_NOT_IN_AUDIO", "AlignedSegment", "RejectedStretch", "SegmentRules", "segment_alignment"]

@@ -61,6 +61,7 @@ class TimedWord:
     start: float
     end: float
     status: str
+    heard: str = ""  # the hypothesis word(s) it was aligned with ("" when missing or unscored)
 
     @property
     def duration(self) -> float:
@@ -123,26 +124,31 @@ def align_text(reference: str, hypothesis: Sequence[Word]) -> TextAlignment:
 
     spans: list[tuple[float, float] | None] = [None] * len(tokens)
     status = [UNSCORED if not k else MISSING for k in ref_keys]
+    heard = [""] * len(tokens)
     extra: list[ExtraSpeech] = []
     a_seq, b_seq = _symbols([ref_keys[i] for i in scored_ref], hyp_keys)
     for tag, r0, r1, h0, h1 in _regions(Levenshtein.opcodes(a_seq, b_seq)):
         ref_ids, hyp_words = scored_ref[r0:r1], hyp[h0:h1]
         if tag == "equal":
             for i, w in zip(ref_ids, hyp_words):
-                spans[i], status[i] = (w.start, w.end), MATCH
+                spans[i], status[i], heard[i] = (w.start, w.end), MATCH, w.text.strip()
             continue
         pairs = _refine([ref_keys[i] for i in ref_ids], hyp_keys[h0:h1])
         if pairs is None:  # too large to refine: a wholesale mismatch, timed as one stretch
             if hyp_words:
                 for i, span in zip(ref_ids, _spread(hyp_words[0].start, hyp_words[-1].end, [tokens[i] for i in ref_ids])):
                     spans[i], status[i] = span, SUBSTITUTED
+                if ref_ids:
+                    heard[ref_ids[0]] = " ".join(w.text.strip() for w in hyp_words)
             if hyp_words and not ref_ids:
                 extra.append(_extra(hyp_words, _before(scored_ref, r0, len(tokens))))
             continue
         run: list[Word] = []
         for ri, hj in pairs:
             if ri is not None and hj is not None:
-                spans[ref_ids[ri]], status[ref_ids[ri]] = (hyp_words[hj].start, hyp_words[hj].end), SUBSTITUTED
+                w, i = hyp_words[hj], ref_ids[ri]
+                spans[i], heard[i] = (w.start, w.end), w.text.strip()
+                status[i] = MATCH if ref_keys[i] == hyp_keys[h0 + hj] else SUBSTITUTED
             if hj is not None and ri is None:
                 run.append(hyp_words[hj])
             elif run:
@@ -151,7 +157,7 @@ def align_text(reference: str, hypothesis: Sequence[Word]) -> TextAlignment:
         if run:
             extra.append(_extra(run, _before(scored_ref, r1, len(tokens))))
     _interpolate(tokens, spans, status)
-    words = [TimedWord(t, round(s[0], 3), round(s[1], 3), st) for t, s, st in zip(tokens, spans, status)]
+    words = [TimedWord(t, round(s[0], 3), round(s[1], 3), st, h) for t, s, st, h in zip(tokens, spans, status, heard)]
     return TextAlignment(words, extra)
 
 
