@@ -6,8 +6,8 @@ Real-time factor: the shared 5-minute longform recording (38 LibriSpeech utteran
 (default 2): decoding with word timestamps (``transcribe_audio`` in 10-minute windows), text
 alignment and segmentation, timed separately. Goal: RTF <= 0.1.
 
-Peak memory: the same recording concatenated to 15, 30 and 60 minutes (FLAC written block by
-block; the transcript repeated to match), each aligned in its own child process whose peak
+Peak memory: the same recording concatenated to about 15, 30 and 60 minutes (3, 6 and 12 whole
+copies, FLAC written block by block; the transcript repeated to match), each aligned in its own child process whose peak
 resident set size (``ru_maxrss``) is reported. Decoding in windows should keep it flat in the
 file's length.
 
@@ -74,24 +74,21 @@ def longform_source() -> tuple[Path, str]:
 
 
 def build_long(source: Path, reference: str, minutes: int, folder: Path) -> tuple[Path, Path]:
-    """``source`` repeated until ``minutes`` long (whole copies; the last one cut), and its transcript."""
+    """Whole copies of ``source`` (as many as come nearest to ``minutes``) and the repeated transcript.
+
+    Whole copies keep transcript and audio in step: a cut last copy would leave transcript words
+    with no audio, which the aligner rightly rejects but which would skew the match share.
+    """
     import soundfile as sf
 
     info = sf.info(source)
-    target = int(minutes * 60 * info.samplerate)
+    copies = max(1, round(minutes * 60 / info.duration))
     audio, text = folder / f"{minutes}min.flac", folder / f"{minutes}min.txt"
-    written, copies = 0, 0
     with sf.SoundFile(audio, "w", info.samplerate, 1, format="FLAC") as out:
-        while written < target:
-            copies += 1
+        for _ in range(copies):
             with sf.SoundFile(source) as src:
-                while written < target:
-                    block = src.read(min(BLOCK_FRAMES, target - written), dtype="float32")
-                    if not len(block):
-                        break
+                for block in src.blocks(blocksize=BLOCK_FRAMES, dtype="float32"):
                     out.write(block)
-                    written += len(block)
-    # the last copy may be cut mid-way: its words past the end are rejected as not in the audio
     text.write_text(" ".join([reference] * copies), encoding="utf-8")
     return audio, text
 
