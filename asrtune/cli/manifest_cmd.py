@@ -20,6 +20,7 @@ EXAMPLES = """\
   asrtune manifest validate data/all.jsonl --fix data/clean.jsonl
   asrtune manifest stats data/clean.jsonl --plot durations.png
   asrtune manifest split data/clean.jsonl --out data/ --by-speaker --seed 0
+  asrtune manifest align episode.mp3 episode.txt --model openai/whisper-tiny.en --out data/episode.jsonl
 """
 
 
@@ -33,12 +34,13 @@ def register(subparsers, summary: str) -> None:
     formats = "\n".join(f"  {name:<12} {desc}" for name, (_, desc) in FORMATS.items())
     imp = sub.add_parser(
         "import",
-        help="convert a corpus (csv, kaldi, librispeech, audiofolder, folder, hf, jsonl) to a JSONL manifest",
+        help="convert a corpus (csv, kaldi, librispeech, audiofolder, folder, hf, jsonl, subtitles) to a JSONL manifest",
         description="Convert a corpus to a JSONL manifest. Durations are measured from the audio files.\n\nformats:\n" + formats,
         epilog="examples:\n"
         "  asrtune manifest import kaldi kaldi/data/train --out data/train.jsonl\n"
         "  asrtune manifest import audiofolder my_audiofolder/ --out data/all.jsonl\n"
-        "  asrtune manifest import hf saved_dataset/ --out data/all.jsonl --split train   # audio -> data/all_audio/*.flac\n",
+        "  asrtune manifest import hf saved_dataset/ --out data/all.jsonl --split train   # audio -> data/all_audio/*.flac\n"
+        "  asrtune manifest import subtitles episodes/ --out data/episodes.jsonl --clean markup,speakers   # ep1.mp3 + ep1.srt\n",
         formatter_class=HelpFormatter,
     )
     imp.add_argument("format", choices=list(FORMATS), help="source layout")
@@ -50,6 +52,9 @@ def register(subparsers, summary: str) -> None:
     imp.add_argument("--delimiter", help="csv: field delimiter (default by extension: .tsv -> tab, else comma; 'tab' accepted)")
     imp.add_argument("--split", help="hf: which split of a DatasetDict (or parquet files named after it)")
     imp.add_argument("--audio-dir", help="hf: where decoded FLAC files go (default: OUT_STEM_audio/ beside --out)")
+    imp.add_argument("--clean", help="subtitles: cleaning rules, comma-separated from markup (<i>, {\\an8}), speakers (JOHN:, >>, "
+                     "'- '), sound-tags ([music], (laughs), ♪); 'all' (the default) or 'none'")
+    imp.add_argument("--max-gap", type=float, help="subtitles: seconds of silence between cues that always end a segment (default 2)")
     imp.set_defaults(func=run_import)
 
     val = sub.add_parser(
@@ -98,6 +103,10 @@ def register(subparsers, summary: str) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=run_split)
 
+    from asrtune.cli.manifest_align import add_align_parser
+
+    add_align_parser(sub)
+
 
 def run_import(args: argparse.Namespace) -> int:
     from asrtune.data.importers import import_manifest
@@ -109,6 +118,8 @@ def run_import(args: argparse.Namespace) -> int:
         "delimiter": args.delimiter,
         "split": args.split,
         "audio_dir": args.audio_dir,
+        "clean": args.clean,
+        "max_gap": args.max_gap,
     }
     count = import_manifest(args.format, args.src, args.out, progress=True, **options)
     print(f"wrote {count} utterances to {args.out}")

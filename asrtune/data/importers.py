@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
+from asrtune.data.subtitles import iter_subtitles
 from asrtune.data.textfile import iter_text_lines, read_text
 from asrtune.errors import AsrtuneError, AudioError, ConfigError, ManifestError
 
@@ -414,6 +415,7 @@ FORMATS: dict[str, tuple[Callable[..., Iterator[Utterance]], str]] = {
     "folder": (iter_folder, "folder of audio files with same-named .txt transcripts"),
     "hf": (iter_hf_dataset, "HF datasets on disk: save_to_disk folder or parquet file(s) with an audio column"),
     "jsonl": (iter_jsonl, "an existing JSONL manifest (re-rooted to the output's folder)"),
+    "subtitles": (iter_subtitles, "long audio with same-named .srt/.vtt (or a CSV of audio,subtitle): cues merged into <= 30 s segments"),
 }
 
 
@@ -427,6 +429,7 @@ def iter_import(fmt: str, src: str | os.PathLike, out: str | os.PathLike | None 
         "tsv": {"audio_column", "text_column", "speaker_column", "delimiter"},
         "audiofolder": {"text_column"},
         "hf": {"audio_column", "text_column", "speaker_column", "split", "audio_dir"},
+        "subtitles": {"clean", "max_gap"},
     }.get(fmt, set())
     bad = sorted(set(options) - allowed)
     if bad:

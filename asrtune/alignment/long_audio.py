@@ -1,0 +1,243 @@
+"""``asrtune manifest align``: long recordings + full transcripts -> a segment manifest.
+
+For each recording the driver
+
+1. decodes the audio with word times, **in windows**: ``window_s`` (10 min) of audio is read
+   from the file at a time (``load_audio(path, offset, duration)``) plus ``overlap_s`` (30 s)
+   of the next window, and handed to
+   :func:`asrtune.transcription.longform.transcribe_audio` (VAD segments of <= 30 s, Whisper
+   cross-attention or CTC forced-alignment word times). A word is kept from the window whose
+   middle it falls in (more than ``overlap_s / 2`` from that window's cut), so a word is never
+   lost or doubled at a window edge. Peak memory is one window of audio plus the model, whatever
+   the length of the file; only the words (a few hundred kB an hour) accumulate;
+2. aligns the transcript to the recognised words (:func:`~asrtune.alignment.text_align.align_text`);
+3. cuts segments and rejects mismatched stretches
+   (:func:`~asrtune.alignment.segmenter.segment_alignment`).
+
+Outputs: the segment manifest (``offset``/``duration`` into the original file, or, with
+``cut_dir``, one FLAC per segment), and ``rejected.jsonl`` beside it (one line per rejected
+stretch, with ``source``, times, reason, the transcript words and what was heard).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from asrtune.alignment._pending_words import Word
+from asrtune.alignment.limits import TokenCounter
+from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment
+from asrtune.alignment.text_align import align_text
+from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio
+from asrtune.data.manifest import Utterance, read_manifest, write_manifest
+from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.fileio import atomic_open
+
+WINDOW_S = 600.0  # s of audio decoded at once: bounds memory on multi-hour files
+OVERLAP_S = 30.0  # s both neighbouring windows decode; words are taken > 15 s from a window's cut
+REJECTED_NAME = "rejected.jsonl"
+
+Transcriber = Callable[..., list]  # transcribe_audio(recognizer, audio, *, word_timestamps=True) -> list[Segment]
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A long audio file and its full transcript."""
+
+    audio: str
+    transcript: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AlignSummary:
+    """What one ``manifest align`` run did."""
+
+    recordings: int = 0
+    segments: int = 0
+    rejected: int = 0
+    audio_s: float = 0.0
+    kept_s: float = 0.0
+    words: int = 0
+    kept_words: int = 0
+
+    def line(self) -> str:
+        kept = 100 * self.kept_s / self.audio_s if self.audio_s else 0.0
+        return (f"{self.recordings} recording(s), {self.audio_s / 60:.1f} min: {self.segments} segments "
+                f"({self.kept_s / 60:.1f} min, {kept:.1f} % of the audio; {self.kept_words}/{self.words} transcript words), "
+                f"{self.rejected} rejected stretch(es)")
+
+
+def window_starts(duration: float, window_s: float = WINDOW_S) -> list[float]:
+    """Where each decoding window begins.
+
+    >>> window_starts(1500.0)
+    [0.0, 600.0, 1200.0]
+    """
+    if not window_s > 0:
+        raise ConfigError(f"--window must be > 0 seconds, got {window_s}")
+    n = max(1, int(-(-duration // window_s)))
+    return [k * window_s for k in range(n)]
+
+
+def hypothesis_words(
+    recognizer,
+    audio_path: str,
+    window_s: float = WINDOW_S,
+    overlap_s: float = OVERLAP_S,
+    vad: str = "silero",
+    transcriber: Transcriber | None = None,
+    progress: bool = False,
+) -> list[Word]:
+    """Recognised words with times in seconds from the start of ``audio_path``, decoded window by window."""
+    transcribe = transcriber or _transcribe_audio()
+    duration = audio_info(audio_path)[0]
+    starts = window_starts(duration, window_s)
+    words: list[Word] = []
+    for k, start in enumerate(_progress(starts, progress and len(starts) > 1, f"decode {Path(audio_path).name}", "window")):
+        audio = load_audio(audio_path, offset=start, duration=min(window_s + overlap_s, duration - start))
+        keep_from = start + (overlap_s / 2 if k else 0.0)
+        keep_to = start + window_s + overlap_s / 2 if k + 1 < len(starts) else float("inf")
+        for segment in transcribe(recognizer, audio, vad=vad, word_timestamps=True):
+            for w in segment.words:
+                if keep_from <= start + w.start < keep_to:
+                    words.append(Word(w.text, round(start + w.start, 3), round(start + w.end, 3), w.probability))
+        del audio
+    return words
+
+
+def _transcribe_audio() -> Transcriber:
+    try:
+        from asrtune.transcription.longform import transcribe_audio
+    except ImportError:
+        raise AsrtuneError("manifest align needs word timestamps from asrtune.transcription.longform.transcribe_audio, "
+                           "which this build of asrtune lacks") from None
+    return transcribe_audio
+
+
+def align_recording(
+    recognizer,
+    recording: Recording,
+    rules: SegmentRules = SegmentRules(),
+    count_tokens: TokenCounter | None = None,
+    window_s: float = WINDOW_S,
+    vad: str = "silero",
+    transcriber: Transcriber | None = None,
+    progress: bool = False,
+) -> tuple[list[AlignedSegment], list[RejectedStretch], float]:
+    """Segments, rejected stretches and the audio's duration for one recording."""
+    duration = audio_info(recording.audio)[0]
+    words = hypothesis_words(recognizer, recording.audio, window_s, vad=vad, transcriber=transcriber, progress=progress)
+    segments, rejected = segment_alignment(align_text(recording.transcript, words), recording.audio, rules, count_tokens, duration)
+    return segments, rejected, duration
+
+
+def collect_recordings(inputs: list[str]) -> list[Recording]:
+    """``[AUDIO, TRANSCRIPT.txt]``, ``[MANIFEST.jsonl]`` (one line per long file, ``text`` = its
+    transcript) or ``[FOLDER]`` (audio with same-named ``.txt``) as recordings."""
+    if len(inputs) == 2:
+        audio, text = (Path(p) for p in inputs)
+        for p in (audio, text):
+            if not p.is_file():
+                raise ConfigError(f"{p}: file not found")
+        return [Recording(str(audio.resolve()), _read_transcript(text))]
+    if len(inputs) != 1:
+        raise ConfigError("give AUDIO TRANSCRIPT, a MANIFEST.jsonl, or a FOLDER of audio with same-named .txt transcripts")
+    src = Path(inputs[0])
+    if src.is_dir():
+        found = [Recording(str(a.resolve()), _read_transcript(a.with_suffix(".txt")))
+                 for a in sorted(src.rglob("*")) if a.suffix.lower() in AUDIO_EXTENSIONS and a.with_suffix(".txt").is_file()]
+        if not found:
+            raise ConfigError(f"{src}: no audio file with a same-named .txt transcript")
+        return found
+    if src.suffix.lower() in (".jsonl", ".json") and src.is_file():
+        recordings = []
+        for utt in read_manifest(src):
+            if utt.offset:
+                raise ConfigError(f"{src}:{utt.line_no}: align takes whole recordings; this line has an offset")
+            recordings.append(Recording(utt.audio_filepath, utt.text, dict(utt.extra)))
+        return recordings
+    raise ConfigError(f"{src}: not a manifest (.jsonl) or a folder; for one recording give AUDIO TRANSCRIPT")
+
+
+def _read_transcript(path: Path) -> str:
+    try:
+        return " ".join(path.read_text(encoding="utf-8-sig").split())
+    except (OSError, UnicodeDecodeError) as e:
+        raise AsrtuneError(f"{path}: cannot read the transcript ({e})") from None
+
+
+def align_to_manifest(
+    recognizer,
+    recordings: Iterable[Recording],
+    out: str | os.PathLike,
+    cut_dir: str | os.PathLike | None = None,
+    rules: SegmentRules = SegmentRules(),
+    count_tokens: TokenCounter | None = None,
+    window_s: float = WINDOW_S,
+    vad: str = "silero",
+    transcriber: Transcriber | None = None,
+    progress: bool = False,
+) -> AlignSummary:
+    """Align every recording; write the segment manifest ``out`` and ``rejected.jsonl`` beside it."""
+    out = Path(out)
+    if out.suffix not in (".jsonl", ".json"):
+        raise ConfigError(f"--out {out}: the output is a JSONL manifest; give a .jsonl path")
+    rules.check()
+    summary = AlignSummary()
+    utterances: list[Utterance] = []
+    rejected_lines: list[dict] = []
+    recordings = list(recordings)
+    stems = [Path(r.audio).stem for r in recordings]
+    if cut_dir is not None and len(set(stems)) < len(stems):
+        twice = next(s for s in stems if stems.count(s) > 1)
+        raise ConfigError(f"--cut {cut_dir}: two recordings are named {twice!r}; their segment files would collide")
+    for recording in _progress(recordings, progress and len(recordings) > 1, "align", "recording"):
+        segments, rejected, duration = align_recording(recognizer, recording, rules, count_tokens, window_s, vad, transcriber, progress)
+        utterances += list(_utterances(recording, segments, cut_dir))
+        rejected_lines += [r.to_dict() for r in rejected]
+        summary.recordings += 1
+        summary.segments += len(segments)
+        summary.rejected += len(rejected)
+        summary.audio_s += duration
+        summary.kept_s += sum(s.end - s.start for s in segments)
+        summary.words += len(recording.transcript.split())
+        summary.kept_words += sum(s.last_word - s.first_word for s in segments)
+    write_manifest(out, utterances)
+    with atomic_open(out.with_name(REJECTED_NAME)) as f:
+        for line in rejected_lines:
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return summary
+
+
+def _progress(items: list, enabled: bool, desc: str, unit: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit=unit, disable=None, leave=False)
+
+
+def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: str | os.PathLike | None) -> Iterator[Utterance]:
+    for n, seg in enumerate(segments):
+        extra = {**recording.extra, "align_score": seg.score}
+        if cut_dir is None:
+            yield Utterance(recording.audio, seg.text, seg.end - seg.start, seg.start, extra)
+            continue
+        path = Path(cut_dir) / f"{Path(recording.audio).stem}-{n:05d}.flac"
+        write_flac(path, load_audio(recording.audio, offset=seg.start, duration=seg.end - seg.start))
+        yield Utterance(str(path.resolve()), seg.text, seg.end - seg.start, 0.0, {**extra, "source": recording.audio, "source_start": seg.start})
+
+
+def write_flac(path: Path, samples) -> None:
+    """Write 16 kHz mono ``samples`` as FLAC atomically."""
+    import soundfile as sf
+
+    with atomic_open(path, "wb") as f:
+        sf.write(f, samples, SAMPLE_RATE, format="FLAC")
+
+
+__all__ = ["AlignSummary", "Recording", "align_recording", "align_to_manifest", "collect_recordings", "hypothesis_words", "window_starts", "write_flac"]

@@ -1,0 +1,75 @@
+"""`asrtune manifest align`: long recordings + full transcripts -> a manifest of training segments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from asrtune.cli import HelpFormatter
+
+DESCRIPTION = """\
+Cut long recordings with full transcripts into training segments of at most 30 s and 448
+Whisper tokens. The audio is decoded in 10-minute windows with word timestamps, the transcript
+is aligned to the recognised words, and segments are cut at pauses. Each segment keeps the
+transcript's own text (casing, punctuation) and its match score. Stretches where transcript and
+audio disagree (text the speaker skipped, speech the transcript lacks: ads, crosstalk, music)
+are left out and listed with times and reason in rejected.jsonl beside --out.
+
+Inputs: AUDIO TRANSCRIPT.txt, or a MANIFEST.jsonl with one line per recording (text = the full
+transcript), or a FOLDER of audio files with same-named .txt transcripts.
+"""
+
+EPILOG = """\
+examples:
+  asrtune manifest align episode1.mp3 episode1.txt --model openai/whisper-tiny.en --out data/ep1.jsonl
+  asrtune manifest align episodes/ --model openai/whisper-base --out data/episodes.jsonl --cut data/segments/
+  asrtune manifest align long.jsonl --model runs/acc --out data/aligned.jsonl --min-score 0.8
+"""
+
+
+def add_align_parser(sub) -> None:
+    """Add ``align`` to the ``asrtune manifest`` actions."""
+    from asrtune.alignment.long_audio import WINDOW_S
+    from asrtune.alignment.segmenter import SegmentRules
+    from asrtune.inference.options import RecognizerOptions
+    from asrtune.options import add_options
+
+    rules = SegmentRules()
+    p = sub.add_parser("align", help="long recordings + full transcripts -> <= 30 s training segments (rejects mismatches)",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="AUDIO TRANSCRIPT, or MANIFEST.jsonl, or FOLDER")
+    p.add_argument("--model", required=True, help="recogniser giving the word times (Whisper or CTC)")
+    p.add_argument("--out", required=True, help="output segment manifest (.jsonl); rejected.jsonl is written beside it")
+    p.add_argument("--cut", metavar="DIR", help="write each segment as its own FLAC in DIR (the manifest then points at them)")
+    p.add_argument("--window", type=float, default=WINDOW_S, help="seconds of audio decoded at once (bounds memory)")
+    p.add_argument("--vad", default="silero", choices=["silero", "energy"], help="voice-activity detector cutting each window")
+    p.add_argument("--max-unmatched-words", type=int, default=rules.max_unmatched_words,
+                   help="a longer run of transcript words the recogniser did not hear is rejected")
+    p.add_argument("--max-extra-words", type=int, default=rules.max_extra_words,
+                   help="a longer run of recognised words missing from the transcript is cut out")
+    p.add_argument("--min-score", type=float, default=rules.min_score, help="segments whose share of exactly matched words is lower are rejected")
+    p.add_argument("--pad", type=float, default=rules.pad_s, help="seconds kept before the first and after the last word (up to mid-pause)")
+    add_options(p, RecognizerOptions, exclude=("bias_terms", "term_boost"))
+    p.set_defaults(func=run_align)
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from asrtune.alignment.long_audio import align_to_manifest, collect_recordings
+    from asrtune.alignment.segmenter import SegmentRules
+    from asrtune.inference import load_recognizer
+    from asrtune.inference.options import RecognizerOptions
+    from asrtune.options import given_options, update_options
+
+    rules = SegmentRules(max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
+                         min_score=args.min_score, pad_s=args.pad).check()
+    recordings = collect_recordings(args.inputs)
+    opts = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
+    recognizer = load_recognizer(args.model, engine=opts.engine, device=opts.device, batch_size=opts.batch_size, prompt=opts.prompt,
+                                 language=opts.language, lm=opts.lm, beam_size=opts.beam_size, compute_type=opts.compute_type,
+                                 features=opts.features, threads=opts.threads)
+    summary = align_to_manifest(recognizer, recordings, args.out, args.cut, rules, window_s=args.window, vad=args.vad, progress=True)
+    print(f"{summary.line()} -> {args.out}")
+    if summary.rejected:
+        print(f"rejected stretches listed in {Path(args.out).with_name('rejected.jsonl')}", file=sys.stderr)
+    return 0

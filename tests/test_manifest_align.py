@@ -1,0 +1,221 @@
+"""`asrtune manifest align`: windowed decoding, manifest + rejected.jsonl + --cut, and (slow) real
+alignment of the shared 5-minute longform recording against its reference.
+
+The fast tests decode a *time-coded* recording: every second of it holds a constant amplitude
+that says which second it is, and the stand-in transcriber "hears" one word per second from it
+(``s0``, ``s1``, ...). That checks the windowing and the outputs exactly, without a model; the
+slow tests use Whisper tiny.en through ``asrtune.transcription.longform.transcribe_audio``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asrtune.alignment._pending_words import Word
+from asrtune.alignment.long_audio import REJECTED_NAME, Recording, align_to_manifest, collect_recordings, hypothesis_words
+from asrtune.alignment.segmenter import AUDIO_NOT_IN_TEXT, MISMATCH, TEXT_NOT_IN_AUDIO, SegmentRules
+from asrtune.alignment.limits import words_token_estimate
+from asrtune.cli import main
+from asrtune.data.audio import SAMPLE_RATE, audio_info
+from asrtune.data.manifest import load_manifest
+from asrtune.errors import ConfigError
+from tests.conftest import require_whisper_package
+
+CODE_STEP = 1e-3  # amplitude per second of time code: second s holds (s + 1) * CODE_STEP
+
+
+def coded_recording(path: Path, seconds: int) -> Path:
+    samples = np.repeat((np.arange(seconds, dtype=np.float32) + 1) * CODE_STEP, SAMPLE_RATE)
+    sf.write(path, samples, SAMPLE_RATE, format="FLAC")
+    return path
+
+
+def coded_transcriber(recognizer, audio: np.ndarray, *, vad: str, word_timestamps: bool):
+    """One word per whole second of ``audio``, named after the absolute second its time code gives."""
+    assert word_timestamps
+    words = []
+    for i in range(len(audio) // SAMPLE_RATE):
+        second = round(float(audio[i * SAMPLE_RATE + SAMPLE_RATE // 2]) / CODE_STEP) - 1
+        words.append(Word(f" s{second}", i + 0.1, i + 0.6, 1.0))
+    return [SimpleNamespace(start=0.0, end=len(audio) / SAMPLE_RATE, text="", words=words)]
+
+
+def test_windows_give_every_word_once_at_its_file_time(tmp_path):
+    path = coded_recording(tmp_path / "long.flac", 250)
+    words = hypothesis_words(None, str(path), window_s=60, overlap_s=30, transcriber=coded_transcriber)
+    assert [w.text.strip() for w in words] == [f"s{i}" for i in range(250)]
+    assert [w.start for w in words] == pytest.approx([i + 0.1 for i in range(250)])
+
+
+def test_manifest_and_rejected_lines(tmp_path):
+    path = coded_recording(tmp_path / "long.flac", 100)
+    reference = [f"S{i}." for i in range(100)]
+    reference[40:50] = "a paragraph the speaker never read out loud at all".split()  # 10 words, where s40..s49 were said
+    out = tmp_path / "out" / "aligned.jsonl"
+    summary = align_to_manifest(None, [Recording(str(path), " ".join(reference))], out, count_tokens=words_token_estimate,
+                                window_s=45, transcriber=coded_transcriber)
+    utts = load_manifest(out)
+    assert summary.segments == len(utts) >= 3 and summary.rejected == 1
+    assert all(u.duration <= 30.0 and u.audio_filepath == str(path) and u.extra["align_score"] == 1.0 for u in utts)
+    assert " ".join(u.text for u in utts) == " ".join(reference[:40] + reference[50:])  # casing and punctuation kept
+    rejected = [json.loads(line) for line in (out.parent / REJECTED_NAME).read_text().splitlines()]
+    assert [(r["reason"], r["text"], r["first_word"], r["last_word"]) for r in rejected] == [
+        (MISMATCH, " ".join(reference[40:50]), 40, 50)]
+    assert rejected[0]["hypothesis"] == " ".join(f"s{i}" for i in range(40, 50)) and rejected[0]["start"] == pytest.approx(39.6) and rejected[0]["end"] == pytest.approx(50.1)
+    assert all(u.offset + u.duration <= 40.1 or u.offset >= 49.6 for u in utts)  # nothing of the unread stretch
+
+
+def test_cut_writes_one_flac_per_segment(tmp_path):
+    path = coded_recording(tmp_path / "rec.flac", 70)
+    out = tmp_path / "m.jsonl"
+    align_to_manifest(None, [Recording(str(path), " ".join(f"s{i}" for i in range(70)))], out, cut_dir=tmp_path / "cut",
+                      count_tokens=words_token_estimate, transcriber=coded_transcriber)
+    utts = load_manifest(out)
+    assert len(utts) == 3
+    for utt in utts:
+        assert Path(utt.audio_filepath).parent == tmp_path / "cut" and utt.offset == 0.0
+        assert audio_info(utt.audio_filepath)[0] == pytest.approx(utt.duration, abs=1e-3)
+        samples, _ = sf.read(utt.audio_filepath)  # the time code says which part of the recording it is
+        assert round(samples[SAMPLE_RATE // 2] / CODE_STEP) - 1 == int(utt.extra["source_start"] + 0.5)
+    assert json.loads(out.read_text().splitlines()[0])["audio_filepath"].startswith("cut/rec-00000.flac")
+
+
+def test_inputs_pair_manifest_folder(tmp_path):
+    audio = coded_recording(tmp_path / "a.flac", 2)
+    (tmp_path / "a.txt").write_text("\ufeffHello,\n  world.\n", encoding="utf-8")
+    assert collect_recordings([str(audio), str(tmp_path / "a.txt")]) == [Recording(str(audio), "Hello, world.")]
+    assert collect_recordings([str(tmp_path)]) == [Recording(str(audio), "Hello, world.")]
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "a.flac", "text": "Hi.", "speaker": "x"}) + "\n")
+    assert collect_recordings([str(tmp_path / "m.jsonl")]) == [Recording(str(audio), "Hi.", {"speaker": "x"})]
+    (tmp_path / "o.jsonl").write_text(json.dumps({"audio_filepath": "a.flac", "text": "Hi.", "offset": 3.0}) + "\n")
+    with pytest.raises(ConfigError, match="o.jsonl:1: align takes whole recordings"):
+        collect_recordings([str(tmp_path / "o.jsonl")])
+
+
+def test_cli_user_errors_exit_2(tmp_path, capsys):
+    assert main(["manifest", "align", str(tmp_path / "none.flac"), str(tmp_path / "none.txt"), "--model", "x", "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "none.flac: file not found" in capsys.readouterr().err
+    assert main(["manifest", "align", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o.jsonl"), "--min-score", "2"]) == 2
+    assert "min_score must be between 0 and 1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ slow: real speech, tiny.en
+
+BOUNDARY_TOLERANCE_S = 0.2  # s: a segment edge may be this far outside the true 0.6 s join
+JOIN_SILENCE_S = 0.6  # s of silence the longform file has after each utterance
+INSERTED = ("Meanwhile, in another part of the city, the committee argued for hours about the budget "
+            "for the new bridge, and nobody could agree on the colour of the railings.")
+
+
+@pytest.fixture(scope="module")
+def longform(shared_data):
+    """(audio path, reference, utterances [(start, end, text)] in the file) of the shared longform recording."""
+    rows = [json.loads(line) for line in (shared_data / "librispeech-test-clean-40" / "manifest.jsonl").read_text().splitlines()]
+    rows = sorted((r for r in rows if r["speaker"] == "1089"), key=lambda r: r["utt_id"])
+    utts, t = [], 0.0
+    for r in rows:
+        n = sf.info(shared_data / "librispeech-test-clean-40" / r["audio_filepath"]).frames
+        utts.append((t, t + n / SAMPLE_RATE, r["text"]))
+        t += n / SAMPLE_RATE + JOIN_SILENCE_S
+    line = json.loads((shared_data / "longform" / "manifest.jsonl").read_text().splitlines()[0])
+    return shared_data / "longform" / line["audio_filepath"], line["text"], utts
+
+
+@pytest.fixture(scope="module")
+def tiny_words(longform):
+    """Recognised words of the longform file (tiny.en, decoded once for the module)."""
+    pytest.importorskip("asrtune.transcription.longform", reason="needs transcribe_audio from the timing work")
+    require_whisper_package()
+    from asrtune.inference import load_recognizer
+
+    recognizer = load_recognizer("openai/whisper-tiny.en")
+    return hypothesis_words(recognizer, str(longform[0]))
+
+
+def boundary_errors(segments, utts) -> list[float]:
+    """Distance of each inner segment edge from the nearest true join (0 inside the join's silence)."""
+    joins = [(end, nxt_start) for (_, end, _), (nxt_start, _, _) in zip(utts, utts[1:])]
+    edges = [s.end for s in segments[:-1]] + [s.start for s in segments[1:]]
+    return [min(max(lo - t, t - hi, 0.0) for lo, hi in joins) for t in edges]
+
+
+def kept_speech(segments, utts, skip: set[int] = frozenset()) -> float:
+    """Share of the utterances' audio (minus those in ``skip``) covered by accepted segments."""
+    total = covered = 0.0
+    for k, (a, b, _) in enumerate(utts):
+        if k in skip:
+            continue
+        total += b - a
+        covered += sum(max(0.0, min(b, s.end) - max(a, s.start)) for s in segments)
+    return covered / total
+
+
+def run_alignment(words, reference: str, audio):
+    from asrtune.alignment.limits import whisper_token_counter
+    from asrtune.alignment.segmenter import segment_alignment
+    from asrtune.alignment.text_align import align_text
+
+    return segment_alignment(align_text(reference, words), str(audio), SegmentRules(), whisper_token_counter(), audio_info(audio)[0])
+
+
+@pytest.mark.slow
+def test_real_longform_alignment_keeps_speech_and_cuts_at_joins(longform, tiny_words):
+    audio, reference, utts = longform
+    segments, rejected = run_alignment(tiny_words, reference, audio)
+    assert rejected == []
+    assert " ".join(s.text for s in segments) == reference
+    assert [i for s in segments for i in range(s.first_word, s.last_word)] == list(range(len(reference.split())))
+    assert all(s.end - s.start <= 30.0 for s in segments)
+    assert kept_speech(segments, utts) >= 0.95
+    errors = boundary_errors(segments, utts)
+    print(f"\nclean: {len(segments)} segments, boundary error median {statistics.median(errors):.3f} s, max {max(errors):.3f} s, "
+          f"speech kept {100 * kept_speech(segments, utts):.1f} %")
+    assert max(errors) <= BOUNDARY_TOLERANCE_S
+
+
+@pytest.mark.slow
+def test_real_longform_with_corrupted_transcript_rejects_the_damage(longform, tiny_words):
+    audio, reference, utts = longform
+    dropped = 10  # this utterance's text is removed: its audio is speech the transcript lacks
+    texts = [u[2] for u in utts]
+    corrupted = " ".join([*texts[:dropped], *texts[dropped + 1 : 20], INSERTED, *texts[20:]])
+    segments, rejected = run_alignment(tiny_words, corrupted, audio)
+    reasons = {r.reason for r in rejected}
+    assert reasons <= {AUDIO_NOT_IN_TEXT, TEXT_NOT_IN_AUDIO, MISMATCH} and AUDIO_NOT_IN_TEXT in reasons
+    inserted = [r for r in rejected if r.reason in (TEXT_NOT_IN_AUDIO, MISMATCH)]
+    assert INSERTED in " ".join(r.text for r in inserted)
+    a, b, _ = utts[dropped]
+    assert all(s.end <= a + BOUNDARY_TOLERANCE_S or s.start >= b - BOUNDARY_TOLERANCE_S for s in segments)
+    kept_words = {i for s in segments for i in range(s.first_word, s.last_word)}
+    lost = {i for r in rejected for i in range(r.first_word, r.last_word)}
+    assert kept_words.isdisjoint(lost) and len(kept_words | lost) == len(corrupted.split())
+    assert " ".join(s.text for s in segments) == " ".join([*texts[:dropped], *texts[dropped + 1 :]])
+    assert kept_speech(segments, utts, skip={dropped}) >= 0.95
+    errors = boundary_errors(segments, utts)
+    print(f"\ncorrupted: {len(segments)} segments, {len(rejected)} rejected, boundary error median {statistics.median(errors):.3f} s, "
+          f"max {max(errors):.3f} s")
+    assert max(errors) <= BOUNDARY_TOLERANCE_S
+
+
+@pytest.mark.slow
+def test_cli_aligns_the_longform_file_and_cuts_flacs(longform, tmp_path, capsys):
+    pytest.importorskip("asrtune.transcription.longform", reason="needs transcribe_audio from the timing work")
+    require_whisper_package()
+    audio, reference, _ = longform
+    (tmp_path / "ref.txt").write_text(reference, encoding="utf-8")
+    out = tmp_path / "data" / "aligned.jsonl"
+    assert main(["manifest", "align", str(audio), str(tmp_path / "ref.txt"), "--model", "openai/whisper-tiny.en", "--engine", "ct2",
+                 "--threads", "2", "--out", str(out), "--cut", str(tmp_path / "data" / "segments")]) == 0
+    assert "segments" in capsys.readouterr().out
+    utts = load_manifest(out)
+    assert " ".join(u.text for u in utts) == reference
+    assert all(u.offset == 0.0 and u.duration <= 30.0 and Path(u.audio_filepath).is_file() for u in utts)
+    assert sum(audio_info(u.audio_filepath)[0] for u in utts) >= 0.95 * audio_info(audio)[0] - 38 * JOIN_SILENCE_S
+    assert (out.parent / REJECTED_NAME).read_text() == ""
