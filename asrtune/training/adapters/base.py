@@ -18,6 +18,7 @@ what the trainer asks       what the adapter does
 ``make_example``            one utterance -> tensors-to-be (features or cached encoder output + labels)
 ``collate``                 a list of examples -> one padded batch of tensors
 ``loss``                    a batch -> scalar loss (through the possibly DDP-wrapped module)
+``loss_weight``             how many terms that loss averages (tokens, utterances): weights accumulation
 ``augment_batch``           input-side augmentation on a batch's features (SpecAugment); no-op default
 ``recognizer``              the ``asrtune.inference`` recogniser ``asrtune eval`` uses, on the live model (dev WER)
 ``save``                    a complete model folder loadable by ``asrtune.models.resolve_model``
@@ -183,6 +184,11 @@ class ModelAdapter(ABC):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean token loss of ``batch`` computed through ``model`` (the adapter's model, possibly
         wrapped by DistributedDataParallel, so gradients are synchronised)."""
+
+    def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many terms :meth:`loss` averages over (utterances by default); gradient accumulation
+        weights micro-batches by it so that accumulating equals one large batch."""
+        return int(batch["labels"].shape[0])
 
     def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Input-side augmentation on model features (SpecAugment for Whisper). Default: none."""

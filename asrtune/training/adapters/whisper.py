@@ -208,6 +208,9 @@ class WhisperAdapter(ModelAdapter):
             logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
         )
 
+    def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"] != IGNORE_INDEX).sum())  # the loss is a mean over predicted tokens
+
     def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         if not self.config.spec_augment or "input_features" not in batch:
             return batch
