@@ -14,7 +14,7 @@ from asrtune.training import TrainConfig, train
 from asrtune.training.adapters.ctc import CTCAdapter
 from asrtune.training.state import TrainState
 
-from test_train import config, metrics, so16, tiny_whisper, trainable  # noqa: F401  (fixtures)
+from test_train import config, so16, tiny_whisper, trainable  # noqa: F401  (fixtures)
 
 TOP_LAYER = "model.encoder.layers.1.fc1.weight"  # the tiny model's top encoder layer
 

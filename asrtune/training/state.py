@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from asrtune.errors import AsrtuneError
 from asrtune.fileio import atomic_directory
 
 CHECKPOINT_FILE = "state.pt"
@@ -83,7 +84,10 @@ def save_checkpoint(run_dir: Path, state: TrainState, adapter: Any, optimizer: t
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The payload :func:`save_checkpoint` wrote (on CPU)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if "state" not in payload:  # written before TrainState existed
+        raise AsrtuneError(f"{path}: a checkpoint from an older asrtune that cannot be resumed; start a new run")
+    return payload
 
 
 def restore_checkpoint(payload: dict[str, Any], adapter: Any, optimizer: torch.optim.Optimizer,
