@@ -69,12 +69,14 @@ class WhisperHFRecognizer(Recognizer):
             decoder_start_token_id=self.prompt.sot[0],
         )
 
-    def _generate(self, features):
-        """Token ids after the prefix, one row per clip (eot-padded)."""
+    def _generate(self, features=None, encoder_outputs=None):
+        """Token ids after the prefix, one row per clip (eot-padded), from log-mel ``features``
+        or from ``encoder_outputs`` (a ``BaseModelOutput`` the encoder already produced)."""
         from transformers import GenerationMixin, LogitsProcessorList
 
         torch = self._torch
-        n = features.shape[0]
+        n = features.shape[0] if features is not None else encoder_outputs.last_hidden_state.shape[0]
+        extra_inputs = {"encoder_outputs": encoder_outputs} if encoder_outputs is not None else {}
         prefix = torch.tensor([self.prompt.tokens()] * n, dtype=torch.long, device=self.device)
         extra = {"logits_processor": LogitsProcessorList([self.bias])} if self.bias is not None else {}
         # The plain encoder-decoder generate, not WhisperGenerationMixin.generate (which rebuilds
@@ -82,9 +84,10 @@ class WhisperHFRecognizer(Recognizer):
         # what the decoder is fed, the same as in faster-whisper.
         out = GenerationMixin.generate(
             self.model,
-            features,
+            features,  # None when decoding from encoder_outputs
             generation_config=self._generation_config(),
             decoder_input_ids=prefix,
+            **extra_inputs,
             **extra,
         )
         return out[:, prefix.shape[1] :]
@@ -98,5 +101,23 @@ class WhisperHFRecognizer(Recognizer):
             features = torch.from_numpy(mel).to(self.device, dtype=self.model.dtype)
             with torch.inference_mode():
                 tokens = self._generate(features)
-            texts += [t.strip() for t in self.processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+            texts += self._decode(tokens)
         return texts
+
+    def transcribe_encoded(self, encoder_outputs: np.ndarray) -> list[str]:
+        """Decode from cached encoder outputs ``[N, frames, d_model]`` with exactly the prompt,
+        suppress list and generation settings of :meth:`transcribe` (fine-tuning's dev WER)."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        torch = self._torch
+        texts: list[str] = []
+        for start in range(0, len(encoder_outputs), self.batch_size):
+            chunk = np.asarray(encoder_outputs[start : start + self.batch_size])
+            hidden = torch.from_numpy(chunk).to(self.device, dtype=self.model.dtype)
+            with torch.inference_mode():
+                tokens = self._generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden))
+            texts += self._decode(tokens)
+        return texts
+
+    def _decode(self, tokens) -> list[str]:
+        return [t.strip() for t in self.processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]

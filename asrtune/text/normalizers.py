@@ -138,3 +138,19 @@ def get_normalizer(name: str) -> Normalizer:
             "transformers BasicTextNormalizer: lower case, bracketed text and punctuation removed",
         )
     raise ConfigError(f"--normalizer: unknown normaliser {name!r} (choose from {', '.join(NORMALIZER_NAMES)})")
+
+
+ENGLISH_NAMES = (None, "", "en", "english")  # how a language option can say "English" (None: the default)
+
+
+def normalizer_for_language(language: str | None) -> str:
+    """The normaliser that fits ``language``: ``whisper-en`` for English (the default), ``basic`` otherwise.
+
+    The English normaliser rewrites English spellings, numbers and contractions; applied to another
+    language it would mangle words, so other languages get the language-neutral ``basic`` one.
+
+    >>> normalizer_for_language(None), normalizer_for_language("English"), normalizer_for_language("de")
+    ('whisper-en', 'whisper-en', 'basic')
+    """
+    code = language.strip().lower() if language else None
+    return "whisper-en" if code in ENGLISH_NAMES else "basic"

@@ -9,11 +9,13 @@
 from asrtune.training.config import TrainConfig
 
 
-def train(config):
-    """Run (or resume) a fine-tuning run described by ``config``; returns a ``RunResult``."""
+def train(config, on_step=None):
+    """Run (or resume) a fine-tuning run described by ``config``; returns a ``RunResult``.
+
+    ``on_step(trainer)``, when given, is called after every optimiser step (and its checkpoint)."""
     from asrtune.training.trainer import train as _train
 
-    return _train(config)
+    return _train(config, on_step)
 
 
 __all__ = ["TrainConfig", "train"]

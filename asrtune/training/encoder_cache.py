@@ -126,12 +126,14 @@ class EncoderCache:
         encode: Callable[[list[np.ndarray]], np.ndarray],
         load: Callable[[Any], np.ndarray],
         batch_size: int = 16,
-        progress: bool = True,
+        progress: Any = True,
         desc: str = "encoder cache",
         map_fn: Callable = map,
     ) -> int:
         """Encode the utterances not cached yet; returns how many were encoded.
 
+        ``progress`` is a bool (a tqdm bar or nothing) or an object with ``update(n, utts=n)`` and
+        ``close()`` (the trainer's :class:`~asrtune.training.progress.Progress`).
         ``map_fn(load, chunk)`` loads a chunk of utterances: the built-in ``map`` by default, or a
         thread pool's map to decode audio in parallel.
 
@@ -145,7 +147,10 @@ class EncoderCache:
                 orphan.unlink(missing_ok=True)
             self._index = self._read_index()  # another run may have added entries meanwhile
             todo = self.missing(utts)
-            bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress or not todo, leave=False)
+            if isinstance(progress, bool):
+                bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress or not todo, leave=False)
+            else:
+                bar = progress
             for shard_start in range(0, len(todo), SHARD_UTTERANCES):
                 shard_utts = todo[shard_start : shard_start + SHARD_UTTERANCES]
                 self._write_shard(shard_utts, encode, load, batch_size, bar, map_fn)

@@ -1,14 +1,17 @@
 """The training loop: one ``Trainer`` for every model family, readable top to bottom.
 
-``train(config)`` does, in order:
+:meth:`Trainer.run` is the whole story, one call per phase:
 
-1. resolve the model, pick its adapter (``adapters/whisper.py``, ``adapters/ctc.py``), freeze;
+1. check the run dir, resolve the model, check the options for its family, build its adapter
+   (``adapters/whisper.py``, ``adapters/ctc.py``) and freeze - before anything is written;
 2. read the manifests, apply the text policy, skip what cannot be trained on (counted in the log);
-3. fill the encoder-output cache when the encoder is frozen and nothing augments the input;
-4. loop: AdamW with warm-up then linear/cosine decay, gradient accumulation and clipping,
-   autocast (bf16/fp16 on CUDA), a divergence guard, dev WER every ``eval_every`` steps with the
-   best model kept in ``best/``, early stopping, a resumable ``checkpoint/`` every ``save_every``;
-5. write ``final/``, ``learning_curve.png``, optional base-vs-tuned tables and a CTranslate2 copy.
+3. write the run dir, fill the encoder-output cache when the encoder is frozen and nothing
+   augments the input, build the optimiser, resume from ``checkpoint/`` (one :class:`TrainState`);
+4. loop over :meth:`Trainer.train_step`: AdamW with warm-up then linear/cosine decay, gradient
+   accumulation and clipping, autocast (bf16/fp16 on CUDA), a divergence guard, dev WER every
+   ``eval_every`` steps with the best model kept in ``best/``, early stopping, a resumable
+   ``checkpoint/`` every ``save_every``;
+5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, a CTranslate2 copy.
 
 Data parallel: started by ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1) the same code
 wraps the model in DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank takes its
@@ -20,34 +23,38 @@ state" in a checkpoint is the step number itself.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.audio import audio_info, load_audio
 from asrtune.data.manifest import Utterance, load_manifest
+from asrtune.data.audio import audio_info
 from asrtune.errors import AsrtuneError, ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
+from asrtune.training.adapters import adapter_class
+from asrtune.training.adapters.base import ModelAdapter
 from asrtune.training.augment import augment_waveform
-from asrtune.training.config import (
-    TrainConfig,
-    config_differences,
-    save_yaml_config,
-)
+from asrtune.training.compare import compare_base_and_tuned, score, utterance_audio
+from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
 from asrtune.training.encoder_cache import EncoderCache
+from asrtune.training.progress import Progress
 from asrtune.training.sampling import epoch_plan, group_by_duration
+from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
 
 log = logging.getLogger("asrtune.train")
@@ -58,10 +65,8 @@ DIVERGENCE_GRACE_STEPS = 10  # steps before an exploding (finite) loss counts as
 # A loss that has fallen near zero (a small domain learnt by heart) can be "4x its best" while
 # rising by thousandths of a nat; divergence must also be a real rise, in nats per token.
 DIVERGENCE_MIN_RISE_NATS = 0.5
-ADAPTERS = {
-    "whisper": ("asrtune.training.adapters.whisper", "WhisperAdapter"),
-    "ctc": ("asrtune.training.adapters.ctc", "CTCAdapter"),
-}
+
+Pair = tuple[Utterance, str]  # an utterance and its training target text
 
 
 class TrainingDiverged(AsrtuneError):
@@ -89,10 +94,29 @@ class RunResult:
         return asdict(self)
 
 
-def train(config: TrainConfig) -> RunResult:
-    """Run or resume the fine-tuning described by ``config`` (see module docstring)."""
+@dataclass
+class Meter:
+    """Utterances, seconds and summed loss over a window of steps (a log interval, an epoch)."""
+
+    utts: int = 0
+    seconds: float = 0.0
+    loss: float = 0.0
+    steps: int = 0
+
+    def add(self, utts: int, seconds: float, loss: float) -> None:
+        self.utts, self.seconds, self.loss, self.steps = self.utts + utts, self.seconds + seconds, self.loss + loss, self.steps + 1
+
+    def rate(self) -> float:
+        return self.utts / max(self.seconds, 1e-9)
+
+
+def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None) -> RunResult:
+    """Run or resume the fine-tuning described by ``config`` (see module docstring).
+
+    ``on_step(trainer)`` is called after every optimiser step and its checkpoint (tests stop a
+    run there: raising from it leaves the run as a kill would)."""
     _check_manifests_exist(config)
-    return Trainer(config).run()
+    return Trainer(config, on_step).run()
 
 
 def _check_manifests_exist(config: TrainConfig) -> None:
@@ -101,9 +125,6 @@ def _check_manifests_exist(config: TrainConfig) -> None:
     for option, path in named:
         if path and not Path(path).is_file():
             raise ConfigError(f"--{option} {path}: manifest not found")
-
-
-# --- helpers the loop uses ---------------------------------------------------------------------
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -132,29 +153,6 @@ def loss_exploded(loss_ema: float, best_ema: float, factor: float) -> bool:
     return loss_ema > factor * best_ema and loss_ema - best_ema > DIVERGENCE_MIN_RISE_NATS
 
 
-def dev_wer(refs: list[str], hyps: list[str]) -> float:
-    """Corpus WER with the Whisper English normaliser (asrtune.evaluation.metrics)."""
-    try:
-        from asrtune.evaluation.metrics import corpus_wer
-    except ImportError:  # metrics module not built yet: same measure straight from jiwer
-        return _fallback_wer(refs, hyps)
-    return float(corpus_wer(refs, hyps, normalizer="whisper-en"))
-
-
-def _fallback_wer(refs: list[str], hyps: list[str]) -> float:
-    import re
-
-    import jiwer
-
-    def norm(s: str) -> str:
-        return " ".join(re.sub(r"[^\w\s']", " ", s.lower()).split())
-
-    pairs = [(norm(r), norm(h)) for r, h in zip(refs, hyps) if norm(r)]
-    if not pairs:
-        return 0.0
-    return float(jiwer.wer([r for r, _ in pairs], [h for _, h in pairs]))
-
-
 def _distributed() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)``, initialising torch.distributed under torchrun/accelerate."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -163,141 +161,190 @@ def _distributed() -> tuple[int, int, int]:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _adapter_class(family: str):
-    import importlib
-
-    if family not in ADAPTERS:
-        raise ConfigError(f"--model: no trainer for model family {family!r} (known: {', '.join(ADAPTERS)})")
-    module, name = ADAPTERS[family]
-    return getattr(importlib.import_module(module), name)
-
-
-# --- the trainer ---------------------------------------------------------------------------------
+def _pct(wer: float | None) -> str:
+    return "n/a" if wer is None else f"{100 * wer:.2f} %"
 
 
 class Trainer:
     """Drives a :class:`~asrtune.training.adapters.base.ModelAdapter` through one run."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None):
         if config.resume:
             if config.out and Path(config.out).resolve() != Path(config.resume).resolve():
                 raise ConfigError(f"--resume {config.resume} and --out {config.out} name different run dirs; give one")
             config.out = config.resume
         self.config = config.validate()
+        self.requested_freeze = config.freeze  # config.yaml keeps "auto"; build_model resolves it
+        self.on_step = on_step
         self.run_dir = Path(config.out)
         self.rank, self.world, self.local_rank = _distributed()
         self.main = self.rank == 0
         if config.threads:
             torch.set_num_threads(config.threads)
-        if config.device == "auto":
-            self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
-        else:
-            self.device = torch.device(config.device)
-            if self.device.type == "cuda" and not torch.cuda.is_available():
-                raise ConfigError("--device cuda: no CUDA device is available here")
-        self._log_file = None
+        self.device = self._device()
         # Data-loading threads: decoding, resampling and augmenting audio run in C code that
         # releases the GIL (soundfile, soxr, numpy), so threads overlap them without the
         # start-up and pickling costs of worker processes. Features and token ids are made in
         # the training thread (tokenizers are not guaranteed thread-safe).
-        self._loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
+        self.loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
+        self.log_file: Any = None
+        self.run_start = time.time()
+        self.resolved: Any = None
+        self.adapter: ModelAdapter | None = None
+        self.ddp_model: nn.Module | None = None
+        self.sources: list[list[Pair]] = []
+        self.dev: list[Pair] = []
+        self.dev_audio: list[np.ndarray] | None = None
+        self.skipped: dict[str, int] = {}
+        self.cache: EncoderCache | None = None
+        self.cache_info: dict[str, Any] = {"used": False}
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+        self.amp_dtype: torch.dtype | None = None
+        self.global_batch = config.batch_size * self.world
+        self.epoch_len = self.steps_per_epoch = self.total_steps = 0
+        self.state = TrainState()
+        self.plan: list[tuple[int, int]] = []
+        self.stopped: str | None = None
+        self.log_meter, self.epoch_meter = Meter(), Meter()
+        self.progress: Progress | None = None
 
-    def _map(self, fn, items) -> list:
-        """``[fn(x) for x in items]``, on the data-loading threads when ``--num-workers`` > 0."""
-        return list(self._loader.map(fn, items)) if self._loader else [fn(x) for x in items]
+    def _device(self) -> torch.device:
+        if self.config.device == "auto":
+            return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
+        device = torch.device(self.config.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA device is available here")
+        return device
 
-    # --- logging ------------------------------------------------------------------------------
+    # --- the run --------------------------------------------------------------------------------
 
-    def say(self, message: str) -> None:
-        """A line for the user (rank 0 only), also appended to RUN_DIR/train.log."""
-        if not self.main:
-            return
-        from tqdm.auto import tqdm
+    def run(self) -> RunResult:
+        checkpoint = self.check_run_dir()  # nothing is written until every check has passed
+        self.build_model()
+        self.load_data()
+        created = self.create_run_dir()
+        try:
+            self.setup_cache()
+            self.build_optimizer()
+            self.resume(checkpoint)
+        except BaseException:
+            if created:  # a fresh run that never started: leave no half-made run dir behind
+                self._close_log()
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+        self.announce()
+        self.loop()
+        return self.finish()
 
-        tqdm.write(message, file=sys.stderr)
-        if self._log_file is not None:
-            self._log_file.write(time.strftime("%H:%M:%S ") + message + "\n")
-            self._log_file.flush()
-
-    def _metric(self, record: dict[str, Any]) -> None:
-        if not self.main:
-            return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-
-    # --- setup ----------------------------------------------------------------------------------
-
-    def _prepare_run_dir(self) -> dict[str, Any] | None:
-        """Create or check the run dir; returns the checkpoint state when resuming."""
+    def loop(self) -> None:
+        """Steps until a stop condition; dev evaluation and checkpoints on their schedules."""
         cfg = self.config
-        ckpt_dir = self._checkpoint_dir()
-        if cfg.resume:
-            saved = self.run_dir / "config.yaml"
-            if not saved.is_file():
-                raise ConfigError(f"--resume {self.run_dir}: not a training run dir (no config.yaml)")
-            import yaml
+        self.adapter.model.train()
+        self.progress = Progress("train", self.total_steps, "step", self.say, self.main and cfg.progress,
+                                 initial=self.state.step, elapsed_s=self.state.elapsed_s,
+                                 budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
+        self.plan = self._plan(self.state.epoch)
+        while self.stopped is None:
+            self.maybe_unfreeze()
+            self.train_step()
+            self.stopped = self.stop_reason()
+            if self.dev and (self.state.step % cfg.eval_every == 0 or self.stopped):
+                self.evaluate_dev()
+                if cfg.patience is not None and self.state.evals_since_best >= cfg.patience:
+                    self.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
+                    self.stopped = self.stopped or "early-stopping"
+            if self.main and (self.state.step % cfg.save_every == 0 or self.stopped):
+                save_checkpoint(self.run_dir, self.state, self.adapter, self.optimizer, self.scaler)
+            if self.on_step is not None:
+                self.on_step(self)
+        self.progress.close()
+        self._end_epoch(partial=self.state.position < self._usable_plan_length())
 
-            diffs = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
-            if diffs and not cfg.force:
-                raise ConfigError(
-                    f"--resume {self.run_dir}: the config differs from the run's ({'; '.join(diffs)}); "
-                    "pass --force to continue with the new values"
-                )
-            if ckpt_dir is None:
-                self.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
-                return None
-            return torch.load(ckpt_dir / "state.pt", map_location="cpu", weights_only=False)
-        if self.run_dir.exists() and any(self.run_dir.iterdir()):
+    def stop_reason(self) -> str | None:
+        cfg = self.config
+        if cfg.max_train_minutes is not None and self.state.elapsed_s >= cfg.max_train_minutes * 60:
+            self.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {self.state.step}")
+            return "time-limit"
+        if self.state.step >= self.total_steps:
+            return "max-steps" if cfg.max_steps else "epochs"
+        return None
+
+    # --- setup (nothing written) ------------------------------------------------------------------
+
+    def check_run_dir(self) -> dict[str, Any] | None:
+        """Check ``--out``/``--resume`` without writing; returns the checkpoint to resume from."""
+        cfg = self.config
+        if not cfg.resume:
             if (self.run_dir / "config.yaml").exists() and not cfg.force:
-                raise ConfigError(
-                    f"--out {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
-                    "or --force to start over there"
-                )
-        return None
+                raise ConfigError(f"--out {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
+                                  "or --force to start over there")
+            return None
+        saved = self.run_dir / "config.yaml"
+        if not saved.is_file():
+            raise ConfigError(f"--resume {self.run_dir}: not a training run dir (no config.yaml)")
+        import yaml
 
-    def _checkpoint_dir(self) -> Path | None:
-        for name in ("checkpoint", ".checkpoint.old"):  # .old survives a kill mid-replace
-            path = self.run_dir / name
-            if (path / "state.pt").is_file():
-                return path
-        return None
+        diffs = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
+        if diffs and not cfg.force:
+            raise ConfigError(f"--resume {self.run_dir}: the config differs from the run's ({'; '.join(diffs)}); "
+                              "pass --force to continue with the new values")
+        path = find_checkpoint(self.run_dir)
+        if path is None:
+            self.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
+            return None
+        return load_checkpoint(path)
 
-    def _load_data(self) -> None:
+    def build_model(self) -> None:
+        """Resolve the model, refuse options its family ignores, load its adapter and freeze."""
+        from asrtune.models import resolve_model
+
+        cfg = self.config
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.resolved = resolve_model(cfg.model)
+        family = adapter_class(self.resolved.family)
+        family.check_config(cfg)
+        self.adapter = family.from_resolved(self.resolved, cfg)
+        if cfg.freeze == "auto":  # the log line names the preset used
+            cfg.freeze = self.adapter.DEFAULT_FREEZE
+        self.adapter.apply_freeze(cfg.freeze)
+        self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
+        self.adapter.model.to(self.device)
+        self.ddp_model = self._wrap(self.adapter.model)
+
+    def _unfreeze_layers(self) -> int:
+        return self.config.unfreeze_top_layers if self.config.freeze == "encoder" else 0
+
+    def _unfreeze_at(self) -> int | None:
+        """The step the top encoder layers unfreeze at: ``--unfreeze-after``, or 0 when only K is given."""
+        if not self._unfreeze_layers():
+            return None
+        return self.config.unfreeze_after if self.config.unfreeze_after is not None else 0
+
+    def load_data(self) -> None:
         """Manifests -> (utterance, target text) lists, with skips counted by reason."""
         cfg = self.config
-        self.skipped: dict[str, int] = {}
-        self.sources: list[list[tuple[Utterance, str]]] = []
         for path in cfg.train:
             kept = self._usable(load_manifest(path), path)
             if not kept:
                 raise ConfigError(f"--train {path}: no usable utterances (all skipped: {self.skipped})")
             self.sources.append(kept)
-        self.dev: list[tuple[Utterance, str]] = []
         if cfg.dev:
             # dev WER is scored against the references as written (normalised by the metric)
             self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
             if not self.dev:
                 raise ConfigError(f"--dev {cfg.dev}: no usable utterances")
-        sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(cfg.train, self.sources))
-        self.say(f"train utterances: {sizes}" + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
-        if self.skipped:
-            self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        self.epoch_len = len(epoch_plan([len(s) for s in self.sources], cfg.weights, 0, cfg.seed))
+        self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
+        self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
 
-    def _usable(self, utts: list[Utterance], path: str) -> list[tuple[Utterance, str]]:
+    def _usable(self, utts: list[Utterance], path: str) -> list[Pair]:
         kept = []
         for u in utts:
             if u.duration <= 0:  # manifests may omit durations: read them from the header
@@ -311,27 +358,32 @@ class Trainer:
             kept.append((u, target))
         return kept
 
-    def _plan(self, epoch: int, global_batch: int) -> list[tuple[int, int]]:
-        """The epoch's utterance order; with --group-by-duration (default on for CTC, whose
-        raw-audio batches pay for padding) consecutive batches hold similar durations."""
-        cfg = self.config
-        plan = epoch_plan([len(s) for s in self.sources], cfg.weights, epoch, cfg.seed)
-        group = cfg.group_by_duration if cfg.group_by_duration is not None else self.adapter.family == "ctc"
-        if group:
-            durations = [[u.duration for u, _ in source] for source in self.sources]
-            plan = group_by_duration(plan, durations, global_batch, epoch, cfg.seed)
-        return plan
+    # --- setup (writing) --------------------------------------------------------------------------
 
-    def _load_audio(self, utt: Utterance) -> np.ndarray:
-        return load_audio(utt.audio_filepath, offset=utt.offset, duration=utt.duration or None)
+    def create_run_dir(self) -> bool:
+        """Write config.yaml and open train.log (rank 0); True when this call created the dir."""
+        if not self.main:
+            return False
+        created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
+        save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
+        sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
+        self.say(f"train utterances: {sizes}" + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
+        if self.skipped:
+            self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        return created
 
-    def _setup_cache(self) -> None:
+    def setup_cache(self) -> None:
         """Decide whether to cache encoder outputs, and fill the cache (rank 0 builds)."""
         cfg = self.config
-        self.cache: EncoderCache | None = None
-        self.cache_info: dict[str, Any] = {"used": False}
         shape = self.adapter.cache_shape()
         if cfg.cache == "off" or shape is None or cfg.freeze != "encoder":
+            return
+        if self._unfreeze_at() == 0:
+            self.say(f"--unfreeze-top-layers {cfg.unfreeze_top_layers} without --unfreeze-after: the top encoder "
+                     "layers train from step 0, so the encoder-output cache is off")
+            self.cache_info["reason"] = "unfrozen from step 0"
             return
         if cfg.augmenting:
             self.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
@@ -340,68 +392,348 @@ class Trainer:
         from asrtune.models.cache import cache_dir
 
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
-        self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)
         utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev]
-        todo = self.cache.missing(utts)
+        todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
         if self.main and todo:
-            self.say(f"encoder cache: encoding {len(todo)} utterances once ({self.cache.nbytes(len(todo)) / 1e9:.2f} GB) in {self.cache.dir}")
-            start = time.time()
-            self.cache.build(todo, self.adapter.encode, self._load_audio, batch_size=cfg.eval_batch_size, progress=cfg.progress,
-                             map_fn=self._map)
-            self.say(f"encoder cache: built in {time.time() - start:.0f} s")
+            self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
         elif self.main:
-            self.say(f"encoder cache: all {len(utts)} utterances already cached in {self.cache.dir}")
-        _barrier(self.world)
+            self.say(f"encoder cache: all {len(utts)} utterances already cached")
+        self._barrier()
         self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
-        self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0, "hits": len(utts) - len(todo)}
+        self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
+                           "hits": len(utts) - len(todo)}
+
+    def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
+        self.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
+        start = time.time()
+        progress = Progress("encoder cache", len(todo), "utt", self.say, self.config.progress)
+        cache.build(todo, self.adapter.encode, utterance_audio, batch_size=self.config.eval_batch_size,
+                    progress=progress, map_fn=self._map)
+        progress.close()
+        self.say(f"encoder cache: built in {time.time() - start:.0f} s")
+
+    def build_optimizer(self) -> None:
+        """AdamW over the adapter's parameter groups (each remembers its base lr), and the scaler."""
+        groups = self.adapter.parameter_groups(self.config)
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        self.optimizer = torch.optim.AdamW(groups, lr=self.config.lr, betas=(0.9, 0.98), eps=1e-6)
+        self.amp_dtype, use_scaler = self._amp()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    def resume(self, checkpoint: dict[str, Any] | None) -> None:
+        """Restore the whole :class:`TrainState` (+ weights, optimiser, scaler) from a checkpoint."""
+        if checkpoint is None:
+            return
+        if checkpoint["state"]["unfrozen"]:  # the saved weights include the unfrozen layers
+            self.unfreeze()
+        self.state = restore_checkpoint(checkpoint, self.adapter, self.optimizer, self.scaler)
+        if self.main:
+            self._truncate_metrics(self.state.step)
+        s = self.state
+        self.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
+
+    def announce(self) -> None:
+        cfg = self.config
+        trainable, total = self.adapter.trainable_parameter_count()
+        self.say(
+            f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}"
+            + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
+            + f": {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.1f} %)"
+        )
+        self.say(
+            f"training {self.total_steps} steps ({self.steps_per_epoch} per epoch of {self.epoch_len} utterances), batch {cfg.batch_size}"
+            + (f" x {self.world} processes" if self.world > 1 else "")
+            + (f" x {cfg.grad_accum} accumulation" if cfg.grad_accum > 1 else "")
+            + f", lr {cfg.lr:g} ({cfg.lr_schedule}, {cfg.warmup_steps} warm-up), device {self.device}"
+            + (f", autocast {self.amp_dtype}" if self.amp_dtype else "")
+        )
+        self._metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
+                      "total_parameters": total, "total_steps": self.total_steps, "world_size": self.world,
+                      "cache": self.cache_info})
+
+    # --- the step ---------------------------------------------------------------------------------
+
+    def maybe_unfreeze(self) -> None:
+        """Gradual unfreezing: from ``--unfreeze-after`` on, the top encoder layers train and the
+        encoder cache (outputs of the frozen encoder) is no longer used."""
+        at = self._unfreeze_at()
+        if at is None or self.state.unfrozen or self.state.step < at:
+            return
+        self.unfreeze()
+        cfg = self.config
+        self.say(f"step {self.state.step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers "
+                 f"(lr {cfg.encoder_lr or cfg.lr / 10:g}); encoder cache not used from here on")
+
+    def unfreeze(self) -> None:
+        self.adapter.unfreeze_top_layers(self.config.unfreeze_top_layers)
+        self.state.unfrozen = True
+        self.ddp_model = self._wrap(self.adapter.model)  # DDP must see the new trainable set
+
+    def train_step(self) -> None:
+        """One optimiser step over ``grad_accum`` micro-batches; updates :attr:`state`."""
+        cfg, start = self.config, time.time()
+        factor = lr_factor(self.state.step, self.total_steps, cfg.warmup_steps, cfg.lr_schedule)
+        for g in self.optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        batches = [self._batch(self._next_slice(), self.state.step * cfg.grad_accum + m) for m in range(cfg.grad_accum)]
+        loss = self._accumulate(batches)
+        self._guard_divergence(loss)
+        grad_norm = self._optimizer_step()
+        self.state.step += 1
+        utts = sum(len(b["_pairs"]) for b in batches) * self.world
+        self._record(loss, utts, time.time() - start, cfg.lr * factor, grad_norm)
+
+    def _accumulate(self, batches: list[dict[str, Any]]) -> float:
+        """Backward through every micro-batch, each weighted by its share of the step's loss terms
+        (tokens for Whisper), so 2 x 8 accumulates the same gradient as one batch of 16."""
+        weights = [float(self.adapter.loss_weight(b)) for b in batches]
+        total = self._all_sum(sum(weights)) / self.world  # DDP averages over ranks
+        step_loss = 0.0
+        for i, batch in enumerate(batches):
+            sync = i == len(batches) - 1
+            with self._no_sync(sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                                      enabled=self.amp_dtype is not None):
+                loss = self.adapter.loss(self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
+            self.scaler.scale(loss * (weights[i] / total)).backward()
+            step_loss += float(loss.detach()) * weights[i] / total
+        return self._all_sum(step_loss) / self.world
+
+    def _guard_divergence(self, loss: float) -> None:
+        """Stop on NaN/inf, or on a smoothed loss far above its best."""
+        s, cfg = self.state, self.config
+        if not math.isfinite(loss):
+            self._diverged(loss, f"the loss became {loss}")
+        s.loss_ema = loss if s.loss_ema is None else (1 - LOSS_EMA) * s.loss_ema + LOSS_EMA * loss
+        s.min_loss_ema = s.loss_ema if s.min_loss_ema is None else min(s.min_loss_ema, s.loss_ema)
+        if s.step >= DIVERGENCE_GRACE_STEPS and loss_exploded(s.loss_ema, s.min_loss_ema, cfg.divergence_factor):
+            self._diverged(loss, f"the smoothed loss {s.loss_ema:.3g} exploded past {cfg.divergence_factor:g}x "
+                                 f"its best ({s.min_loss_ema:.3g})")
+
+    def _optimizer_step(self) -> float:
+        self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def _record(self, loss: float, utts: int, seconds: float, lr: float, grad_norm: float) -> None:
+        """Step bookkeeping: elapsed time, meters, progress, and a metrics line every ``log_every``."""
+        s = self.state
+        s.elapsed_s = self.progress.elapsed()
+        self.log_meter.add(utts, seconds, loss)
+        self.epoch_meter.add(utts, seconds, loss)
+        self.progress.update(1, utts=utts, loss=f"{loss:.3f}", lr=f"{lr:.2e}", utts_s=f"{self.log_meter.rate():.1f}")
+        if s.step % self.config.log_every == 0 or s.step == self.total_steps:
+            m = self.log_meter
+            self._metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
+                          "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
+            self.log_meter = Meter()
 
     # --- batches ----------------------------------------------------------------------------------
 
+    def _plan(self, epoch: int) -> list[tuple[int, int]]:
+        """The epoch's utterance order; with --group-by-duration (default on for CTC, whose
+        raw-audio batches pay for padding) consecutive batches hold similar durations."""
+        cfg = self.config
+        plan = epoch_plan([len(s) for s in self.sources], cfg.weights, epoch, cfg.seed)
+        group = cfg.group_by_duration if cfg.group_by_duration is not None else self.adapter.family == "ctc"
+        if group:
+            durations = [[u.duration for u, _ in source] for source in self.sources]
+            plan = group_by_duration(plan, durations, self.global_batch, epoch, cfg.seed)
+        return plan
+
+    def _usable_plan_length(self) -> int:
+        return len(self.plan) - len(self.plan) % self.world  # every rank gets the same number of utterances
+
+    def _next_slice(self) -> list[tuple[int, int]]:
+        """This rank's share of the next global batch (starting the next epoch when this one is used up)."""
+        s = self.state
+        if s.position >= self._usable_plan_length():
+            self._end_epoch(partial=False)
+            s.epoch, s.position = s.epoch + 1, 0
+            self.plan = self._plan(s.epoch)
+        per_rank = max(1, min(self.global_batch, len(self.plan) - s.position) // self.world)
+        mine = self.plan[s.position + self.rank * per_rank : s.position + (self.rank + 1) * per_rank]
+        s.position += per_rank * self.world
+        return mine
+
     def _waveform(self, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
-        audio = self._load_audio(utt)
+        audio = utterance_audio(utt)
         if self.config.speed_perturb or self.config.noise_snr_db is not None:
             audio = augment_waveform(audio, rng, self.config.speed_perturb, self.config.noise_snr_db)
         return audio
 
-    def _batch(self, pairs: list[tuple[int, int]], use_cache: bool, step: int) -> dict[str, torch.Tensor]:
-        items = [self.sources[s][i] for s, i in pairs]  # (utterance, target text)
+    def _batch(self, indices: list[tuple[int, int]], micro_step: int) -> dict[str, Any]:
+        """Tensors on the device for ``indices``; ``_pairs`` keeps the (utterance, target) pairs."""
+        pairs = [self.sources[s][i] for s, i in indices]
+        use_cache = self.cache is not None and not self.state.unfrozen
         if use_cache:
-            examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in items]
+            examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]
         else:
             # one generator per example, so augmentation does not depend on thread scheduling
-            seeds = np.random.SeedSequence([self.config.seed, step, self.rank]).spawn(len(items))
-            audios = self._map(lambda k: self._waveform(items[k][0], np.random.default_rng(seeds[k])), range(len(items)))
-            examples = [self.adapter.make_example(u, t, audio=a) for (u, t), a in zip(items, audios)]
+            seeds = np.random.SeedSequence([self.config.seed, micro_step, self.rank]).spawn(len(pairs))
+            audios = self._map(lambda k: self._waveform(pairs[k][0], np.random.default_rng(seeds[k])), range(len(pairs)))
+            examples = [self.adapter.make_example(u, t, audio=a) for (u, t), a in zip(pairs, audios)]
         batch = self.adapter.collate(examples)
         if not use_cache:
-            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + step * 31 + self.rank)
+            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + micro_step * 31 + self.rank)
             batch = self.adapter.augment_batch(batch, gen)
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        return {**{k: v.to(self.device, non_blocking=True) for k, v in batch.items()}, "_pairs": pairs}
 
-    # --- evaluation -----------------------------------------------------------------------------
+    def _map(self, fn: Callable, items) -> list:
+        """``[fn(x) for x in items]``, on the data-loading threads when ``--num-workers`` > 0."""
+        return list(self.loader.map(fn, items)) if self.loader else [fn(x) for x in items]
 
-    def evaluate(self, use_cache: bool) -> float:
-        """Greedy dev WER (normalised), from cached encoder outputs when they are valid."""
-        refs = [u.text for u, _ in self.dev]
-        if use_cache:
-            encoded = np.stack([self.cache.get(u) for u, _ in self.dev])
-            hyps = self.adapter.transcribe(encoded=encoded, batch_size=self.config.eval_batch_size)
-        else:
-            if self._dev_audio is None:
-                self._dev_audio = self._map(self._load_audio, [u for u, _ in self.dev])
-            hyps = self.adapter.transcribe(audios=self._dev_audio, batch_size=self.config.eval_batch_size)
-        return dev_wer(refs, hyps)
+    def _end_epoch(self, partial: bool) -> None:
+        m, epoch = self.epoch_meter, self.state.epoch
+        if m.utts:
+            self._metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
+                          "utts_per_s": m.rate(), "partial": partial})
+            self.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
+        self.epoch_meter = Meter()
 
-    # --- saving -----------------------------------------------------------------------------------
+    # --- evaluation -------------------------------------------------------------------------------
+
+    def evaluate_dev(self) -> None:
+        """Dev WER on rank 0; keeps ``best/`` and the patience count (shared with every rank)."""
+        s = self.state
+        if self.main:
+            start = time.time()
+            s.last_wer = wer = self.evaluate()
+            improved = s.best_wer is None or wer < s.best_wer
+            if improved:
+                s.best_wer, s.best_step, s.evals_since_best = wer, s.step, 0
+                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev})
+            else:
+                s.evals_since_best += 1
+            self._metric({"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)})
+            self.say(f"step {s.step}: dev WER {_pct(wer)} (best {_pct(s.best_wer)} at step {s.best_step})"
+                     + (" - saved best/" if improved else ""))
+        s.evals_since_best = self._broadcast_int(s.evals_since_best)
+
+    def evaluate(self) -> float:
+        """Dev WER through the recogniser ``asrtune eval`` uses (from cached encoder outputs while
+        they are valid), normalised for the language."""
+        cfg = self.config
+        model = self.adapter.model
+        recognizer = self.adapter.recognizer(str(self.device), cfg.eval_batch_size)
+        utts = [u for u, _ in self.dev]
+        from_cache = self.cache is not None and not self.state.unfrozen
+        if not from_cache and self.dev_audio is None:
+            self.dev_audio = self._map(utterance_audio, utts)
+        progress = Progress("dev", len(utts), "utt", self.say, False)
+        hyps: list[str] = []
+        model.eval()
+        try:
+            for start in range(0, len(utts), cfg.eval_batch_size):
+                end = start + cfg.eval_batch_size
+                if from_cache:
+                    hyps += recognizer.transcribe_encoded(np.stack([self.cache.get(u) for u in utts[start:end]]))
+                else:
+                    hyps += recognizer.transcribe(self.dev_audio[start:end])
+                progress.update(len(hyps) - progress.done)
+        finally:
+            model.train()
+        return score([u.text for u in utts], hyps, cfg.language)
+
+    # --- the end of the run ------------------------------------------------------------------------
+
+    def finish(self) -> RunResult:
+        """``final/`` (and ``best/`` without a dev set), learning curve, eval sets, export, result.json."""
+        s, cfg = self.state, self.config
+        trainable, total = self.adapter.trainable_parameter_count()
+        result = RunResult(
+            run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
+            stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
+            trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
+        )
+        if self.main:
+            self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
+            if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
+                self._save_model("best", {"step": s.step, "dev_wer": None})
+            from asrtune.training.curves import plot_learning_curve
+
+            plot_learning_curve(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curve.png")
+            if cfg.eval_sets:
+                sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
+                result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
+                                                             str(self.device), self.say)
+            if cfg.export_ct2:
+                self._export_ct2()
+            write_json_atomic(self.run_dir / "result.json", result.to_dict())
+            self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); best dev WER "
+                     f"{_pct(s.best_wer)} at step {s.best_step}; models in {self.run_dir / 'best'} and {self.run_dir / 'final'}")
+            self._close_log()
+        if self.loader:
+            self.loader.shutdown()
+        self._barrier()
+        return result
 
     def _save_model(self, name: str, info: dict[str, Any]) -> None:
         with atomic_directory(self.run_dir / name) as tmp:
             self.adapter.save(tmp)
             write_json_atomic(tmp / "asrtune_training.json", {"base_model": self.config.model, **info})
 
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
-        with atomic_directory(self.run_dir / "checkpoint") as tmp:
-            torch.save(state, tmp / "state.pt")
+    def _export_ct2(self) -> None:
+        from asrtune.models import hf_to_ct2
+
+        dst = self.run_dir / "best-ct2"
+        self.say(f"exporting a CTranslate2 int8 copy of best/ to {dst}")
+        hf_to_ct2(self.run_dir / "best", dst, quantization="int8")
+
+    def _diverged(self, loss: float, what: str) -> None:
+        ckpt = find_checkpoint(self.run_dir)
+        best = self.run_dir / "best"
+        saved = ([f"the last good checkpoint ({ckpt.parent})"] if ckpt else []) + ([str(best)] if best.exists() else [])
+        kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
+        self._metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
+        raise TrainingDiverged(
+            f"training diverged at step {self.state.step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) "
+            f"is too high for fine-tuning - try --lr 1e-5 to 3e-5 (or a longer --warmup-steps); {kept}"
+        )
+
+    # --- logging ----------------------------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        """A line for the user (rank 0 only), also appended to RUN_DIR/train.log."""
+        if not self.main:
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+        if self.log_file is not None:
+            self.log_file.write(time.strftime("%H:%M:%S ") + message + "\n")
+            self.log_file.flush()
+
+    def _close_log(self) -> None:
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
+
+    def _metric(self, record: dict[str, Any]) -> None:
+        if not self.main:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metric lines written after the checkpoint (and a torn last line after a kill)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return
+        keep = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                if json.loads(line).get("step", 0) <= step:
+                    keep.append(line)
+        write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+    # --- devices and processes ----------------------------------------------------------------------
 
     def _amp(self) -> tuple[torch.dtype | None, bool]:
         """(autocast dtype or None, use GradScaler)."""
@@ -412,236 +744,6 @@ class Trainer:
             p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return (torch.bfloat16, False) if p == "bf16" else (torch.float16, self.device.type == "cuda")
 
-    # --- the run --------------------------------------------------------------------------------
-
-    def run(self) -> RunResult:
-        cfg = self.config
-        run_start = time.time()
-        state = self._prepare_run_dir() if self.main else None
-        _barrier(self.world)
-        if not self.main and cfg.resume:
-            ckpt = self._checkpoint_dir()
-            state = torch.load(ckpt / "state.pt", map_location="cpu", weights_only=False) if ckpt else None
-        if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
-            save_yaml_config(cfg, self.run_dir / "config.yaml")
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
-
-        # 1. model, adapter, freezing
-        from asrtune.models import resolve_model
-
-        resolved = resolve_model(cfg.model)
-        self.adapter = _adapter_class(resolved.family).from_resolved(resolved, cfg)
-        if cfg.freeze == "auto":  # config.yaml keeps "auto"; the log line names the preset used
-            cfg.freeze = self.adapter.DEFAULT_FREEZE
-        self.adapter.apply_freeze(cfg.freeze)
-        self.adapter.model.to(self.device)
-        trainable, total = self.adapter.trainable_parameter_count()
-        self.say(
-            f"model {cfg.model} ({resolved.family}, {resolved.source}); freeze={cfg.freeze}"
-            + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
-            + f": {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.1f} %)"
-        )
-
-        # 2. data, 3. cache
-        self._load_data()
-        self._dev_audio: list[np.ndarray] | None = None
-        self._setup_cache()
-
-        # optimiser and schedule
-        groups = self.adapter.parameter_groups(cfg)
-        for g in groups:
-            g["base_lr"] = g["lr"]
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-        amp_dtype, use_scaler = self._amp()
-        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        global_batch = cfg.batch_size * self.world
-        epoch_len = len(epoch_plan([len(s) for s in self.sources], cfg.weights, 0, cfg.seed))
-        steps_per_epoch = max(1, math.ceil(epoch_len / (global_batch * cfg.grad_accum)))
-        total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * steps_per_epoch)
-
-        # resume
-        step, epoch, position = 0, 0, 0
-        best_wer, best_step, evals_since_best, elapsed = None, None, 0, 0.0
-        loss_ema, min_ema = None, None
-        unfrozen = False
-        if state is not None:
-            if cfg.unfreeze_after is not None and state["step"] >= cfg.unfreeze_after:
-                self.adapter.unfreeze_top_layers(cfg.unfreeze_top_layers)
-                unfrozen = True
-            self.adapter.load_trainable_state_dict(state["trainable"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            step, epoch, position = state["step"], state["epoch"], state["position"]
-            best_wer, best_step, evals_since_best = state["best_wer"], state["best_step"], state["evals_since_best"]
-            elapsed, loss_ema, min_ema = state["elapsed"], state["loss_ema"], state["min_ema"]
-            random.setstate(state["rng"]["python"])
-            np.random.set_state(state["rng"]["numpy"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if self.main:
-                self._truncate_metrics(step)
-            self.say(f"resumed from step {step} (epoch {epoch}, position {position}); best dev WER so far: {_pct(best_wer)}")
-        self.say(
-            f"training {total_steps} steps ({steps_per_epoch} per epoch of {epoch_len} utterances), batch {cfg.batch_size}"
-            + (f" x {self.world} processes" if self.world > 1 else "")
-            + (f" x {cfg.grad_accum} accumulation" if cfg.grad_accum > 1 else "")
-            + f", lr {cfg.lr:g} ({cfg.lr_schedule}, {cfg.warmup_steps} warm-up), device {self.device}"
-            + (f", autocast {amp_dtype}" if amp_dtype else "")
-        )
-        if self.main:
-            self._metric({"event": "start", "step": step, "trainable_parameters": trainable, "total_parameters": total, "total_steps": total_steps, "world_size": self.world, "cache": self.cache_info})
-
-        model: nn.Module = self.adapter.model
-        ddp_model = self._wrap(model)
-        model.train()
-
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", disable=not (self.main and cfg.progress), dynamic_ncols=True)
-        plan = self._plan(epoch, global_batch)
-        stopped = "max-steps" if cfg.max_steps else "epochs"
-        window_utts, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
-        epoch_utts, epoch_time = 0, 0.0
-        loop_start = time.time() - elapsed
-        last_wer = None
-
-        while step < total_steps:
-            # gradual unfreezing: from here on the top encoder layers train and the cache is stale
-            if cfg.unfreeze_after is not None and not unfrozen and step >= cfg.unfreeze_after:
-                self.adapter.unfreeze_top_layers(cfg.unfreeze_top_layers)
-                unfrozen = True
-                ddp_model = self._wrap(model)
-                self.say(f"step {step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers (lr {cfg.encoder_lr or cfg.lr / 10:g}); encoder cache no longer used")
-            use_cache = self.cache is not None and not unfrozen
-            t0 = time.time()
-            lr_now = lr_factor(step, total_steps, cfg.warmup_steps, cfg.lr_schedule)
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * lr_now
-            step_loss, step_utts = 0.0, 0
-            for micro in range(cfg.grad_accum):
-                usable = len(plan) - len(plan) % self.world  # every rank gets the same number of utterances
-                if position >= usable:
-                    self._metric_epoch(epoch, epoch_utts, epoch_time)
-                    epoch_utts, epoch_time = 0, 0.0
-                    epoch, position = epoch + 1, 0
-                    plan = self._plan(epoch, global_batch)
-                take = min(global_batch, len(plan) - position)
-                per_rank = max(1, take // self.world)
-                mine = plan[position + self.rank * per_rank : position + (self.rank + 1) * per_rank]
-                position += per_rank * self.world
-                batch = self._batch(mine, use_cache, step * cfg.grad_accum + micro)
-                sync = micro == cfg.grad_accum - 1
-                with self._no_sync(ddp_model, sync), torch.autocast(self.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    loss = self.adapter.loss(ddp_model, batch)
-                scaler.scale(loss / cfg.grad_accum).backward()
-                step_loss += float(loss.detach()) / cfg.grad_accum
-                step_utts += len(mine) * self.world
-
-            # divergence guard: NaN/inf, or a smoothed loss far above its best
-            if self.world > 1:
-                step_loss = self._all_mean(step_loss)
-            if not math.isfinite(step_loss):
-                self._diverged(step, step_loss, "the loss became " + str(step_loss))
-            loss_ema = step_loss if loss_ema is None else (1 - LOSS_EMA) * loss_ema + LOSS_EMA * step_loss
-            min_ema = loss_ema if min_ema is None else min(min_ema, loss_ema)
-            if step >= DIVERGENCE_GRACE_STEPS and loss_exploded(loss_ema, min_ema, cfg.divergence_factor):
-                self._diverged(step, step_loss, f"the smoothed loss {loss_ema:.3g} exploded past {cfg.divergence_factor:g}x its best ({min_ema:.3g})")
-
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"] if p.grad is not None], cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-
-            dt = time.time() - t0
-            window_utts += step_utts
-            window_time += dt
-            window_loss += step_loss
-            window_n += 1
-            epoch_utts += step_utts
-            epoch_time += dt
-            elapsed = time.time() - loop_start
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.3f}", lr=f"{cfg.lr * lr_now:.2e}", utts_s=f"{window_utts / max(window_time, 1e-9):.1f}")
-            if step % cfg.log_every == 0 or step == total_steps:
-                self._metric({"step": step, "epoch": epoch, "loss": window_loss / window_n, "lr": cfg.lr * lr_now, "grad_norm": float(grad_norm), "utts_per_s": window_utts / max(window_time, 1e-9), "elapsed_s": round(elapsed, 2)})
-                window_utts, window_time, window_loss, window_n = 0, 0.0, 0.0, 0
-
-            time_up = cfg.max_train_minutes is not None and elapsed >= cfg.max_train_minutes * 60
-            last = step == total_steps or time_up
-            if self.dev and (step % cfg.eval_every == 0 or last):
-                wer = None
-                if self.main:
-                    t_eval = time.time()
-                    wer = self.evaluate(use_cache)
-                    model.train()
-                    last_wer = wer
-                    improved = best_wer is None or wer < best_wer
-                    if improved:
-                        best_wer, best_step, evals_since_best = wer, step, 0
-                        self._save_model("best", {"step": step, "dev_wer": wer, "dev": cfg.dev})
-                    else:
-                        evals_since_best += 1
-                    self._metric({"step": step, "dev_wer": wer, "best_dev_wer": best_wer, "eval_s": round(time.time() - t_eval, 2)})
-                    self.say(f"step {step}: dev WER {_pct(wer)} (best {_pct(best_wer)} at step {best_step})" + (" - saved best/" if improved else ""))
-                evals_since_best = self._broadcast_int(evals_since_best)
-                if cfg.patience is not None and evals_since_best >= cfg.patience:
-                    stopped, last = "early-stopping", True
-                    self.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
-            if time_up:
-                stopped = "time-limit"
-                self.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {step}")
-            if self.main and (step % cfg.save_every == 0 or last):
-                self._save_checkpoint({
-                    "step": step, "epoch": epoch, "position": position, "trainable": self.adapter.trainable_state_dict(),
-                    "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "best_wer": best_wer,
-                    "best_step": best_step, "evals_since_best": evals_since_best, "elapsed": elapsed,
-                    "loss_ema": loss_ema, "min_ema": min_ema,
-                    "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()},
-                })
-            if last:
-                break
-        bar.close()
-        if epoch_utts:
-            self._metric_epoch(epoch, epoch_utts, epoch_time, partial=position < len(plan) - len(plan) % self.world)
-
-        # 5. outputs
-        result = RunResult(
-            run_dir=str(self.run_dir), steps=step, epochs=round(epoch + position / max(1, len(plan)), 3), stopped=stopped,
-            best_dev_wer=best_wer, best_step=best_step, final_dev_wer=last_wer, trainable_parameters=trainable,
-            total_parameters=total, skipped=self.skipped, cache=self.cache_info,
-        )
-        if self.main:
-            self._save_model("final", {"step": step, "dev_wer": last_wer, "dev": cfg.dev})
-            if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
-                self._save_model("best", {"step": step, "dev_wer": None})
-            from asrtune.training.curves import plot_learning_curve
-
-            plot_learning_curve(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curve.png")
-            if cfg.eval_sets:
-                from asrtune.training.compare import compare_base_and_tuned
-
-                result.eval_results = compare_base_and_tuned(self, resolved)
-            if cfg.export_ct2:
-                self._export_ct2()
-            write_json_atomic(self.run_dir / "result.json", result.to_dict())
-            self.say(
-                f"done: {step} steps in {(time.time() - run_start) / 60:.1f} min ({stopped}); best dev WER {_pct(best_wer)}"
-                f" at step {best_step}; models in {self.run_dir / 'best'} and {self.run_dir / 'final'}"
-            )
-            if self._log_file:
-                self._log_file.close()
-        if self._loader:
-            self._loader.shutdown()
-        _barrier(self.world)
-        return result
-
-    # --- small pieces of the loop --------------------------------------------------------------------
-
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.world <= 1:
             return model
@@ -650,69 +752,34 @@ class Trainer:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DDP(model, device_ids=ids, find_unused_parameters=False)
 
-    def _no_sync(self, ddp_model: nn.Module, sync: bool):
-        import contextlib
-
+    def _no_sync(self, sync: bool) -> contextlib.AbstractContextManager:
         if self.world > 1 and not sync:
-            return ddp_model.no_sync()
+            return self.ddp_model.no_sync()
         return contextlib.nullcontext()
 
-    def _all_mean(self, value: float) -> float:
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    def _all_sum(self, value: float) -> float:
+        if self.world <= 1:
+            return value
         import torch.distributed as dist
 
-        t = torch.tensor([value], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
         dist.all_reduce(t)
-        return float(t.item()) / self.world
+        return float(t.item())
 
     def _broadcast_int(self, value: int) -> int:
         if self.world <= 1:
             return value
         import torch.distributed as dist
 
-        t = torch.tensor([value], dtype=torch.long, device=self.device if self.device.type == "cuda" else "cpu")
+        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
         dist.broadcast(t, src=0)
         return int(t.item())
 
-    def _metric_epoch(self, epoch: int, utts: int, seconds: float, partial: bool = False) -> None:
-        if utts:
-            self._metric({"event": "epoch", "epoch": epoch, "utts": utts, "train_s": round(seconds, 2), "utts_per_s": utts / max(seconds, 1e-9), "partial": partial})
-            self.say(f"epoch {epoch}{' (partial)' if partial else ''}: {utts} utterances at {utts / max(seconds, 1e-9):.1f} utts/s")
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
 
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop metric lines written after the checkpoint (and a torn last line after a kill)."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if record.get("step", 0) <= step:
-                keep.append(line)
-        from asrtune.fileio import write_text_atomic
-
-        write_text_atomic(path, "".join(line + "\n" for line in keep))
-
-    def _diverged(self, step: int, loss: float, what: str) -> None:
-        ckpt = self._checkpoint_dir()
-        best = self.run_dir / "best"
-        saved = ([f"the last good checkpoint ({ckpt})"] if ckpt else []) + ([str(best)] if best.exists() else [])
-        kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
-        self._metric({"event": "diverged", "step": step, "loss": loss if math.isfinite(loss) else str(loss)})
-        raise TrainingDiverged(
-            f"training diverged at step {step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) is too high "
-            f"for fine-tuning - try --lr 1e-5 to 3e-5 (or a longer --warmup-steps); {kept}"
-        )
-
-    def _export_ct2(self) -> None:
-        from asrtune.models import hf_to_ct2
-
-        dst = self.run_dir / "best-ct2"
-        self.say(f"exporting a CTranslate2 int8 copy of best/ to {dst}")
-        hf_to_ct2(self.run_dir / "best", dst, quantization="int8")
-
-
-def _pct(wer: float | None) -> str:
-    return "n/a" if wer is None else f"{100 * wer:.2f} %"
+            dist.barrier()

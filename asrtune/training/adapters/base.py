@@ -8,6 +8,7 @@ seq2seq, wav2vec2-family CTC) lives behind a :class:`ModelAdapter`:
 ==========================  ==================================================================
 what the trainer asks       what the adapter does
 ==========================  ==================================================================
+``check_config``            refuse options this family ignores, before anything is loaded or written
 ``from_resolved``           load weights + processor for a ``ResolvedModel`` and a ``TrainConfig``
 ``FREEZE_PRESETS``          the family's named freezing presets (name -> one-line description)
 ``apply_freeze``            set ``requires_grad`` for a preset (+ optional LoRA, see config.adapter)
@@ -17,8 +18,9 @@ what the trainer asks       what the adapter does
 ``make_example``            one utterance -> tensors-to-be (features or cached encoder output + labels)
 ``collate``                 a list of examples -> one padded batch of tensors
 ``loss``                    a batch -> scalar loss (through the possibly DDP-wrapped module)
+``loss_weight``             how many terms that loss averages (tokens, utterances): weights accumulation
 ``augment_batch``           input-side augmentation on a batch's features (SpecAugment); no-op default
-``transcribe``              greedy, batched decoding for dev WER (raw audio, or cached encoder outputs)
+``recognizer``              the ``asrtune.inference`` recogniser ``asrtune eval`` uses, on the live model (dev WER)
 ``save``                    a complete model folder loadable by ``asrtune.models.resolve_model``
 ==========================  ==================================================================
 
@@ -43,6 +45,7 @@ Example (the trainer's view, simplified)::
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -51,9 +54,31 @@ import numpy as np
 import torch
 from torch import nn
 
+from asrtune.errors import ConfigError
+
 if TYPE_CHECKING:  # imported for type names only: keeps this module light
     from asrtune.data.manifest import Utterance
+    from asrtune.inference.base import Recognizer
     from asrtune.training.config import TrainConfig
+
+MAX_AUDIO_SECONDS = 30.0  # Whisper's fixed input window; CTC attention memory grows quadratically past it
+IGNORE_INDEX = -100  # label value the losses skip (Whisper's given prefix, padding)
+
+
+def refuse_options(config: "TrainConfig", names: tuple[str, ...], family: str) -> None:
+    """Raise ``ConfigError`` naming the first of ``names`` set away from its default: the option
+    means nothing for ``family``, and silently ignoring it would mislead.
+
+    >>> from asrtune.training.config import TrainConfig
+    >>> refuse_options(TrainConfig(char_map="a=b"), ("extend_vocab", "char_map"), "Whisper")
+    Traceback (most recent call last):
+    ...
+    asrtune.errors.ConfigError: --char-map does not apply to Whisper models; remove it
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name in names:
+        if getattr(config, name) != defaults[name]:
+            raise ConfigError(f"--{name.replace('_', '-')} does not apply to {family} models; remove it")
 
 
 class ModelAdapter(ABC):
@@ -77,6 +102,11 @@ class ModelAdapter(ABC):
     config: "TrainConfig"
 
     # --- construction and freezing -------------------------------------------------------
+
+    @classmethod
+    def check_config(cls, config: "TrainConfig") -> None:
+        """Refuse options this family cannot honour (raise ``ConfigError``); called before the
+        model loads and before the run dir is written, so a wrong command leaves nothing behind."""
 
     @classmethod
     @abstractmethod
@@ -155,6 +185,11 @@ class ModelAdapter(ABC):
         """Mean token loss of ``batch`` computed through ``model`` (the adapter's model, possibly
         wrapped by DistributedDataParallel, so gradients are synchronised)."""
 
+    def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many terms :meth:`loss` averages over (utterances by default); gradient accumulation
+        weights micro-batches by it so that accumulating equals one large batch."""
+        return int(batch["labels"].shape[0])
+
     def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Input-side augmentation on model features (SpecAugment for Whisper). Default: none."""
         return batch
@@ -176,10 +211,9 @@ class ModelAdapter(ABC):
     # --- inference and export ---------------------------------------------------------------
 
     @abstractmethod
-    def transcribe(
-        self, audios: list[np.ndarray] | None = None, encoded: np.ndarray | None = None, batch_size: int = 16
-    ) -> list[str]:
-        """Greedy batched transcription of <= 30 s clips (or of cached encoder outputs)."""
+    def recognizer(self, device: str, batch_size: int) -> "Recognizer":
+        """The recogniser ``asrtune eval`` would build for this model, wrapping the live (training)
+        weights, so dev WER and ``asrtune eval`` decode identically."""
 
     @abstractmethod
     def save(self, out_dir: Path) -> None:

@@ -39,12 +39,11 @@ from torch import nn
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
 from asrtune.models import ctc_vocab
-from asrtune.training.adapters.base import ModelAdapter
+from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
 
 log = logging.getLogger(__name__)
 
-MAX_AUDIO_SECONDS = 30.0  # longer clips cost quadratic attention memory; segment them first
-IGNORE_INDEX = -100  # label padding, skipped by the CTC loss
+WHISPER_ONLY_OPTIONS = ("freeze_token_embeddings", "language", "task")
 # SpecAugment defaults used when --spec-augment is on (wav2vec2 fine-tuning recipe values).
 DEFAULT_MASK_TIME_PROB = 0.05
 DEFAULT_MASK_TIME_LENGTH = 10  # frames of 20 ms
@@ -68,7 +67,9 @@ class CTCAdapter(ModelAdapter):
         "none": "everything trains (training from scratch)",
     }
 
-    def __init__(self, model: nn.Module, processor: Any, config: Any, case: str, char_map: dict[str, str], added_chars: list[str]):
+    def __init__(self, model: nn.Module, processor: Any, config: Any, case: str, char_map: dict[str, str],
+                 added_chars: list[str], resolved: Any):
+        self.resolved = resolved
         self.model = model
         self.processor = processor
         self.config = config
@@ -83,6 +84,18 @@ class CTCAdapter(ModelAdapter):
     # --- construction ---------------------------------------------------------------------------
 
     @classmethod
+    def check_config(cls, config: Any) -> None:
+        refuse_options(config, WHISPER_ONLY_OPTIONS, "CTC")
+        if config.adapter == "lora":
+            raise ConfigError("--adapter lora is implemented for Whisper only; CTC models fine-tune directly")
+        for option in ("mask_time_prob", "mask_feature_prob"):
+            value = float(getattr(config, option))
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"--{option.replace('_', '-')} must be in [0, 1), got {value}")
+        if int(config.mask_time_length) < 1:
+            raise ConfigError("--mask-time-length must be >= 1 frame")
+
+    @classmethod
     def from_resolved(cls, resolved: Any, config: Any) -> "CTCAdapter":
         from transformers import AutoModelForCTC, Wav2Vec2Processor
 
@@ -90,12 +103,6 @@ class CTCAdapter(ModelAdapter):
 
         path = str(resolved.path)
         spec_augment = bool(getattr(config, "spec_augment", False))
-        for option in ("mask_time_prob", "mask_feature_prob"):
-            value = float(_option(config, option, 0.0))
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"--{option.replace('_', '-')} must be in [0, 1), got {value}")
-        if int(_option(config, "mask_time_length", DEFAULT_MASK_TIME_LENGTH)) < 1:
-            raise ConfigError("--mask-time-length must be >= 1 frame")
         overrides = {
             "ctc_zero_infinity": True,
             "ctc_loss_reduction": "mean",
@@ -143,7 +150,7 @@ class CTCAdapter(ModelAdapter):
                 processor = ctc_vocab.make_processor(vocab, folder, SAMPLE_RATE, feature_extractor)
         model.config.pad_token_id = processor.tokenizer.pad_token_id  # the CTC blank
         model.config.vocab_size = model.lm_head.out_features
-        return cls(model, processor, config, case, char_map, added)
+        return cls(model, processor, config, case, char_map, added, resolved)
 
     @staticmethod
     def _prepare(text: str, policy: str, case: str, char_map: dict[str, str]) -> str:
@@ -178,8 +185,6 @@ class CTCAdapter(ModelAdapter):
             self.model.lm_head.requires_grad_(True)
         if getattr(self.config, "gradient_checkpointing", False):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if getattr(self.config, "adapter", "none") == "lora":
-            raise ConfigError("--adapter lora is implemented for Whisper only; CTC models fine-tune directly")
 
     def top_layer_parameters(self, k: int) -> list[nn.Parameter]:
         if k <= 0:
@@ -245,18 +250,11 @@ class CTCAdapter(ModelAdapter):
 
     # --- inference and export ---------------------------------------------------------------------
 
-    def transcribe(self, audios: list[np.ndarray] | None = None, encoded: np.ndarray | None = None, batch_size: int = 16) -> list[str]:
-        from asrtune.inference.ctc import ctc_log_probs, greedy_decode
+    def recognizer(self, device: str, batch_size: int) -> Any:
+        """Greedy CTC decoding through the recogniser ``asrtune eval`` uses (no LM: dev WER is acoustic)."""
+        from asrtune.inference.ctc import CTCRecognizer
 
-        if audios is None:
-            raise ValueError("the CTC adapter transcribes raw audio only")
-        device = str(next(self.model.parameters()).device)
-        was_training = self.model.training
-        try:
-            log_probs = ctc_log_probs(self.model, self.processor, audios, batch_size=batch_size, device=device)
-        finally:
-            self.model.train(was_training)
-        return [greedy_decode(lp, self.tokenizer) for lp in log_probs]
+        return CTCRecognizer(self.resolved, device=device, batch_size=batch_size, model=self.model, processor=self.processor)
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)
@@ -267,6 +265,3 @@ class CTCAdapter(ModelAdapter):
         if was_ckpt:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.processor.save_pretrained(out_dir)
-
-
-CtcAdapter = CTCAdapter  # the name the trainer's adapter table uses

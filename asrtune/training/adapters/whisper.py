@@ -32,12 +32,12 @@ from torch import nn
 
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
-from asrtune.training.adapters.base import ModelAdapter
+from asrtune.inference.whisper_common import build_prompt
+from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
 
 log = logging.getLogger(__name__)
 
-MAX_AUDIO_SECONDS = 30.0  # Whisper's fixed input window
-IGNORE_INDEX = -100  # label value the loss skips (prefix and padding positions)
+CTC_ONLY_OPTIONS = ("extend_vocab", "char_map", "mask_time_prob", "mask_time_length", "mask_feature_prob")
 SPEC_FREQ_MASK = 27  # mel bins: widest SpecAugment frequency mask (LibriSpeech policy)
 SPEC_TIME_MASK = 100  # frames of 10 ms: widest SpecAugment time mask
 SPEC_MASKS = 2  # masks of each kind per utterance
@@ -54,7 +54,9 @@ class WhisperAdapter(ModelAdapter):
         "none": "full fine-tune: every weight trains",
     }
 
-    def __init__(self, model: nn.Module, processor: Any, config: Any):
+    def __init__(self, model: nn.Module, processor: Any, config: Any, resolved: Any):
+        self.resolved = resolved
+        self.alignment_heads = getattr(model.generation_config, "alignment_heads", None)  # kept by save()
         self.whisper = model  # the plain WhisperForConditionalGeneration (LoRA layers are injected into it)
         self.model = model  # what trains: the peft wrapper when LoRA is on
         self.processor = processor
@@ -67,40 +69,28 @@ class WhisperAdapter(ModelAdapter):
         self.lora = False
 
     @classmethod
-    def from_resolved(cls, resolved: Any, config: Any) -> "WhisperAdapter":
-        try:
-            from asrtune.models import load_whisper
-        except ImportError:  # registry not importable: load the folder directly
-            load_whisper = None
-        if load_whisper is not None:
-            model, processor = load_whisper(resolved)
-        else:
-            from transformers import WhisperForConditionalGeneration, WhisperProcessor
+    def check_config(cls, config: Any) -> None:
+        refuse_options(config, CTC_ONLY_OPTIONS, "Whisper")
 
-            model = WhisperForConditionalGeneration.from_pretrained(resolved.path)
-            processor = WhisperProcessor.from_pretrained(resolved.path)
-        model.float()  # train in fp32 master weights; autocast handles mixed precision
-        return cls(model, processor, config)
+    @classmethod
+    def from_resolved(cls, resolved: Any, config: Any) -> "WhisperAdapter":
+        from asrtune.models import load_whisper
+
+        model, processor = load_whisper(resolved)  # fp32 master weights; autocast does mixed precision
+        return cls(model, processor, config, resolved)
 
     # --- targets --------------------------------------------------------------------------------
 
-    @property
-    def multilingual(self) -> bool:
-        return int(self.whisper.config.vocab_size) >= 51865
-
     def _prefix_tokens(self) -> list[int]:
+        """The decoding prefix of ``asrtune.inference.whisper_common`` (one definition of the prompt),
+        with ``<|translate|>`` in place of ``<|transcribe|>`` for ``--task translate``."""
         tok = self.tokenizer
-        ids = [tok.convert_tokens_to_ids("<|startoftranscript|>")]
-        if self.multilingual:
-            language = _language_code(self.config.language or "en")
-            lang_id = tok.convert_tokens_to_ids(f"<|{language}|>")
-            if lang_id is None or lang_id == tok.unk_token_id:
-                raise ConfigError(f"--language {self.config.language!r} is not a Whisper language")
-            ids += [lang_id, tok.convert_tokens_to_ids(f"<|{self.config.task}|>")]
-        elif self.config.language not in (None, "en", "english", "English"):
-            raise ConfigError(f"--language {self.config.language}: this Whisper model is English-only")
-        ids.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
-        return ids
+        language = self.config.language.lower() if self.config.language else None  # "English" as "english"
+        sot = build_prompt(tok, int(self.whisper.config.vocab_size), language, None).sot
+        if self.config.task != "transcribe":
+            transcribe = tok.convert_tokens_to_ids("<|transcribe|>")
+            sot = [tok.convert_tokens_to_ids(f"<|{self.config.task}|>") if t == transcribe else t for t in sot]
+        return sot
 
     def target_ids(self, text: str) -> list[int]:
         """Full token sequence: prefix + text (with Whisper's leading space) + end-of-text."""
@@ -218,6 +208,9 @@ class WhisperAdapter(ModelAdapter):
             logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
         )
 
+    def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
+        return int((batch["labels"] != IGNORE_INDEX).sum())  # the loss is a mean over predicted tokens
+
     def augment_batch(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         if not self.config.spec_augment or "input_features" not in batch:
             return batch
@@ -260,36 +253,11 @@ class WhisperAdapter(ModelAdapter):
 
     # --- inference and export ---------------------------------------------------------------------
 
-    def _generate_kwargs(self) -> dict[str, Any]:
-        limit = getattr(self.whisper.generation_config, "max_length", None) or self.max_target_tokens
-        kwargs: dict[str, Any] = {"max_length": min(limit, self.max_target_tokens), "num_beams": 1, "do_sample": False}
-        if self.multilingual:
-            kwargs.update(language=_language_code(self.config.language or "en"), task=self.config.task)
-        return kwargs
+    def recognizer(self, device: str, batch_size: int) -> Any:
+        from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
-    def transcribe(self, audios: list[np.ndarray] | None = None, encoded: np.ndarray | None = None, batch_size: int = 16) -> list[str]:
-        from transformers.modeling_outputs import BaseModelOutput
-
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()  # generate() warns about Whisper's own defaults on every call
-        model = self.whisper
-        device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        n = len(audios) if audios is not None else len(encoded)
-        texts: list[str] = []
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                if audios is not None:
-                    feats = self.features(audios[start : start + batch_size]).to(device)
-                    ids = model.generate(input_features=feats, **self._generate_kwargs())
-                else:
-                    enc = torch.from_numpy(np.asarray(encoded[start : start + batch_size])).to(device, torch.float32)
-                    ids = model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **self._generate_kwargs())
-                texts += [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
-        model.train(was_training)
-        return texts
+        return WhisperHFRecognizer(self.resolved, device=device, batch_size=batch_size, language=self.config.language,
+                                   model=self.whisper, processor=self.processor)
 
     def save(self, out_dir: Path) -> None:
         out_dir = Path(out_dir)
@@ -303,14 +271,13 @@ class WhisperAdapter(ModelAdapter):
         if was_ckpt:
             model.config.use_cache = False
         self.processor.save_pretrained(out_dir)
-        model.generation_config.save_pretrained(out_dir)
-
-
-def _language_code(language: str) -> str:
-    from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
-
-    language = language.strip().lower()
-    return TO_LANGUAGE_CODE.get(language, language)
+        # transformers 5 folds the feature extractor into processor_config.json; CTranslate2's
+        # converter and older loaders read preprocessor_config.json, so write it too.
+        self.feature_extractor.save_pretrained(out_dir)
+        generation = copy.deepcopy(model.generation_config)
+        if self.alignment_heads is not None:  # word timestamps need the base model's heads
+            generation.alignment_heads = self.alignment_heads
+        generation.save_pretrained(out_dir)
 
 
 def _module_digest(module: nn.Module, sample: int = 4096) -> str:
