@@ -29,7 +29,9 @@ EXAMPLES = """\
 
 
 def register(subparsers, summary: str) -> None:
+    from asrtune.options import add_options
     from asrtune.transcription.batch import DEFAULT_FORMATS
+    from asrtune.transcription.subtitles import SubtitleOptions
     from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
     from asrtune.transcription.writers import ALL_FORMATS
 
@@ -56,11 +58,15 @@ def register(subparsers, summary: str) -> None:
     p.add_argument("--ray", action="store_true", help="run as a Ray Data job (cluster from RAY_ADDRESS or --ray-address)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--word-timestamps", action="store_true", help="time every word: words in json/jsonl, subtitle cues from word times")
+    add_options(p, SubtitleOptions)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from asrtune.options import given_options, update_options
     from asrtune.transcription import transcribe
+    from asrtune.transcription.subtitles import SubtitleOptions
 
     summary = transcribe(
         args.inputs,
@@ -83,6 +89,8 @@ def run(args) -> int:
         ray_address=args.ray_address,
         max_segment_s=args.max_segment_s,
         vad=args.vad,
+        word_timestamps=args.word_timestamps,
+        subtitles=update_options(SubtitleOptions(), given_options(SubtitleOptions, args), "command line"),
         progress=not args.no_progress,
         stdin=sys.stdin,
     )

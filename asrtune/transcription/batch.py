@@ -29,6 +29,7 @@ from asrtune.fileio import write_json_atomic
 from asrtune.transcription.inputs import collect_sources
 from asrtune.transcription.journal import Journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
+from asrtune.transcription.subtitles import SubtitleOptions
 from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
 from asrtune.transcription.writers import ALL_FORMATS, write_outputs
 
@@ -97,6 +98,8 @@ def transcribe(
     ray_address: str | None = None,
     max_segment_s: float = MAX_SEGMENT_S,
     vad: str = "silero",
+    word_timestamps: bool = False,
+    subtitles: SubtitleOptions | None = None,
     progress: bool = True,
     stdin: IO[str] | None = None,
 ) -> TranscriptionSummary:
@@ -108,9 +111,11 @@ def transcribe(
 
     ``model`` is a model name/folder (loaded with :func:`asrtune.inference.load_recognizer`) or an
     already loaded :class:`~asrtune.inference.Recognizer` (single process only). ``terms`` is a
-    list of terms or a terms file (one per line).
+    list of terms or a terms file (one per line). ``word_timestamps`` adds each segment's words to
+    the json/jsonl records and builds SRT/VTT cues from them, laid out by ``subtitles``.
     """
     fmts = parse_formats(formats)
+    subtitles = (subtitles or SubtitleOptions()).validate()
     _check_options(batch_size, workers, max_segment_s, vad, model, use_ray)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -134,13 +139,13 @@ def transcribe(
         model=model, engine=engine, device=device, batch_size=batch_size, terms=list(terms) if terms else None,
         prompt=prompt, language=language, lm=lm, beam_size=beam_size, compute_type=compute_type, term_boost=term_boost,
     )
-    options = dict(max_segment_s=max_segment_s, vad=vad)
+    options = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=word_timestamps)
     start = time.perf_counter()
     try:
         if todo:
             outcomes, summary.model = _outcomes(recognizer_kwargs, todo, workers, batch_size, options, use_ray, ray_address)
             start = time.perf_counter()  # the real-time factor counts transcription, not model loading
-            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress)
+            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
     finally:
         transcripts.close()
         errors.close()
@@ -188,14 +193,14 @@ def _outcomes(recognizer_kwargs, todo, workers, batch_size, options, use_ray, ra
     return transcribe_sources(recognizer, todo, batch_size=batch_size, **options), describe
 
 
-def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress) -> None:
+def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress, subtitles=None) -> None:
     from tqdm.auto import tqdm
 
     with tqdm(total=total, unit="file", desc="transcribe", disable=not progress, dynamic_ncols=True) as bar:
         for outcome in outcomes:
             if outcome.ok:
                 try:
-                    write_outputs(outcome.record, out, outcome.source.stem, fmts)
+                    write_outputs(outcome.record, out, outcome.source.stem, fmts, subtitles)
                 except OSError as e:
                     outcome = FileOutcome(outcome.source, error=f"cannot write outputs: {e}")
             if outcome.ok:
