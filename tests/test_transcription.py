@@ -140,6 +140,26 @@ def test_transcribe_api_writes_every_format_and_errors(tmp_path, ct2_recognizer,
     assert [r["file"] for r in _lines(out / "transcripts.jsonl")] == [r["file"] for r in records]
 
 
+def test_word_timestamps_reach_jsonl_and_word_timed_subtitles(tmp_path, ct2_recognizer, messy_folder):
+    import srt
+
+    from asrtune.transcription.subtitles import SubtitleOptions
+
+    _, utts = messy_folder
+    out = tmp_path / "out"
+    narrow = SubtitleOptions(max_line_width=24, max_line_count=1, max_cue_seconds=3.0)
+    transcribe([u["copy"] for u in utts[:2]], ct2_recognizer, out, formats="srt,json,jsonl", batch_size=4,
+               word_timestamps=True, subtitles=narrow, progress=False)
+    for record in _lines(out / "transcripts.jsonl"):
+        words = [w for s in record["segments"] for w in s["words"]]
+        assert "".join(w["text"] for w in words) == record["text"].replace(" ", "")  # the words are the text
+        assert all(0 <= w["start"] <= w["end"] <= record["duration"] and 0 <= w["probability"] <= 1 for w in words)
+        cues = list(srt.parse((out / f"{record['output']}.srt").read_text()))
+        assert len(cues) > len(record["segments"])  # cut from word times, not one cue per segment
+        assert all(len(c.content) <= 24 and (c.end - c.start).total_seconds() <= 3.0 for c in cues)
+        assert json.loads((out / f"{record['output']}.json").read_text())["segments"][0]["words"]
+
+
 # ----------------------------------------------------------------------------- slow
 
 
