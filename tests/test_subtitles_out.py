@@ -91,7 +91,7 @@ def _srt_vtt_roundtrip(record: dict, options: SubtitleOptions):
         assert len(lines) <= options.max_line_count and all(len(x) <= options.max_line_width for x in lines)
         seconds = (s.end - s.start).total_seconds()
         assert 0 <= seconds <= options.max_cue_seconds
-        assert abs(s.start.total_seconds() - v.start_in_seconds) < 0.002
+        assert srt.timedelta_to_srt_timestamp(s.start).replace(",", ".") == v.start
     return subs
 
 

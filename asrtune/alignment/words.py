@@ -4,7 +4,8 @@ Whisper's byte-level BPE marks a word start with a leading space, so words are r
 from one space-led token to the next. Punctuation gets its own token; as in openai-whisper,
 it is timed as a word of its own and then merged into its neighbour (closing marks into the
 word before, opening marks into the word after) keeping that neighbour's times, so a full stop
-never stretches a word over the pause after it.
+never stretches a word over the pause after it. Finally pieces written without a space between
+them ("fat" "-mutton") become one word, so the words are the text's space-separated words.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def words_from_alignment(
     _clamp_long_words(timed)
     return [
         Word(t.text.strip(), t.start, max(t.end, t.start), float(np.mean(t.probs)) if t.probs else 0.0)
-        for t in _merge_punctuation(timed)
+        for t in _join_unspaced(_merge_punctuation(timed))
     ]
 
 
@@ -158,6 +159,18 @@ def _clamp_long_words(words: list[_Timed]) -> None:
             w.start = w.end - max_s
         elif i == len(words) - 1 or text[-1:] in SENTENCE_END_MARKS:
             w.end = w.start + max_s
+
+
+def _join_unspaced(words: list[_Timed]) -> list[_Timed]:
+    """Join pieces the text writes without a space ("fat" + "-mutton") into one word spanning both,
+    so the words are exactly the text's space-separated words."""
+    out: list[_Timed] = []
+    for w in words:
+        if out and not w.text.startswith(" "):
+            out[-1] = _Timed(out[-1].text + w.text, out[-1].start, w.end, out[-1].probs + w.probs)
+        else:
+            out.append(w)
+    return out
 
 
 def _merge_punctuation(words: list[_Timed]) -> list[_Timed]:
