@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from asrtune.alignment.dtw import dtw, median_filter
-from asrtune.alignment.words import Word, words_from_alignment
+from asrtune.alignment.words import words_from_alignment
 from asrtune.inference.base import Hypothesis
 from conftest import REPO_ROOT, require_whisper_package
 
@@ -181,6 +181,7 @@ def test_transcribe_audio_puts_words_in_file_time(shared_data):
 def _bench():
     spec = importlib.util.spec_from_file_location("bench_word_timing", REPO_ROOT / "scripts" / "bench_word_timing.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

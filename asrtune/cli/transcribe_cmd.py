@@ -8,9 +8,13 @@ from asrtune.cli import add_subparser
 
 DESCRIPTION = """\
 Transcribe audio files, folders (searched recursively), JSONL manifests (each utterance's audio,
-offset and duration) or a list of paths on stdin (`-`). Audio longer than 30 s is cut at speech
-pauses by a voice-activity detector (Silero VAD) into segments of up to 30 s; segments from many
-files are decoded together in batches, and each keeps its start/end time.
+offset and duration) or a list of paths on stdin (`-`). A voice-activity detector (Silero VAD)
+finds the speech in every file (no speech: an empty transcript) and cuts long audio at pauses into
+segments of up to 30 s; segments from many files are decoded together in batches, and each keeps
+its start/end time. Whisper drops a segment it judges silent (no-speech probability > 0.6 and mean
+token log-probability < -1, as faster-whisper).
+--word-timestamps adds every word's time to the json/jsonl output and builds subtitle cues
+from word times (--max-line-width, --max-line-count, --max-cue-seconds).
 
 Outputs go to --out: one file per input and format (txt, srt, vtt, json; names mirror the input
 folders), plus transcripts.jsonl (one line per file: file, duration, text, segments), errors.jsonl
@@ -53,7 +57,7 @@ def register(subparsers, summary: str) -> None:
     p.add_argument("--term-boost", type=float, default=None, help="logit bonus (nats) for tokens continuing a term; default 2.0 (asrtune.inference.biasing)")
     p.add_argument("--lm", default=None, help="n-gram LM (asrtune lm) for CTC beam search")
     p.add_argument("--max-segment-s", type=float, default=MAX_SEGMENT_S, help="longest segment decoded at once (shorter = finer subtitle timing)")
-    p.add_argument("--vad", default="silero", choices=list(VAD_METHODS), help="voice-activity detector for long audio")
+    p.add_argument("--vad", default="silero", choices=list(VAD_METHODS), help="voice-activity detector (runs on every file)")
     p.add_argument("--resume", action="store_true", help="skip files already in OUT/transcripts.jsonl")
     p.add_argument("--ray", action="store_true", help="run as a Ray Data job (cluster from RAY_ADDRESS or --ray-address)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")

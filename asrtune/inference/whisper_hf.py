@@ -8,6 +8,7 @@ asked, the alignment heads' cross-attention for word times (:mod:`asrtune.alignm
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
@@ -153,8 +154,6 @@ class WhisperHFRecognizer(Recognizer):
 
     def _score(self, encoded, tokens: list[list[int]], n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
         """One teacher-forced decoder pass over prefix + text + end-of-text for a few clips."""
-        import contextlib
-
         torch = self._torch
         prefix = self.prompt.tokens()
         max_len = self.model.config.max_target_positions
