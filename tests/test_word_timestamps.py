@@ -175,6 +175,30 @@ def test_transcribe_audio_puts_words_in_file_time(shared_data):
     assert not transcribe_audio(rec, gap)  # silence: no segments
 
 
+def test_alignment_heads_reach_both_engines_and_fall_back_with_a_warning(tmp_path):
+    """tiny.en as asrtune resolves it (converted from the package's CTranslate2 folder) keeps the
+    checkpoint's alignment heads for hf, and its CTranslate2 copy names the same heads."""
+    require_whisper_package(TINY)
+    from transformers import GenerationConfig
+
+    from asrtune.alignment.ct2 import check_alignment_heads
+    from asrtune.alignment.cross_attention import alignment_heads
+    from asrtune.models.registry import ct2_copy_for, resolve_model
+
+    resolved = resolve_model(TINY)
+    heads = alignment_heads(GenerationConfig.from_pretrained(resolved.path), 4, 6)
+    assert heads == [(1, 0), (2, 0), (2, 5), (3, 0), (3, 1), (3, 2), (3, 3), (3, 4)]
+    ct2_dir = ct2_copy_for(resolved)
+    assert check_alignment_heads(ct2_dir)
+    assert [tuple(h) for h in json.loads((ct2_dir / "config.json").read_text())["alignment_heads"]] == heads
+    with pytest.warns(RuntimeWarning, match="alignment_heads"):
+        fallback = alignment_heads(GenerationConfig(), 4, 6)
+    assert fallback == [(layer, head) for layer in (2, 3) for head in range(6)]
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.warns(RuntimeWarning, match="alignment_heads"):
+        assert not check_alignment_heads(tmp_path)
+
+
 # ----------------------------------------------------------------------------- slow
 
 
