@@ -63,6 +63,7 @@ def test_a_long_phrase_is_cut_after_a_comma_and_lines_are_balanced():
     assert cues[0].text == "we went down to the river,"
     # greedy wrapping at 30 would give 29 + 4 characters; balanced, the longer line is 19
     assert layout("aaaa bbbb cccc dddd eeee ffff gggg", 30) == ["aaaa bbbb cccc dddd", "eeee ffff gggg"]
+    assert layout("flower-fattened sauce", 16) == ["flower-fattened", "sauce"]  # a hyphenated word stays whole
 
 
 def test_subtitle_options_are_checked():

@@ -74,16 +74,21 @@ def layout(text: str, width: int) -> list[str]:
     >>> layout("the quick brown fox jumps over the lazy dog", 30)
     ['the quick brown fox', 'jumps over the lazy dog']
     """
-    lines = textwrap.wrap(text, width) or [text]
+    lines = _wrap(text, width) or [text]
     if len(lines) == 1:
         return lines
     narrowest = lines
     for w in range(width - 1, 0, -1):
-        candidate = textwrap.wrap(text, w)
+        candidate = _wrap(text, w)
         if len(candidate) != len(lines):
             break
         narrowest = candidate
     return narrowest
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Greedy wrapping that keeps hyphenated words whole (only a word wider than a line is broken)."""
+    return textwrap.wrap(text, width, break_on_hyphens=False)
 
 
 def build_cues(words: Sequence[Word], options: SubtitleOptions) -> list[Cue]:
@@ -113,7 +118,7 @@ def _phrases(words: list[Word]) -> list[list[Word]]:
 
 def _fits(words: list[Word], options: SubtitleOptions) -> bool:
     text = " ".join(w.text for w in words)
-    lines = textwrap.wrap(text, options.max_line_width)
+    lines = _wrap(text, options.max_line_width)
     return len(lines) <= options.max_line_count and words[-1].end - words[0].start <= options.max_cue_seconds
 
 
