@@ -78,7 +78,8 @@ def layout(text: str, width: int) -> list[str]:
     if len(lines) == 1:
         return lines
     narrowest = lines
-    for w in range(width - 1, 0, -1):
+    longest_word = min(width, max(len(word) for word in text.split()))  # narrower would break a word
+    for w in range(width - 1, longest_word - 1, -1):
         candidate = _wrap(text, w)
         if len(candidate) != len(lines):
             break
