@@ -155,6 +155,6 @@ def test_ctc_recognizer_end_to_end_on_real_audio(shared_data, tmp_path):
     beam = CTCRecognizer(resolved, lm=tmp_path / "lm", terms=["grafana"])
     info = beam.describe()
     assert info["family"] == "ctc" and info["decoder"] == "beam+lm" and info["beam_size"] == 50 and info["hotwords"] == 1
-    for text in beam.decode(log_probs):
+    for text in beam.decode_log_probs(log_probs):
         assert set(text.split()) <= {"good", "job", "how", "are", "we", "going", "grafana"}
     assert greedy.describe()["decoder"] == "greedy"

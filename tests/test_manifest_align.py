@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asrtune.alignment._pending_words import Word
+from asrtune.alignment.words import Word
 from asrtune.alignment.long_audio import REJECTED_NAME, Recording, align_to_manifest, collect_recordings, hypothesis_words
 from asrtune.alignment.segmenter import AUDIO_NOT_IN_TEXT, MISMATCH, TEXT_NOT_IN_AUDIO, SegmentRules
 from asrtune.alignment.limits import words_token_estimate

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from asrtune.alignment._pending_words import Word
+from asrtune.alignment.words import Word
 from asrtune.alignment.limits import words_token_estimate
 from asrtune.alignment.segmenter import (
     AUDIO_NOT_IN_TEXT,

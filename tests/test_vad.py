@@ -75,10 +75,11 @@ def test_silero_chunks_find_the_pauses_between_utterances(longform_audio, shared
         assert a.end <= b.start + 1e-6
 
 
-def test_short_audio_is_one_segment_and_silence_has_none():
+def test_short_noise_and_silence_have_no_segments():
+    # the VAD runs on short files too: Whisper would write "you" for a clip of noise
     rng = np.random.default_rng(0)
     short = (0.1 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
-    assert segment_audio(short) == [Span(0.0, 10.0)]
+    assert segment_audio(short) == []
     silence = np.zeros(60 * SAMPLE_RATE, dtype=np.float32)
     assert segment_audio(silence, method="energy") == []
     assert segment_audio(silence, method="silero") == []

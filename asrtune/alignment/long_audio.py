@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from asrtune.alignment._pending_words import Word
+from asrtune.alignment.words import Word
 from asrtune.alignment.limits import TokenCounter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment
 from asrtune.alignment.text_align import align_text

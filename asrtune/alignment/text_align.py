@@ -21,7 +21,7 @@ sequences up by edit distance and gives every reference word, exactly as written
 Deciding which stretches are too wrong to train on is the segmenter's job
 (:mod:`asrtune.alignment.segmenter`); this module only reports what matched.
 
->>> from asrtune.alignment._pending_words import Word
+>>> from asrtune.alignment.words import Word
 >>> hyp = [Word(" hello", 0.0, 0.4, 0.9), Word(" word", 0.5, 0.9, 0.8), Word(" again", 1.0, 1.3, 0.9)]
 >>> result = align_text("Hello, world!", hyp)
 >>> [(w.text, w.start, w.status) for w in result.words]
@@ -37,7 +37,7 @@ from typing import Sequence
 
 from rapidfuzz.distance import Levenshtein
 
-from asrtune.alignment._pending_words import Word
+from asrtune.alignment.words import Word
 from asrtune.text.normalizers import get_normalizer
 
 MATCH = "match"  # equal to the hypothesis word after normalisation

@@ -9,9 +9,13 @@ from asrtune.cli import add_subparser
 
 DESCRIPTION = """\
 Transcribe audio files, folders (searched recursively), JSONL manifests (each utterance's audio,
-offset and duration) or a list of paths on stdin (`-`). Audio longer than 30 s is cut at speech
-pauses by a voice-activity detector (Silero VAD) into segments of up to 30 s; segments from many
-files are decoded together in batches, and each keeps its start/end time.
+offset and duration) or a list of paths on stdin (`-`). A voice-activity detector (Silero VAD)
+finds the speech in every file (no speech: an empty transcript) and cuts long audio at pauses into
+segments of up to 30 s; segments from many files are decoded together in batches, and each keeps
+its start/end time. Whisper drops a segment it judges silent (no-speech probability > 0.6 and mean
+token log-probability < -1, as faster-whisper).
+--word-timestamps adds every word's time to the json/jsonl output and builds subtitle cues
+from word times (--max-line-width, --max-line-count, --max-cue-seconds).
 
 Outputs go to --out: one file per input and format (txt, srt, vtt, json; names mirror the input
 folders), plus transcripts.jsonl (one line per file: file, duration, text, segments), errors.jsonl
@@ -33,6 +37,7 @@ def register(subparsers, summary: str) -> None:
     from asrtune.inference.options import RecognizerOptions
     from asrtune.options import add_options
     from asrtune.transcription.batch import DEFAULT_FORMATS
+    from asrtune.transcription.subtitles import SubtitleOptions
     from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
     from asrtune.transcription.writers import ALL_FORMATS
 
@@ -43,19 +48,21 @@ def register(subparsers, summary: str) -> None:
     p.add_argument("--format", default=",".join(DEFAULT_FORMATS), help=f"comma-separated, from {', '.join(ALL_FORMATS)}")
     p.add_argument("--workers", type=int, default=1, help="processes on this machine (or Ray actors with --ray)")
     p.add_argument("--max-segment-s", type=float, default=MAX_SEGMENT_S, help="longest segment decoded at once (shorter = finer subtitle timing)")
-    p.add_argument("--vad", default="silero", choices=list(VAD_METHODS), help="voice-activity detector for long audio")
+    p.add_argument("--vad", default="silero", choices=list(VAD_METHODS), help="voice-activity detector (runs on every file)")
     p.add_argument("--resume", action="store_true", help="skip files already in OUT/transcripts.jsonl")
     p.add_argument("--ray", action="store_true", help="run as a Ray Data job (cluster from RAY_ADDRESS or --ray-address)")
     p.add_argument("--ray-address", default=argparse.SUPPRESS, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_options(p, RecognizerOptions)
+    add_options(p, SubtitleOptions)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import given_options
+    from asrtune.options import given_options, update_options
     from asrtune.transcription import transcribe
+    from asrtune.transcription.subtitles import SubtitleOptions
 
     summary = transcribe(
         args.inputs,
@@ -69,6 +76,7 @@ def run(args) -> int:
         ray_address=getattr(args, "ray_address", None),
         max_segment_s=args.max_segment_s,
         vad=args.vad,
+        subtitles=update_options(SubtitleOptions(), given_options(SubtitleOptions, args), "command line"),
         progress=not args.no_progress,
         stdin=sys.stdin,
     )

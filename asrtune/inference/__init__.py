@@ -60,11 +60,12 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
         from asrtune.inference.ctc import CTCRecognizer
 
         return CTCRecognizer(resolved, device=opts.device, batch_size=opts.batch_size, lm=opts.lm, terms=terms,
-                             beam_size=opts.beam_size)
+                             beam_size=opts.beam_size, word_timestamps=opts.word_timestamps)
     if opts.lm is not None:
         raise ConfigError("--lm is for CTC models; Whisper decodes with its own language model")
     common = dict(device=opts.device, batch_size=opts.batch_size, terms=terms, prompt=opts.prompt, language=opts.language,
-                  beam_size=opts.beam_size, features=opts.features)
+                  beam_size=opts.beam_size, features=opts.features, word_timestamps=opts.word_timestamps,
+                  no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold)
     if opts.engine == "ct2":
         from asrtune.inference.whisper_ct2 import WhisperCT2Recognizer
 

@@ -1,17 +1,40 @@
-"""The one interface every recognition engine implements: :class:`Recognizer`."""
+"""The one interface every recognition engine implements: :class:`Recognizer`, and its result,
+:class:`Hypothesis`."""
 
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE  # every engine takes 16 kHz mono float32
+from asrtune.alignment.words import Word
 from asrtune.errors import AsrtuneError
 from asrtune.models.whisper_spec import WINDOW_SECONDS
 
 MAX_CLIP_SECONDS = WINDOW_SECONDS  # longer audio is segmented in asrtune.transcription
+
+
+@dataclass
+class Hypothesis:
+    """What a recogniser made of one clip.
+
+    ``words`` (times in seconds from the clip start) is filled when word timestamps were asked
+    for, else None. ``avg_logprob`` (mean log-probability per token, end-of-text included) and
+    ``no_speech_prob`` (Whisper's probability of "no speech" at the first decoding step) come
+    from Whisper engines; CTC models leave them None. ``tokens`` are the decoded text token ids.
+
+    >>> Hypothesis("Hello.", words=[Word("Hello.", 0.3, 0.8, 0.9)]).words[0].end
+    0.8
+    """
+
+    text: str
+    words: list[Word] | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    tokens: list[int] = field(default_factory=list)
 
 
 class Recognizer(abc.ABC):
@@ -20,16 +43,24 @@ class Recognizer(abc.ABC):
     >>> rec = load_recognizer("openai/whisper-tiny.en")          # doctest: +SKIP
     >>> rec.transcribe([load_audio("clip.flac")])                # doctest: +SKIP
     ['Hello world.']
+    >>> rec.decode([load_audio("clip.flac")], word_timestamps=True)[0].words[0]  # doctest: +SKIP
+    Word(text='Hello', start=0.42, end=0.78, probability=0.93)
     """
 
     name: str
     engine: str
     source: str
     family: str
+    #: whether callers that decode on the user's behalf (asrtune transcribe, the server) ask for word times
+    word_timestamps: bool = False
 
     @abc.abstractmethod
+    def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
+        """One :class:`Hypothesis` per clip, in order; with ``word_timestamps`` each has ``words``."""
+
     def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
         """One transcript per clip, in order."""
+        return [h.text for h in self.decode(audios)]
 
     def describe(self) -> dict:
         """What produced the transcripts, for reports: name, engine, source, family and options."""

@@ -27,7 +27,7 @@ import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
-from asrtune.inference.base import Recognizer, batches, check_clips
+from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.lm.build import DEFAULT_BEAM_SIZE  # hypotheses kept per frame when decoding with an LM
 
 
@@ -264,7 +264,13 @@ class CTCRecognizer(Recognizer):
         hotword_boost: float | None = None,
         model=None,
         processor=None,
+        word_timestamps: bool = False,
+        no_speech_threshold: float | None = None,
+        log_prob_threshold: float | None = None,
     ):
+        # no_speech_threshold and log_prob_threshold are Whisper's (CTC has no no-speech token):
+        # accepted and ignored, so one set of RecognizerOptions builds any recogniser
+        self.word_timestamps = bool(word_timestamps)
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         if model is None or processor is None:
@@ -293,15 +299,28 @@ class CTCRecognizer(Recognizer):
         """The acoustic model's per-frame log-probabilities (what both decoders consume)."""
         return ctc_log_probs(self.model, self.processor, check_clips(audios), self.batch_size, self.device)
 
-    def decode(self, log_probs: Sequence[np.ndarray]) -> list[str]:
+    def decode_log_probs(self, log_probs: Sequence[np.ndarray]) -> list[str]:
+        """Transcripts from :meth:`log_probs` output (greedy, or the beam-search decoder)."""
         if self.decoder is None:
             return [greedy_decode(lp, self.processor.tokenizer) for lp in log_probs]
         return [self.decoder.decode(lp) for lp in log_probs]
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
+    def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
         if len(audios) == 0:
             return []
-        return self.decode(self.log_probs(audios))
+        log_probs = self.log_probs(audios)
+        texts = self.decode_log_probs(log_probs)
+        if not word_timestamps:
+            return [Hypothesis(text) for text in texts]
+        from asrtune.alignment.ctc import align_words, frame_seconds
+
+        tokenizer = self.processor.tokenizer
+        vocab, step = dict(tokenizer.get_vocab()), frame_seconds(self.model.config)
+        delimiter = getattr(tokenizer, "word_delimiter_token", "|")
+        return [
+            Hypothesis(text, align_words(lp, text, vocab, tokenizer.pad_token_id, step, delimiter))
+            for lp, text in zip(log_probs, texts)
+        ]
 
     def describe(self) -> dict:
         info = super().describe()

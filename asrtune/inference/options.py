@@ -52,7 +52,14 @@ class RecognizerOptions:
     features: str = option("hf", choices=FEATURE_STYLES, group=GROUP,
                            help="log-mel style: hf (audio padded to 30 s, as training sees it) or faster-whisper (token-exact with faster-whisper)")
     lm: str | None = option(None, metavar="DIR", group=GROUP, help="n-gram LM folder (asrtune lm build) for CTC beam search")
-    threads: int | None = option(None, group=GROUP, help="CPU threads of the ct2 decoder (none = all cores)")
+    threads: int | None = option(None, group=GROUP, help="CPU threads of the decoder (none = all cores)")
+    word_timestamps: bool = option(False, group=GROUP,
+                                   help="time every word (Whisper: cross-attention DTW; CTC: forced alignment); adds words to json/jsonl and word-timed subtitles")
+    no_speech_threshold: float = option(0.6, group=GROUP,
+                                        help="Whisper: a segment whose no-speech probability is above this AND whose mean token "
+                                             "log-probability is below --log-prob-threshold is silence (empty text); 1 turns it off")
+    log_prob_threshold: float = option(-1.0, group=GROUP,
+                                       help="Whisper: mean token log-probability (nats, <= 0) under which a likely no-speech segment is dropped")
 
     def validate(self) -> "RecognizerOptions":
         """Check every option; raise ConfigError naming the first bad one. Returns self."""
@@ -67,6 +74,10 @@ class RecognizerOptions:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if not 0.0 <= self.no_speech_threshold <= 1.0:
+            raise ConfigError(f"--no-speech-threshold must be a probability between 0 and 1, got {self.no_speech_threshold}")
+        if not self.log_prob_threshold <= 0.0:
+            raise ConfigError(f"--log-prob-threshold must be <= 0 (a mean log-probability in nats), got {self.log_prob_threshold}")
         if self.engine == "ct2" and self.bias_terms:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
         return self

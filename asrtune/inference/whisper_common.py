@@ -135,3 +135,46 @@ def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None
             out.append(pad_or_trim(mel[:, : min(N_FRAMES, mel.shape[-1] - 1)]))
         return np.stack(out).astype(np.float32)
     raise ConfigError(f"feature style must be one of {', '.join(FEATURE_STYLES)}, got {style!r}")
+
+
+# --- no-speech detection ------------------------------------------------------------------------
+
+NO_SPEECH_THRESHOLD = 0.6  # probability of <|nospeech|> above which a segment may be silence
+LOG_PROB_THRESHOLD = -1.0  # nats per token: below this the decoded text is not trusted
+NO_SPEECH_TOKENS = ("<|nospeech|>", "<|nocaptions|>")  # newer / older tokenizers' name for one token
+
+
+def no_speech_token(tokenizer) -> int | None:
+    """Id of the "no speech" token, or None for a vocabulary without one."""
+    for name in NO_SPEECH_TOKENS:
+        tid = tokenizer.convert_tokens_to_ids(name)
+        if tid is not None and tid != tokenizer.unk_token_id:
+            return int(tid)
+    return None
+
+
+def is_no_speech(no_speech_prob: float | None, avg_logprob: float | None,
+                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD) -> bool:
+    """faster-whisper's rule: silence when the model both expects no speech (``no_speech_prob >
+    no_speech_threshold``) and is unsure of what it decoded (``avg_logprob < log_prob_threshold``).
+    A confident transcript survives a high no-speech probability (quiet but real speech).
+
+    >>> is_no_speech(0.9, -1.4), is_no_speech(0.9, -0.3), is_no_speech(0.2, -1.4)
+    (True, False, False)
+    """
+    if no_speech_prob is None or avg_logprob is None:
+        return False
+    return no_speech_prob > no_speech_threshold and avg_logprob < log_prob_threshold
+
+
+def check_thresholds(no_speech_threshold: float, log_prob_threshold: float) -> None:
+    """ConfigError for a threshold outside its range."""
+    if not 0.0 <= no_speech_threshold <= 1.0:
+        raise ConfigError(f"--no-speech-threshold must be a probability between 0 and 1, got {no_speech_threshold}")
+    if not log_prob_threshold <= 0.0:
+        raise ConfigError(f"--log-prob-threshold must be <= 0 (a mean log-probability in nats), got {log_prob_threshold}")
+
+
+def content_frames(clip: np.ndarray) -> int:
+    """Log-mel frames (10 ms) holding the clip's audio, the rest of the 30 s window being padding."""
+    return min(N_FRAMES, int(np.ceil(len(clip) / 160)))

@@ -13,8 +13,11 @@ from typing import Sequence
 import numpy as np
 
 from asrtune.errors import AsrtuneError
-from asrtune.inference.base import Recognizer, batches, check_clips
-from asrtune.inference.whisper_common import build_prompt, feature_style, load_terms_arg, log_mel_batch, suppress_ids
+from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
+from asrtune.inference.whisper_common import (
+    LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt, check_thresholds, content_frames, feature_style, is_no_speech,
+    load_terms_arg, log_mel_batch, suppress_ids,
+)
 
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_LENGTH  # decoder positions, prompt included
 
@@ -33,7 +36,8 @@ class WhisperCT2Recognizer(Recognizer):
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, compute_type: str = "int8",
-                 features: str = "hf", threads: int | None = None):
+                 features: str = "hf", threads: int | None = None, word_timestamps: bool = False,
+                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD):
         import ctranslate2
         from transformers import GenerationConfig, WhisperTokenizer
 
@@ -41,6 +45,9 @@ class WhisperCT2Recognizer(Recognizer):
 
         if load_terms_arg(terms):
             raise AsrtuneError("term biasing (--terms) needs the hf engine; CTranslate2 takes no logits processor")
+        check_thresholds(no_speech_threshold, log_prob_threshold)
+        self.word_timestamps = bool(word_timestamps)
+        self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.batch_size, self.beam_size, self.compute_type = batch_size, beam_size, compute_type
         self.features = feature_style(features)
@@ -61,6 +68,7 @@ class WhisperCT2Recognizer(Recognizer):
         self.suppress = suppress_ids(self.tokenizer, generation)
         self.eot = int(self.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         self._hf_extractor = None
+        self._heads_checked: bool | None = None
 
     @staticmethod
     def _vocab_size(resolved) -> int:
@@ -71,14 +79,15 @@ class WhisperCT2Recognizer(Recognizer):
     def describe(self) -> dict:
         d = super().describe()
         d.update(beam_size=self.beam_size, compute_type=self.compute_type, language=self.language,
-                 prompt=self.prompt_text, features=self.features)
+                 prompt=self.prompt_text, features=self.features,
+                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold)
         return d
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
+    def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
         import ctranslate2
 
         clips = check_clips(audios)
-        texts: list[str] = []
+        out: list[Hypothesis] = []
         for batch in batches(clips, self.batch_size):
             if self.features == "hf" and self._hf_extractor is None:
                 from transformers import WhisperFeatureExtractor
@@ -93,9 +102,27 @@ class WhisperCT2Recognizer(Recognizer):
                 max_length=MAX_LENGTH,
                 suppress_blank=True,
                 suppress_tokens=self.suppress,
-                return_scores=False,
+                return_scores=True,
+                return_no_speech_prob=True,
             )
-            for r in results:
-                ids = [t for t in r.sequences_ids[0] if t < self.eot]
-                texts.append(self.tokenizer.decode(ids).strip())
-        return texts
+            tokens = [[t for t in r.sequences_ids[0] if t < self.eot] for r in results]
+            words = self._words(encoded, tokens, [content_frames(c) for c in batch]) if word_timestamps else None
+            for i, (r, ids) in enumerate(zip(results, tokens)):
+                # CTranslate2's score is the length-normalised sum (end-of-text included): back to a
+                # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
+                avg_logprob = r.scores[0] * len(ids) / (len(ids) + 1)
+                out.append(self._hypothesis(ids, None if words is None else words[i], avg_logprob, r.no_speech_prob))
+        return out
+
+    def _words(self, encoded, tokens: list[list[int]], mel_frames: list[int]):
+        from asrtune.alignment.ct2 import align_words, check_alignment_heads
+
+        if self._heads_checked is None:
+            self._heads_checked = check_alignment_heads(self.ct2_path)
+        # CTranslate2 appends <|notimestamps|> itself; its start sequence is the rest of the prefix
+        return align_words(self.model, encoded, self.prompt.sot[:-1], tokens, mel_frames, self.tokenizer.decode)
+
+    def _hypothesis(self, tokens: list[int], words, avg_logprob: float, no_speech_prob: float) -> Hypothesis:
+        if is_no_speech(no_speech_prob, avg_logprob, self.no_speech_threshold, self.log_prob_threshold):
+            return Hypothesis("", [] if words is not None else None, avg_logprob, no_speech_prob, [])
+        return Hypothesis(self.tokenizer.decode(tokens).strip(), words, avg_logprob, no_speech_prob, tokens)

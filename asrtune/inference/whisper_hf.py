@@ -1,13 +1,28 @@
-"""Whisper through transformers: batched ``generate`` on 16 kHz clips of up to 30 s."""
+"""Whisper through transformers: batched ``generate`` on 16 kHz clips of up to 30 s.
+
+Each batch is encoded once; ``generate`` decodes from the encoder outputs, then one
+teacher-forced decoder pass over prefix + text + end-of-text scores the result: the
+no-speech probability (at ``<|startoftranscript|>``), the mean token log-probability and, when
+asked, the alignment heads' cross-attention for word times (:mod:`asrtune.alignment.cross_attention`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numpy as np
 
-from asrtune.inference.base import Recognizer, batches, check_clips
-from asrtune.inference.whisper_common import build_prompt, feature_style, load_terms_arg, log_mel_batch, suppress_ids, term_processor
+from asrtune.alignment.cross_attention import (
+    MEL_FRAMES_PER_ENCODER_FRAME, CrossAttentionRecorder, alignment_heads, words_from_scores,
+)
+from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
+from asrtune.inference.whisper_common import (
+    LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, build_prompt, check_thresholds, content_frames, feature_style,
+    is_no_speech, load_terms_arg, log_mel_batch, no_speech_token, suppress_ids, term_processor,
+)
+
+SCORE_BATCH = 8  # clips per teacher-forced scoring pass (bounds the recorded attention's memory)
 
 
 class WhisperHFRecognizer(Recognizer):
@@ -17,7 +32,8 @@ class WhisperHFRecognizer(Recognizer):
     ``<|startoftranscript|><|notimestamps|>`` for English-only models,
     ``<|startoftranscript|><|en|><|transcribe|><|notimestamps|>`` for multilingual ones
     (``language`` picks another language), preceded by ``<|startofprev|>`` + ``prompt`` tokens
-    when an initial prompt is given.
+    when an initial prompt is given. A clip the model thinks is silence (see
+    :func:`~asrtune.inference.whisper_common.is_no_speech`) gets an empty text.
 
     >>> rec = WhisperHFRecognizer(resolve_model("openai/whisper-tiny.en"))     # doctest: +SKIP
     """
@@ -26,11 +42,13 @@ class WhisperHFRecognizer(Recognizer):
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, term_boost: float | None = None, features: str = "hf",
-                 model=None, processor=None):
+                 model=None, processor=None, word_timestamps: bool = False,
+                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD):
         import torch
 
         from asrtune.models.loading import load_whisper
 
+        check_thresholds(no_speech_threshold, log_prob_threshold)
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.device, self.batch_size, self.beam_size = device, batch_size, beam_size
         if model is None or processor is None:
@@ -45,38 +63,42 @@ class WhisperHFRecognizer(Recognizer):
         self.term_boost = term_boost
         self.bias = term_processor(tokenizer, self.terms, term_boost)
         self.features = feature_style(features)
+        self.word_timestamps = bool(word_timestamps)
+        self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
+        self.eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))
+        self.no_speech_id = no_speech_token(tokenizer)
+        self._heads: list[tuple[int, int]] | None = None
         self._torch = torch
 
     def describe(self) -> dict:
         d = super().describe()
         d.update(beam_size=self.beam_size, language=self.language, prompt=self.prompt_text,
-                 features=self.features, terms=len(self.terms or []), term_boost=self.term_boost if self.terms else None)
+                 features=self.features, terms=len(self.terms or []), term_boost=self.term_boost if self.terms else None,
+                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold)
         return d
 
     def _generation_config(self):
         from transformers import GenerationConfig
 
         gc = self.model.generation_config
-        eot = int(self.processor.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         return GenerationConfig(
             max_length=self.model.config.max_target_positions,  # prefix included, as in faster-whisper
             num_beams=self.beam_size,
             do_sample=False,
             suppress_tokens=self.suppress,
-            begin_suppress_tokens=list(getattr(gc, "begin_suppress_tokens", None) or [220, eot]),
-            eos_token_id=eot,
-            pad_token_id=eot,
+            begin_suppress_tokens=list(getattr(gc, "begin_suppress_tokens", None) or [220, self.eot]),
+            eos_token_id=self.eot,
+            pad_token_id=self.eot,
             decoder_start_token_id=self.prompt.sot[0],
         )
 
-    def _generate(self, features=None, encoder_outputs=None):
-        """Token ids after the prefix, one row per clip (eot-padded), from log-mel ``features``
-        or from ``encoder_outputs`` (a ``BaseModelOutput`` the encoder already produced)."""
+    def _generate(self, encoded) -> list[list[int]]:
+        """Text token ids after the prefix (end-of-text and padding removed), one list per clip."""
         from transformers import GenerationMixin, LogitsProcessorList
+        from transformers.modeling_outputs import BaseModelOutput
 
         torch = self._torch
-        n = features.shape[0] if features is not None else encoder_outputs.last_hidden_state.shape[0]
-        extra_inputs = {"encoder_outputs": encoder_outputs} if encoder_outputs is not None else {}
+        n = encoded.shape[0]
         prefix = torch.tensor([self.prompt.tokens()] * n, dtype=torch.long, device=self.device)
         extra = {"logits_processor": LogitsProcessorList([self.bias])} if self.bias is not None else {}
         # The plain encoder-decoder generate, not WhisperGenerationMixin.generate (which rebuilds
@@ -84,40 +106,102 @@ class WhisperHFRecognizer(Recognizer):
         # what the decoder is fed, the same as in faster-whisper.
         out = GenerationMixin.generate(
             self.model,
-            features,  # None when decoding from encoder_outputs
+            encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
+            # unused (the encoder already ran); given so generate does not warn about padding
+            attention_mask=torch.ones(encoded.shape[:2], dtype=torch.long, device=self.device),
             generation_config=self._generation_config(),
             decoder_input_ids=prefix,
-            **extra_inputs,
             **extra,
         )
-        return out[:, prefix.shape[1] :]
+        rows = out[:, prefix.shape[1] :].tolist()
+        rows = [row[: row.index(self.eot)] if self.eot in row else row for row in rows]
+        return [[t for t in row if t < self.eot] for row in rows]  # no special tokens in the text
 
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
+    def _encode(self, clips: list[np.ndarray]):
+        mel = log_mel_batch(clips, self.model.config.num_mel_bins, self.features, self.processor.feature_extractor)
+        features = self._torch.from_numpy(mel).to(self.device, dtype=self.model.dtype)
+        return self.model.model.encoder(features).last_hidden_state
+
+    def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
         clips = check_clips(audios)
-        texts: list[str] = []
-        torch = self._torch
+        out: list[Hypothesis] = []
         for batch in batches(clips, self.batch_size):
-            mel = log_mel_batch(batch, self.model.config.num_mel_bins, self.features, self.processor.feature_extractor)
-            features = torch.from_numpy(mel).to(self.device, dtype=self.model.dtype)
-            with torch.inference_mode():
-                tokens = self._generate(features)
-            texts += self._decode(tokens)
-        return texts
+            with self._torch.inference_mode():
+                encoded = self._encode(batch)
+                out += self._decode_encoded(encoded, [content_frames(c) for c in batch], word_timestamps)
+        return out
 
     def transcribe_encoded(self, encoder_outputs: np.ndarray) -> list[str]:
-        """Decode from cached encoder outputs ``[N, frames, d_model]`` with exactly the prompt,
-        suppress list and generation settings of :meth:`transcribe` (fine-tuning's dev WER)."""
-        from transformers.modeling_outputs import BaseModelOutput
-
+        """Transcripts from cached encoder outputs ``(clips, 1500, d_model)`` (the trainer's encoder
+        cache), with exactly the prompt, suppression and generation settings of :meth:`decode`. The
+        clips' lengths are unknown here, so each counts as a full 30 s window."""
         torch = self._torch
         texts: list[str] = []
         for start in range(0, len(encoder_outputs), self.batch_size):
             chunk = np.asarray(encoder_outputs[start : start + self.batch_size])
-            hidden = torch.from_numpy(chunk).to(self.device, dtype=self.model.dtype)
+            encoded = torch.from_numpy(chunk).to(self.device, dtype=self.model.dtype)
             with torch.inference_mode():
-                tokens = self._generate(encoder_outputs=BaseModelOutput(last_hidden_state=hidden))
-            texts += self._decode(tokens)
+                texts += [h.text for h in self._decode_encoded(encoded, [N_FRAMES] * len(chunk), False)]
         return texts
 
-    def _decode(self, tokens) -> list[str]:
-        return [t.strip() for t in self.processor.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+    def _decode_encoded(self, encoded, n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
+        tokens = self._generate(encoded)
+        hyps: list[Hypothesis] = []
+        for start in range(0, len(tokens), SCORE_BATCH):
+            part = slice(start, start + SCORE_BATCH)
+            hyps += self._score(encoded[part], tokens[part], n_frames[part], word_timestamps)
+        return hyps
+
+    def _score(self, encoded, tokens: list[list[int]], n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
+        """One teacher-forced decoder pass over prefix + text + end-of-text for a few clips."""
+        torch = self._torch
+        prefix = self.prompt.tokens()
+        max_len = self.model.config.max_target_positions
+        seqs = [(prefix + t + [self.eot])[:max_len] for t in tokens]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [self.eot] * (width - len(s)) for s in seqs], dtype=torch.long, device=self.device)
+        recorder = CrossAttentionRecorder(self.model, self._alignment_heads()) if word_timestamps else None
+        with recorder or contextlib.nullcontext():
+            hidden = self.model.model.decoder(input_ids=ids, encoder_hidden_states=encoded, use_cache=False).last_hidden_state
+        scores = recorder.scores() if recorder is not None else None
+        head = self.model.get_output_embeddings()
+        sot_index = len(self.prompt.prev)
+        hyps = []
+        for b, (seq, text_tokens) in enumerate(zip(seqs, tokens)):
+            # row p predicts token p + 1: rows len(prefix) - 1 .. len(seq) - 2 predict text + end-of-text
+            targets = torch.tensor(seq[len(prefix) :], device=self.device)
+            rows = slice(len(prefix) - 1, len(seq) - 1)
+            logits = head(hidden[b, rows]).float()
+            logits[:, self.suppress] = -np.inf
+            logprobs = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+            avg_logprob = float(logprobs.sum()) / (len(text_tokens) + 1)  # faster-whisper's length normalisation
+            no_speech_prob = None
+            if self.no_speech_id is not None:
+                first = torch.softmax(head(hidden[b, sot_index]).float(), dim=-1)
+                no_speech_prob = float(first[self.no_speech_id])
+            words = None
+            if scores is not None:
+                # normalise over <|startoftranscript|> .. end-of-text, as openai-whisper does
+                window = scores[b][:, sot_index : len(seq)]
+                token_rows = slice(rows.start - sot_index, rows.stop - sot_index)
+                words = words_from_scores(
+                    window, token_rows, n_frames[b] // MEL_FRAMES_PER_ENCODER_FRAME, text_tokens,
+                    logprobs[: len(text_tokens)].exp().tolist(), self._decode_tokens,
+                )
+            hyps.append(self._hypothesis(text_tokens, words, avg_logprob, no_speech_prob))
+        return hyps
+
+    def _hypothesis(self, tokens: list[int], words, avg_logprob: float, no_speech_prob: float | None) -> Hypothesis:
+        if is_no_speech(no_speech_prob, avg_logprob, self.no_speech_threshold, self.log_prob_threshold):
+            return Hypothesis("", [] if words is not None else None, avg_logprob, no_speech_prob, [])
+        return Hypothesis(self._decode_tokens(tokens).strip(), words, avg_logprob, no_speech_prob, tokens)
+
+    def _decode_tokens(self, tokens: list[int]) -> str:
+        return self.processor.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    def _alignment_heads(self) -> list[tuple[int, int]]:
+        if self._heads is None:
+            config = self.model.config
+            self._heads = alignment_heads(self.model.generation_config, config.decoder_layers,
+                                          config.decoder_attention_heads, self.name)
+        return self._heads

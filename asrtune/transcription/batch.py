@@ -30,6 +30,7 @@ from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription.inputs import collect_sources
 from asrtune.transcription.journal import Journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
+from asrtune.transcription.subtitles import SubtitleOptions
 from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
 from asrtune.transcription.writers import ALL_FORMATS, write_outputs
 
@@ -89,6 +90,7 @@ def transcribe(
     ray_address: str | None = None,
     max_segment_s: float = MAX_SEGMENT_S,
     vad: str = "silero",
+    subtitles: SubtitleOptions | None = None,
     progress: bool = True,
     stdin: IO[str] | None = None,
 ) -> TranscriptionSummary:
@@ -101,12 +103,14 @@ def transcribe(
     ``model`` is a model name/folder, loaded with :func:`asrtune.inference.load_recognizer` and
     ``options`` (engine, batch size, beam, prompt, ``bias_terms``, ...), or an already loaded
     :class:`~asrtune.inference.Recognizer` (single process only; then only ``options.batch_size``
-    applies).
+    applies). ``options.word_timestamps`` adds each segment's words to the json/jsonl records
+    and builds SRT/VTT cues from them, laid out by ``subtitles``.
     """
     fmts = parse_formats(formats)
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise ConfigError(f"--out {out_dir}: is a file; give a folder for the transcripts")
     options = (options or RecognizerOptions()).validate()
+    subtitles = (subtitles or SubtitleOptions()).validate()
     _check_options(workers, max_segment_s, vad, model, use_ray)
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
@@ -136,7 +140,7 @@ def transcribe(
             if not _is_recognizer(model):
                 summary.model["decoding"] = decoding
             start = time.perf_counter()  # the real-time factor counts transcription, not model loading
-            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress)
+            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
     finally:
         transcripts.close()
         errors.close()
@@ -189,14 +193,14 @@ def _outcomes(model, options: RecognizerOptions, todo, workers, segmenting, use_
     return transcribe_sources(recognizer, todo, batch_size=batch_size, **segmenting), describe
 
 
-def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress) -> None:
+def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress, subtitles=None) -> None:
     from tqdm.auto import tqdm
 
     with tqdm(total=total, unit="file", desc="transcribe", disable=not progress, dynamic_ncols=True) as bar:
         for outcome in outcomes:
             if outcome.ok:
                 try:
-                    write_outputs(outcome.record, out, outcome.source.stem, fmts)
+                    write_outputs(outcome.record, out, outcome.source.stem, fmts, subtitles)
                 except OSError as e:
                     outcome = FileOutcome(outcome.source, error=f"cannot write outputs: {e}")
             if outcome.ok:

@@ -20,7 +20,9 @@ import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE, load_audio
 from asrtune.errors import AsrtuneError
+from asrtune.inference.base import Hypothesis
 from asrtune.transcription.inputs import AudioSource
+from asrtune.transcription.longform import make_segments, span_clip
 from asrtune.transcription.vad import MAX_SEGMENT_S, Span, segment_audio
 
 PREFETCH_FILES = 4  # files loaded and segmented ahead of the model
@@ -57,7 +59,7 @@ class _FileJob:
     source: AudioSource
     duration: float
     spans: list[Span]
-    texts: list[str]
+    hypotheses: list[Hypothesis]
     remaining: int
     error: str | None = None
 
@@ -98,52 +100,56 @@ def transcribe_sources(
     batch_size: int = 16,
     max_segment_s: float = MAX_SEGMENT_S,
     vad: str = "silero",
+    word_timestamps: bool | None = None,
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` with ``recognizer``; yield one :class:`FileOutcome` per source as each finishes.
 
-    Long audio is cut at pauses (:func:`asrtune.transcription.vad.segment_audio`); each segment
-    keeps its start/end in seconds within the source.
+    Audio is cut at pauses (:func:`asrtune.transcription.vad.segment_audio`); each segment keeps
+    its start/end in seconds within the source, and with ``word_timestamps`` (default: the
+    recogniser's own ``word_timestamps``) its words. Records are built by
+    :func:`asrtune.transcription.longform.make_segments`, as ``transcribe_audio`` builds them.
     """
+    if word_timestamps is None:
+        word_timestamps = bool(getattr(recognizer, "word_timestamps", False))
     pending: list[tuple[_FileJob, int, np.ndarray]] = []
     for prepared in _prefetched(sources, max_segment_s, vad):
         if prepared.error is not None:
             yield FileOutcome(prepared.source, error=prepared.error)
             continue
         audio = prepared.audio
-        job = _FileJob(prepared.source, len(audio) / SAMPLE_RATE, prepared.spans, [""] * len(prepared.spans), 0)
-        for i, span in enumerate(prepared.spans):
-            clip = audio[int(round(span.start * SAMPLE_RATE)) : int(round(span.end * SAMPLE_RATE))]
-            if clip.size:
-                pending.append((job, i, clip))
-                job.remaining += 1
+        spans = [s for s in prepared.spans if span_clip(audio, s).size]
+        job = _FileJob(prepared.source, len(audio) / SAMPLE_RATE, spans, [Hypothesis("")] * len(spans), 0)
+        for i, span in enumerate(spans):
+            pending.append((job, i, span_clip(audio, span)))
+            job.remaining += 1
         if job.remaining == 0:  # no speech found: an empty transcript, not an error
             yield _finish(job)
         while len(pending) >= batch_size:
             batch, pending = pending[:batch_size], pending[batch_size:]
-            yield from _decode(recognizer, batch)
+            yield from _decode(recognizer, batch, word_timestamps)
     if pending:
-        yield from _decode(recognizer, pending)
+        yield from _decode(recognizer, pending, word_timestamps)
 
 
-def _decode(recognizer, batch: list[tuple[_FileJob, int, np.ndarray]]) -> Iterator[FileOutcome]:
+def _decode(recognizer, batch: list[tuple[_FileJob, int, np.ndarray]], word_timestamps: bool) -> Iterator[FileOutcome]:
     try:
-        texts = recognizer.transcribe([clip for _, _, clip in batch])
-        if len(texts) != len(batch):
-            raise RuntimeError(f"recogniser returned {len(texts)} transcripts for {len(batch)} clips")
-        results: list[str | BaseException] = list(texts)
+        hypotheses = recognizer.decode([clip for _, _, clip in batch], word_timestamps=word_timestamps)
+        if len(hypotheses) != len(batch):
+            raise RuntimeError(f"recogniser returned {len(hypotheses)} hypotheses for {len(batch)} clips")
+        results: list[Hypothesis | BaseException] = list(hypotheses)
     except Exception:
         # One bad clip must not sink its batch-mates: retry one by one to find it.
         results = []
         for _, _, clip in batch:
             try:
-                results.append(recognizer.transcribe([clip])[0])
+                results.append(recognizer.decode([clip], word_timestamps=word_timestamps)[0])
             except Exception as e:
                 results.append(e)
     for (job, i, _), result in zip(batch, results):
         if isinstance(result, BaseException):
             job.error = job.error or f"decoding failed: {describe_error(result)}"
         else:
-            job.texts[i] = str(result).strip()
+            job.hypotheses[i] = result
         job.remaining -= 1
         if job.remaining == 0:
             yield _finish(job)
@@ -153,11 +159,7 @@ def _finish(job: _FileJob) -> FileOutcome:
     if job.error is not None:
         return FileOutcome(job.source, error=job.error)
     source = job.source
-    segments = [
-        {"start": round(span.start, 3), "end": round(min(span.end, job.duration), 3), "text": text}
-        for span, text in zip(job.spans, job.texts)
-        if text
-    ]
+    segments = [s.to_dict() for s in make_segments(job.spans, job.hypotheses, job.duration)]
     record = {
         "file": source.key,
         "path": source.path,

@@ -10,6 +10,9 @@ speech pauses into segments of up to ``max_segment_s`` seconds:
    ``max_segment_s``, so every cut falls in a pause between chunks. A single chunk longer than
    that (someone talking for 40 s without a breath) is split at its quietest frame.
 
+Short files go through the same steps: a clip in which the detector finds no speech is not
+decoded at all (Whisper hallucinates text on silence and noise).
+
 Segment times are positions in the original audio: a segment is the contiguous stretch
 ``audio[start:end]`` (inner pauses included), so its start/end are true timestamps for
 subtitles, with no need for Whisper's timestamp tokens.
@@ -99,17 +102,15 @@ def segment_audio(
 ) -> list[Span]:
     """Cut ``audio`` into decodable segments of at most ``max_segment_s``, cutting at pauses.
 
-    Audio that already fits in one segment is returned whole (a recogniser handles leading and
-    trailing silence itself); longer audio goes through :func:`speech_chunks` and greedy merging.
-    Audio with no detected speech gives no segments.
+    The voice-activity detector runs on every file, short ones too: Whisper, given a clip of
+    silence, hum or noise, still writes something ("you", "Thank you."), so audio with no
+    detected speech gives no segments and nothing is decoded. Speech chunks are then merged
+    greedily (:func:`merge_chunks`).
 
     >>> import numpy as np
     >>> segment_audio(np.zeros(16_000, dtype=np.float32))
-    [Span(start=0.0, end=1.0)]
+    []
     """
-    duration = len(audio) / SAMPLE_RATE
-    if duration <= max_segment_s:
-        return [Span(0.0, duration)] if duration > 0 else []
     return merge_chunks(speech_chunks(audio, method, max_segment_s), max_segment_s)
 
 

@@ -5,22 +5,24 @@ A transcript record (also one line of ``transcripts.jsonl``) looks like::
     {"file": "/data/talk.flac", "duration": 299.01, "text": "He hoped ...",
      "segments": [{"start": 0.38, "end": 29.03, "text": "He hoped ..."}, ...]}
 
-Each segment becomes one subtitle cue, its text wrapped to lines of at most
-``MAX_LINE_CHARS`` characters (the usual broadcast subtitle width).
+With word times (``--word-timestamps``) each segment also carries ``words``
+(``[{"text", "start", "end", "probability"}]``, file time) and subtitle cues are built from them
+(:mod:`asrtune.transcription.subtitles`: sentence ends and pauses first, then line width, line
+count and cue duration limits); without, each segment is one cue, its text wrapped to lines of
+at most ``max_line_width`` characters.
 """
 
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 from asrtune.fileio import write_json_atomic, write_text_atomic
+from asrtune.transcription.subtitles import SubtitleOptions, record_cues
 
 #: per-file formats; "jsonl" names the combined transcripts.jsonl, which is always written
 FILE_FORMATS = ("txt", "srt", "vtt", "json")
 ALL_FORMATS = FILE_FORMATS + ("jsonl",)
-MAX_LINE_CHARS = 42  # characters per subtitle line
 
 
 def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
@@ -40,16 +42,7 @@ def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
 
 
-def _cues(record: dict) -> list[tuple[float, float, str]]:
-    cues = []
-    for seg in record.get("segments", []):
-        text = seg["text"].strip()
-        if text:
-            cues.append((float(seg["start"]), float(seg["end"]), "\n".join(textwrap.wrap(text, MAX_LINE_CHARS)) or text))
-    return cues
-
-
-def to_srt(record: dict) -> str:
+def to_srt(record: dict, subtitles: SubtitleOptions | None = None) -> str:
     """SubRip subtitles: numbered cues, ``-->`` times with a comma before milliseconds.
 
     >>> print(to_srt({"segments": [{"start": 0.5, "end": 2.0, "text": " Hello there."}]}), end="")
@@ -57,11 +50,12 @@ def to_srt(record: dict) -> str:
     00:00:00,500 --> 00:00:02,000
     Hello there.
     """
-    blocks = [f"{i}\n{format_timestamp(s)} --> {format_timestamp(e)}\n{text}\n" for i, (s, e, text) in enumerate(_cues(record), 1)]
+    cues = record_cues(record, subtitles)
+    blocks = [f"{i}\n{format_timestamp(c.start)} --> {format_timestamp(c.end)}\n{c.text}\n" for i, c in enumerate(cues, 1)]
     return "\n".join(blocks)
 
 
-def to_vtt(record: dict) -> str:
+def to_vtt(record: dict, subtitles: SubtitleOptions | None = None) -> str:
     """WebVTT subtitles: a ``WEBVTT`` header, then cues with a dot before milliseconds.
 
     >>> print(to_vtt({"segments": [{"start": 0.5, "end": 2.0, "text": "Hello"}]}), end="")
@@ -70,7 +64,8 @@ def to_vtt(record: dict) -> str:
     00:00:00.500 --> 00:00:02.000
     Hello
     """
-    blocks = [f"{format_timestamp(s, '.')} --> {format_timestamp(e, '.')}\n{text}\n" for s, e, text in _cues(record)]
+    cues = record_cues(record, subtitles)
+    blocks = [f"{format_timestamp(c.start, '.')} --> {format_timestamp(c.end, '.')}\n{c.text}\n" for c in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 
@@ -80,8 +75,10 @@ def to_txt(record: dict) -> str:
     return text + "\n" if text else ""
 
 
-def write_outputs(record: dict, out_dir: str | os.PathLike, stem: str, formats: tuple[str, ...]) -> list[Path]:
-    """Write ``record`` as ``out_dir/stem.<format>`` for each per-file format, atomically."""
+def write_outputs(record: dict, out_dir: str | os.PathLike, stem: str, formats: tuple[str, ...],
+                  subtitles: SubtitleOptions | None = None) -> list[Path]:
+    """Write ``record`` as ``out_dir/stem.<format>`` for each per-file format, atomically;
+    ``subtitles`` lays out SRT/VTT cues (default :class:`SubtitleOptions`)."""
     written = []
     base = Path(out_dir) / stem
     for fmt in formats:
@@ -90,7 +87,9 @@ def write_outputs(record: dict, out_dir: str | os.PathLike, stem: str, formats: 
         path = base.with_name(base.name + "." + fmt)
         if fmt == "json":
             write_json_atomic(path, record)
+        elif fmt == "txt":
+            write_text_atomic(path, to_txt(record))
         else:
-            write_text_atomic(path, {"txt": to_txt, "srt": to_srt, "vtt": to_vtt}[fmt](record))
+            write_text_atomic(path, {"srt": to_srt, "vtt": to_vtt}[fmt](record, subtitles))
         written.append(path)
     return written
