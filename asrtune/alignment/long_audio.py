@@ -110,11 +110,11 @@ def hypothesis_words(
 
 
 def _transcribe_audio() -> Transcriber:
-    try:
-        from asrtune.transcription.longform import transcribe_audio
-    except ImportError:
-        raise AsrtuneError("manifest align needs word timestamps from asrtune.transcription.longform.transcribe_audio, "
-                           "which this build of asrtune lacks") from None
+    # Imported late: this driver sits above transcription (it decodes long files with the
+    # same VAD segmentation as `asrtune transcribe`), while the rest of asrtune.alignment
+    # sits below inference.
+    from asrtune.transcription.longform import transcribe_audio
+
     return transcribe_audio
 
 
