@@ -292,6 +292,20 @@ def test_full_queue_is_503_with_retry_after(server, client, clips):
     assert create(client, path).text  # served again once there is room
 
 
+def test_shutdown_finishes_the_request_in_flight(recognizer, clips, expected):
+    from asrtune.serving.app import create_app
+
+    app = create_app(recognizer, RecognizerOptions(engine="ct2"), ServerSettings(**SETTINGS))
+    path = clips["1089-134686-0000"]
+    with ThreadPoolExecutor(1) as pool, running(app) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=120)
+        answer = pool.submit(create, client, path)
+        assert app.state.admission.wait_for(1, timeout=60)  # the request is inside the server
+        # leaving the block shuts down (as uvicorn does on Ctrl-C / SIGTERM) with the request in flight
+    assert answer.result(timeout=120).text == expected[path.name]["text"]
+    assert not app.state.batcher._thread.is_alive()  # the model worker drained and stopped
+
+
 def test_bad_form_fields_are_400_naming_the_field(client, clips):
     path = clips["1089-134686-0001"]
     with pytest.raises(openai.BadRequestError) as info:

@@ -178,15 +178,22 @@ class Admission:
     def __init__(self, limit: int):
         self.limit = limit
         self.in_flight = 0
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
 
     def try_enter(self) -> bool:
-        with self._lock:
+        with self._changed:
             if self.in_flight >= self.limit:
                 return False
             self.in_flight += 1
+            self._changed.notify_all()
             return True
 
     def leave(self) -> None:
-        with self._lock:
+        with self._changed:
             self.in_flight -= 1
+            self._changed.notify_all()
+
+    def wait_for(self, in_flight: int, timeout: float | None = None) -> bool:
+        """Block until exactly ``in_flight`` requests are inside (e.g. 0 = idle); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self.in_flight == in_flight, timeout)
