@@ -15,6 +15,7 @@ requests in flight; the lifespan then drains the batcher and stops its thread.
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -32,11 +33,13 @@ from asrtune.errors import AsrtuneError
 from asrtune.inference.options import RecognizerOptions
 from asrtune.serving.audio import read_upload, too_large
 from asrtune.serving.batching import Admission, Batcher, QueuedRecognizer
-from asrtune.serving.errors import AUTHENTICATION, APIError, queue_full
+from asrtune.serving.errors import AUTHENTICATION, SERVER, APIError, queue_full
 from asrtune.serving.formats import check_format, render
 from asrtune.serving.prompts import PromptSwitch
 from asrtune.serving.settings import ServerSettings
 from asrtune.serving.transcripts import transcript_record, word_timestamps_supported
+
+log = logging.getLogger(__name__)
 
 MS_PER_S = 1000.0
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # form fields and part headers on top of the file itself
@@ -126,6 +129,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return APIError(exc.status_code, str(exc.detail), code=None).response()
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed: %s", exc)  # a bug, not the client's fault: keep the traceback in the log
+        return APIError(500, f"internal error: {type(exc).__name__}: {exc}", type=SERVER, code="internal_error").response()
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
@@ -188,19 +196,19 @@ async def _transcribe(request: Request) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise APIError(400, "no audio: send the file as multipart field 'file'", param="file", code="missing_file")
-        if not str(form.get("model") or "").strip():
+        if not _field(form, "model"):
             raise APIError(400, "missing field 'model' (any name; this server answers with its one model)", param="model")
-        response_format = str(form.get("response_format") or "json").strip().lower()
-        granularities = tuple(str(g).strip().lower() for g in form.getlist("timestamp_granularities[]")) or ("segment",)
+        response_format = (_field(form, "response_format") or "json").lower()
+        granularities = tuple(g.lower() for g in _fields(form, "timestamp_granularities[]")) or ("segment",)
         check_format(response_format, granularities)
-        _check_temperature(form.get("temperature"))
+        _check_temperature(_field(form, "temperature"))
         word_timestamps = "word" in granularities
         if word_timestamps and not word_timestamps_supported(state.served.recognizer):
             raise APIError(400, "word timestamps are not available with this engine", param="timestamp_granularities")
         try:
-            key = state.prompts.key(form.get("prompt"), form.get("language"))
+            key = state.prompts.key(_field(form, "prompt"), _field(form, "language"))
         except AsrtuneError as e:
-            raise APIError(400, str(e), param="language" if form.get("language") else "prompt") from None
+            raise APIError(400, str(e), param="language" if _field(form, "language") else "prompt") from None
         audio = await run_in_threadpool(read_upload, upload.file, upload.filename, state.settings)
     recognizer = QueuedRecognizer(state.served.recognizer, state.batcher, key)
     try:
@@ -208,6 +216,19 @@ async def _transcribe(request: Request) -> Response:
     except AsrtuneError as e:
         raise APIError(400, str(e), param="file") from None
     return render(record, response_format, granularities, key[1])
+
+
+def _fields(form, name: str) -> list[str]:
+    """The text values of form field ``name``; 400 when a file was sent in its place."""
+    values = form.getlist(name)
+    if any(isinstance(v, UploadFile) for v in values):
+        raise APIError(400, f"field {name!r} must be text, not a file", param=name)
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _field(form, name: str) -> str | None:
+    values = _fields(form, name)
+    return values[0] if values else None
 
 
 def _check_temperature(value) -> None:

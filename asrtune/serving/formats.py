@@ -3,13 +3,13 @@
 >>> record = {"duration": 2.0, "text": "Hello there.", "segments": [{"start": 0.5, "end": 2.0, "text": "Hello there."}]}
 >>> render(record, "text", ("segment",), "en").body
 b'Hello there.\\n'
+>>> import json
 >>> json.loads(render(record, "verbose_json", ("segment",), "en").body)["segments"][0]["end"]
 2.0
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
