@@ -89,6 +89,8 @@ def start_server(args, port: int) -> subprocess.Popen:
 def run_level(url: str, items: list, concurrency: int) -> dict:
     import httpx
 
+    before = httpx.get(url + "/health").json()
+    load_before = os.getloadavg()[0]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         def one(index: int) -> tuple[int, int, str, float]:
@@ -103,7 +105,11 @@ def run_level(url: str, items: list, concurrency: int) -> dict:
         with ThreadPoolExecutor(concurrency) as pool:
             answers = list(pool.map(one, range(len(items))))
         wall = time.perf_counter() - t0
-    return {"answers": answers, "wall_s": wall}
+    after = httpx.get(url + "/health").json()
+    calls = after["model_calls"] - before["model_calls"]
+    segments = after["segments_decoded"] - before["segments_decoded"]
+    return {"answers": answers, "wall_s": wall, "model_calls": calls, "mean_batch": segments / calls if calls else None,
+            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
 
 
 def summarise(level: dict, items: list, concurrency: int, truth: dict[int, str] | None) -> dict:
@@ -123,6 +129,8 @@ def summarise(level: dict, items: list, concurrency: int, truth: dict[int, str] 
         "audio_s_per_s": round(audio_s / level["wall_s"], 2),
         "latency_p50_s": round(float(np.percentile(latencies, 50)), 3) if len(ok) else None,
         "latency_p95_s": round(float(np.percentile(latencies, 95)), 3) if len(ok) else None,
+        "model_calls": level["model_calls"], "mean_batch_segments": round(level["mean_batch"] or 0, 2),
+        "load_average_1min_before_after": level["load_average_1min"],
     }
 
 
@@ -151,18 +159,19 @@ def main() -> int:
                 truth = {a[0]: a[2] for a in level["answers"] if a[1] == 200}
             results.append(row)
             print(f"concurrency {concurrency:>3}: {row['requests_per_s']:.2f} req/s, p50 {row['latency_p50_s']} s, "
-                  f"p95 {row['latency_p95_s']} s, lost {row['lost']}, mismatched {row['mismatched']}", flush=True)
+                  f"p95 {row['latency_p95_s']} s, mean batch {row['mean_batch_segments']}, lost {row['lost']}, "
+                  f"mismatched {row['mismatched']}, load {row['load_average_1min_before_after']}", flush=True)
     finally:
         server.terminate()  # SIGTERM: graceful shutdown
         server.wait(120)
 
     base = results[0]["requests_per_s"]
     print(f"\n{'clients':>7} {'ok':>5} {'lost':>4} {'dup':>4} {'mismatch':>8} {'req/s':>7} {'audio s/s':>9} "
-          f"{'p50 s':>7} {'p95 s':>7} {'speed-up':>8}")
+          f"{'p50 s':>7} {'p95 s':>7} {'batch':>5} {'speed-up':>8}")
     for r in results:
         print(f"{r['concurrency']:>7} {r['answered_200']:>5} {r['lost']:>4} {r['duplicated']:>4} {r['mismatched']:>8} "
               f"{r['requests_per_s']:>7.2f} {r['audio_s_per_s']:>9.1f} {r['latency_p50_s']:>7.3f} {r['latency_p95_s']:>7.3f} "
-              f"{r['requests_per_s'] / base:>7.2f}x")
+              f"{r['mean_batch_segments']:>5.1f} {r['requests_per_s'] / base:>7.2f}x")
     report = {"model": args.model, "engine": args.engine, "requests": args.requests,
               "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
               "server_exit_code": server.returncode, "levels": results, "hardware": describe_hardware()}
