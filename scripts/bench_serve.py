@@ -39,6 +39,7 @@ from asrtune.hardware import describe_hardware  # noqa: E402
 SETS = ("librispeech-test-clean-40/manifest.jsonl", "speechocean762/test.jsonl")
 STARTUP_TIMEOUT_S = 600
 READY_LINE = "Uvicorn running on"  # uvicorn's log line once the socket is listening
+STOPPED_LINE = "Finished server process"  # uvicorn's last line after a graceful shutdown
 REQUEST_TIMEOUT_S = 600
 
 
@@ -79,10 +80,13 @@ def start_server(args, port: int) -> subprocess.Popen:
             break
     else:
         raise SystemExit(f"server exited before it was ready (exit code {proc.wait()})")
-    # keep draining its log so the pipe never fills and blocks the server
+    # keep draining its log so the pipe never fills and blocks the server; keep the lines that matter
     import threading
 
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    proc.notable = []  # type: ignore[attr-defined]
+    proc.drain = threading.Thread(  # type: ignore[attr-defined]
+        target=lambda: proc.notable.extend(line for line in proc.stderr if "HTTP/1.1" not in line), daemon=True)
+    proc.drain.start()
     return proc
 
 
@@ -162,8 +166,11 @@ def main() -> int:
                   f"p95 {row['latency_p95_s']} s, mean batch {row['mean_batch_segments']}, lost {row['lost']}, "
                   f"mismatched {row['mismatched']}, load {row['load_average_1min_before_after']}", flush=True)
     finally:
-        server.terminate()  # SIGTERM: graceful shutdown
+        server.terminate()  # SIGTERM: graceful shutdown (uvicorn then re-raises it, so the exit code is -15)
         server.wait(120)
+        server.drain.join(10)
+    graceful = any(STOPPED_LINE in line for line in server.notable)
+    print(f"server stopped on SIGTERM: {'gracefully' if graceful else 'NOT gracefully'} (exit code {server.returncode})")
 
     base = results[0]["requests_per_s"]
     print(f"\n{'clients':>7} {'ok':>5} {'lost':>4} {'dup':>4} {'mismatch':>8} {'req/s':>7} {'audio s/s':>9} "
@@ -174,12 +181,12 @@ def main() -> int:
               f"{r['mean_batch_segments']:>5.1f} {r['requests_per_s'] / base:>7.2f}x")
     report = {"model": args.model, "engine": args.engine, "requests": args.requests,
               "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
-              "server_exit_code": server.returncode, "levels": results, "hardware": describe_hardware()}
+              "server_exit_code": server.returncode, "graceful_shutdown": graceful, "levels": results, "hardware": describe_hardware()}
     write_json_atomic(Path(args.out), report)
     print(f"\nwrote {args.out}")
     all_ok = all(r["answered_200"] == r["requests"] and r["mismatched"] == 0 and r["lost"] == r["duplicated"] == 0
                  for r in results)
-    return 0 if all_ok else 1
+    return 0 if all_ok and graceful else 1
 
 
 if __name__ == "__main__":
