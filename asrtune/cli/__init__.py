@@ -25,6 +25,7 @@ SUBCOMMANDS = [
     ("convert", "convert Whisper checkpoints between CTranslate2 and Hugging Face formats"),
     ("lm", "build a word n-gram LM + lexicon from domain text for CTC beam search"),
     ("synth", "synthesise training audio from domain text (text-only adaptation)"),
+    ("serve", "OpenAI-compatible transcription server (dynamic batching, API key, limits)"),
     ("demo", "end-to-end: zero-shot eval, fine-tune, eval again, HTML report"),
 ]
 

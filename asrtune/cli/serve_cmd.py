@@ -1,0 +1,72 @@
+"""`asrtune serve`: an OpenAI-compatible transcription server for a (tuned) model."""
+
+from __future__ import annotations
+
+from asrtune.cli import add_subparser
+
+DESCRIPTION = """\
+Serve a model over HTTP with the OpenAI audio API, so existing OpenAI clients and tools work
+unchanged: POST /v1/audio/transcriptions (multipart file, model, language, prompt,
+response_format json|text|srt|vtt|verbose_json, timestamp_granularities[] segment|word;
+temperature is accepted but decoding is greedy, or beam search with --beam-size), GET /v1/models
+(the model, engine and decoding settings) and GET /health.
+
+Long audio is cut at speech pauses (Silero VAD) exactly as `asrtune transcribe` does. Segments
+of concurrent requests are decoded together (dynamic batching: a batch waits at most
+--max-wait-ms for company, up to --max-batch-size segments) by one model thread; beyond
+--max-queue requests the server answers 503 with Retry-After. Errors are OpenAI error objects:
+400 undecodable audio, 401 missing/wrong key (with --api-key), 413 upload or audio too large.
+Ctrl-C or SIGTERM finishes the requests in flight, then stops.
+"""
+
+EXAMPLES = """\
+  asrtune serve --model runs/acc/best --engine ct2 --port 8000
+  asrtune serve --model openai/whisper-tiny.en --engine ct2 --api-key "$KEY" --host 0.0.0.0
+  asrtune serve --model runs/acc/best --bias-terms terms.txt --prompt "Kubernetes, kubectl, etcd"
+  curl -s localhost:8000/v1/audio/transcriptions -F file=@talk.flac -F model=whisper-1 -F response_format=srt
+  python -c "import openai; c = openai.OpenAI(base_url='http://localhost:8000/v1', api_key='KEY'); \\
+             print(c.audio.transcriptions.create(model='whisper-1', file=open('talk.flac', 'rb')).text)"
+"""
+
+GRACEFUL_SHUTDOWN_S = 60  # longest wait for in-flight requests after Ctrl-C / SIGTERM
+
+
+def register(subparsers, summary: str) -> None:
+    from asrtune.inference.options import RecognizerOptions
+    from asrtune.options import add_options
+    from asrtune.serving.settings import ServerSettings
+
+    p = add_subparser(subparsers, "serve", summary, DESCRIPTION, EXAMPLES)
+    p.add_argument("--model", required=True, help="hub id, local model folder, or a training run folder (uses its best/)")
+    add_options(p, ServerSettings)
+    add_options(p, RecognizerOptions)
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                   help="uvicorn's log level")
+    p.set_defaults(func=run)
+
+
+def settings_from_args(args) -> tuple:
+    """(RecognizerOptions, ServerSettings) from the parsed command line, validated."""
+    from asrtune.inference.options import RecognizerOptions
+    from asrtune.options import given_options, update_options
+    from asrtune.serving.settings import ServerSettings
+
+    options = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
+    settings = update_options(ServerSettings(), given_options(ServerSettings, args), "command line").validate()
+    return options, settings
+
+
+def run(args) -> int:
+    from asrtune.errors import ConfigError
+
+    try:
+        import uvicorn
+
+        from asrtune.serving.app import create_app
+    except ImportError as e:
+        raise ConfigError(f"asrtune serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'asrtune[serve]'") from None
+    options, settings = settings_from_args(args)
+    app = create_app(args.model, options, settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    return 0

@@ -1,0 +1,61 @@
+"""One request's audio -> a transcript record, through the same long-form path as ``asrtune transcribe``.
+
+The record has the shape of a ``transcripts.jsonl`` line (``duration``, ``text``, ``segments``
+with ``start``/``end``/``text`` and, with word timestamps, ``words``), built the way the batch
+runner builds it, so the server and ``asrtune transcribe`` give the same transcript for a file.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from asrtune.data.audio import SAMPLE_RATE
+from asrtune.transcription.vad import MAX_SEGMENT_S, segment_audio
+
+try:
+    from asrtune.transcription.longform import transcribe_audio
+except ImportError:  # MERGE: delete this fallback once asrtune.transcription.longform (timing branch) is on main
+
+    def transcribe_audio(recognizer, audio: np.ndarray, *, vad: str = "silero", max_segment_s: float = MAX_SEGMENT_S,
+                         word_timestamps: bool = False) -> list:
+        """Stand-in for ``asrtune.transcription.longform.transcribe_audio``: VAD segments, no word times."""
+        spans = [s for s in segment_audio(audio, max_segment_s=max_segment_s, method=vad)
+                 if int(round(s.end * SAMPLE_RATE)) > int(round(s.start * SAMPLE_RATE))]
+        clips = [audio[int(round(s.start * SAMPLE_RATE)) : int(round(s.end * SAMPLE_RATE))] for s in spans]
+        texts = recognizer.transcribe(clips) if clips else []
+        return [SimpleNamespace(start=s.start, end=s.end, text=t.strip(), words=[]) for s, t in zip(spans, texts)]
+
+
+def word_timestamps_supported(recognizer) -> bool:
+    """Word times need the engines' ``decode(..., word_timestamps=True)`` (timing branch)."""
+    return callable(getattr(recognizer, "decode", None))
+
+
+def transcript_record(recognizer, audio: np.ndarray, *, word_timestamps: bool = False, vad: str = "silero",
+                      max_segment_s: float = MAX_SEGMENT_S) -> dict:
+    """Segment ``audio`` at pauses, decode each segment with ``recognizer``, and return the record.
+
+    Blocking (the model calls wait for the batcher): call it from a worker thread.
+    """
+    duration = len(audio) / SAMPLE_RATE
+    segments = transcribe_audio(recognizer, audio, vad=vad, max_segment_s=max_segment_s, word_timestamps=word_timestamps)
+    out = []
+    for seg in segments:
+        text = str(seg.text).strip()
+        if not text:
+            continue
+        item = {"start": round(float(seg.start), 3), "end": round(min(float(seg.end), duration), 3), "text": text}
+        for name in ("avg_logprob", "no_speech_prob"):
+            if getattr(seg, name, None) is not None:
+                item[name] = float(getattr(seg, name))
+        if word_timestamps:
+            item["words"] = [_word(w) for w in (seg.words or [])]
+        out.append(item)
+    return {"duration": round(duration, 3), "text": " ".join(s["text"] for s in out), "segments": out}
+
+
+def _word(word) -> dict:
+    return {"word": str(word.text).strip(), "start": round(float(word.start), 3), "end": round(float(word.end), 3),
+            "probability": round(float(word.probability), 4)}

@@ -1,0 +1,254 @@
+"""Model cards: a ``README.md`` in the Hugging Face format beside every model a run writes.
+
+``write_model_card(model_dir, info)`` puts YAML metadata (``base_model``, ``language``,
+``pipeline_tag``, ``library_name``, ``tags`` and a ``model-index`` with the WER of every evaluated
+set, its normaliser named) over prose: the training data, the recipe, base vs tuned WER, the
+forgetting check on general sets, and how to load the model with transformers, faster-whisper
+and asrtune. The metadata is built with ``huggingface_hub.ModelCardData`` so the hub reads it.
+
+>>> info = ModelCardInfo(base_model="openai/whisper-tiny.en", model_name="acc", dev_set="data/dev.jsonl",
+...                      eval_results=[{"set": "data/dev.jsonl", "utterances": 200, "base_wer": 0.41,
+...                                     "tuned_wer": 0.30, "delta": -0.11}])
+>>> print(results_table(info).splitlines()[2])
+| data/dev (domain dev set) | 200 | 41.00 | 30.00 | -11.00 |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from asrtune.fileio import write_text_atomic
+
+CARD_FILE = "README.md"
+PIPELINE_TAG = "automatic-speech-recognition"
+DEFAULT_NORMALIZER = "whisper-en"
+PERCENT = 100.0
+#: config keys shown under "options" in the recipe when set (plus any ``*_fraction`` key)
+RECIPE_OPTIONS = ("text_policy", "adapter", "lora_r", "unfreeze_after", "unfreeze_top_layers", "encoder_lr",
+                  "spec_augment", "speed_perturb", "noise_snr_db", "extend_vocab", "weights", "language",
+                  "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs")
+
+
+@dataclass
+class DataStats:
+    """One manifest's size, as ``asrtune manifest stats`` reports it."""
+
+    manifest: str
+    hours: float
+    utterances: int
+    speakers: int | None = None
+
+
+@dataclass
+class ModelCardInfo:
+    """Everything a card says, filled from a run (see :meth:`from_run`) or by hand."""
+
+    base_model: str
+    model_name: str
+    family: str = "whisper"  # whisper | ctc
+    export: str = "transformers"  # transformers (best/, final/) | ctranslate2 (the faster-whisper export)
+    language: list[str] = field(default_factory=lambda: ["en"])
+    license: str | None = None
+    tags: list[str] = field(default_factory=list)
+    normalizer: str = DEFAULT_NORMALIZER
+    train_data: list[DataStats] = field(default_factory=list)
+    dev_data: DataStats | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)  # freeze, steps, lr, batch, trainable parameters, options
+    eval_results: list[dict[str, Any]] = field(default_factory=list)  # rows {set, utterances, base_wer, tuned_wer, delta}
+    dev_set: str | None = None  # the eval row that is the domain dev set; the others are general sets
+    checkpoint: str = "best"  # best | final
+    best_step: int | None = None
+    best_dev_wer: float | None = None
+    repo_id: str | None = None  # where the model will live on the hub, for the loading examples
+
+    @classmethod
+    def from_run(cls, config: Mapping[str, Any], result: Mapping[str, Any], data_stats: Mapping[str, Any] | None = None,
+                 *, checkpoint: str = "best", export: str = "transformers", family: str = "whisper",
+                 normalizer: str = DEFAULT_NORMALIZER, repo_id: str | None = None) -> "ModelCardInfo":
+        """A card's info from a run's ``config`` dict, ``RunResult.to_dict()`` and per-manifest stats.
+
+        ``data_stats`` maps a manifest path to ``ManifestStats.to_dict()`` (hours, utterances,
+        speakers); manifests missing from it are measured here.
+        """
+        stats = dict(data_stats or {})
+        train = [_stats(path, stats) for path in config.get("train", [])]
+        dev = _stats(config["dev"], stats) if config.get("dev") else None
+        language = config.get("language") or "en"
+        recipe = {
+            "freeze": config.get("freeze"), "steps": result.get("steps"), "lr": config.get("lr"),
+            "batch_size": config.get("batch_size"), "grad_accum": config.get("grad_accum"),
+            "trainable_parameters": result.get("trainable_parameters"), "total_parameters": result.get("total_parameters"),
+            "stopped": result.get("stopped"),
+            "options": {k: v for k, v in config.items() if (k in RECIPE_OPTIONS or k.endswith("_fraction")) and v not in (None, False, [], "none")},
+        }
+        return cls(
+            base_model=str(config.get("model", "")), model_name=Path(str(config.get("out") or "asrtune-model")).name,
+            family=family, export=export, language=[language], normalizer=normalizer, train_data=train, dev_data=dev,
+            recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
+            checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
+            repo_id=repo_id,
+        )
+
+
+def write_model_card(model_dir: Path, info: ModelCardInfo) -> Path:
+    """Write ``model_dir/README.md`` (atomically) and return its path."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(f"---\n{card_data(info).to_yaml()}\n---\n\n{card_body(info)}")
+    path = Path(model_dir) / CARD_FILE
+    write_text_atomic(path, str(card))
+    return path
+
+
+def card_data(info: ModelCardInfo):
+    """The YAML metadata as ``huggingface_hub.ModelCardData`` (model-index: tuned WER per set, in %)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = [
+        EvalResult(task_type=PIPELINE_TAG, task_name="Speech Recognition", dataset_type=set_label(row["set"]),
+                   dataset_name=set_label(row["set"]), dataset_split=Path(row["set"]).stem, metric_type="wer",
+                   metric_value=round(PERCENT * float(row["tuned_wer"]), 2),
+                   metric_name=f"WER (%, {info.normalizer} normaliser)", metric_config=info.normalizer)
+        for row in info.eval_results
+    ]
+    tags = list(dict.fromkeys(["asrtune", info.family, "fine-tuned", *(["ctranslate2", "faster-whisper"] if _is_ct2(info) else []), *info.tags]))
+    return ModelCardData(
+        base_model=info.base_model or None, language=info.language, license=info.license, pipeline_tag=PIPELINE_TAG,
+        library_name="ctranslate2" if _is_ct2(info) else "transformers", tags=tags, metrics=["wer"],
+        model_name=info.model_name, eval_results=results or None,
+    )
+
+
+def card_body(info: ModelCardInfo) -> str:
+    """The prose of the card, in Markdown."""
+    parts = [
+        f"# {info.model_name}\n",
+        f"{_what(info)} fine-tuned from [{info.base_model}](https://huggingface.co/{info.base_model}) with "
+        f"asrtune ({info.checkpoint} checkpoint"
+        + (f", step {info.best_step}" if info.best_step is not None and info.checkpoint == "best" else "") + ").\n",
+        "## Results\n",
+        f"Word error rate in % after the `{info.normalizer}` text normaliser (greedy decoding); "
+        "change in percentage points, negative is better.\n",
+        results_table(info) if info.eval_results else "No evaluation sets were scored in this run.",
+        "\n## Forgetting check\n",
+        forgetting_text(info),
+        "\n## Training data\n",
+        data_table(info),
+        "\n## Training recipe\n",
+        recipe_text(info),
+        "\n## How to use\n",
+        usage_text(info),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def set_label(path: str) -> str:
+    """``/data/speechocean762/test.jsonl`` -> ``speechocean762/test``.
+
+    >>> set_label("../shared/data/speechocean762/test.jsonl")
+    'speechocean762/test'
+    """
+    p = Path(path)
+    return f"{p.parent.name}/{p.stem}" if p.parent.name else p.stem
+
+
+def results_table(info: ModelCardInfo) -> str:
+    rows = ["| set | utterances | base WER | tuned WER | change |", "|---|---:|---:|---:|---:|"]
+    for row in info.eval_results:
+        label = set_label(row["set"]) + (" (domain dev set)" if _is_dev(info, row) else "")
+        delta = row.get("delta", row["tuned_wer"] - row["base_wer"])
+        rows.append(f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
+                    f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
+    return "\n".join(rows)
+
+
+def forgetting_text(info: ModelCardInfo) -> str:
+    general = [row for row in info.eval_results if not _is_dev(info, row)]
+    if not general:
+        return ("No general-domain sets were evaluated, so forgetting was not measured; "
+                "`asrtune train --eval-sets` scores base and tuned models on them.")
+    lines = ["Base and tuned model on general sets the model was not trained for; a rise here is forgetting.\n"]
+    for row in general:
+        delta = PERCENT * row.get("delta", row["tuned_wer"] - row["base_wer"])
+        verdict = "worse" if delta > 0 else "better" if delta < 0 else "unchanged"
+        lines.append(f"- {set_label(row['set'])}: {PERCENT * row['base_wer']:.2f} % -> "
+                     f"{PERCENT * row['tuned_wer']:.2f} % ({delta:+.2f} points, {verdict})")
+    return "\n".join(lines)
+
+
+def data_table(info: ModelCardInfo) -> str:
+    rows = ["| role | manifest | hours | utterances | speakers |", "|---|---|---:|---:|---:|"]
+    for role, stats in [("train", s) for s in info.train_data] + ([("dev", info.dev_data)] if info.dev_data else []):
+        speakers = stats.speakers if stats.speakers else "n/a"
+        rows.append(f"| {role} | {set_label(stats.manifest)} | {stats.hours:.2f} | {stats.utterances} | {speakers} |")
+    return "\n".join(rows) if len(rows) > 2 else "The training data is not recorded for this model."
+
+
+def recipe_text(info: ModelCardInfo) -> str:
+    r = info.recipe
+    lines = []
+    if r.get("freeze"):
+        lines.append(f"- freeze preset: `{r['freeze']}`")
+    if r.get("steps") is not None:
+        lines.append(f"- steps: {r['steps']}" + (f" (stopped by {r['stopped']})" if r.get("stopped") else ""))
+    if r.get("lr") is not None:
+        lines.append(f"- learning rate: {r['lr']:g}")
+    if r.get("batch_size") is not None:
+        accum = r.get("grad_accum") or 1
+        lines.append(f"- batch: {r['batch_size']} utterances" + (f" x {accum} accumulation steps" if accum > 1 else ""))
+    if r.get("trainable_parameters"):
+        total = r.get("total_parameters") or 0
+        share = f" of {total:,} ({PERCENT * r['trainable_parameters'] / total:.1f} %)" if total else ""
+        lines.append(f"- trainable parameters: {r['trainable_parameters']:,}{share}")
+    for key, value in (r.get("options") or {}).items():
+        lines.append(f"- {key.replace('_', '-')}: {', '.join(map(str, value)) if isinstance(value, list) else value}")
+    return "\n".join(lines) or "The recipe is not recorded for this model."
+
+
+def usage_text(info: ModelCardInfo) -> str:
+    repo = info.repo_id or "path/to/this/model"
+    if info.family == "ctc":
+        hf = f'from transformers import pipeline\n\nasr = pipeline("automatic-speech-recognition", model="{repo}")\nprint(asr("audio.flac")["text"])'
+    else:
+        hf = (f'from transformers import pipeline\n\nasr = pipeline("automatic-speech-recognition", model="{repo}")\n'
+              'print(asr("audio.flac", return_timestamps=True)["text"])')
+    blocks = []
+    if not _is_ct2(info):
+        blocks += ["With transformers:\n", f"```python\n{hf}\n```\n"]
+    if info.family == "whisper":
+        source = repo if _is_ct2(info) else "path/to/ct2-export"
+        note = "" if _is_ct2(info) else f"For faster-whisper, first export to CTranslate2: `asrtune convert hf-to-ct2 {repo} path/to/ct2-export --quantization int8`.\n"
+        blocks += [f"With faster-whisper (CTranslate2):\n\n{note}",
+                   f'```python\nfrom faster_whisper import WhisperModel\n\nmodel = WhisperModel("{source}", device="cpu", compute_type="int8")\n'
+                   'segments, info = model.transcribe("audio.flac")\nprint(" ".join(s.text.strip() for s in segments))\n```\n']
+    engine = " --engine ct2" if _is_ct2(info) else ""
+    blocks += ["With asrtune (long audio, subtitles, an OpenAI-compatible server):\n",
+               f"```bash\nasrtune transcribe recordings/ --model {repo}{engine} --out transcripts --format txt,srt\n"
+               f"asrtune serve --model {repo}{engine} --port 8000\n```"]
+    return "\n".join(blocks)
+
+
+def _what(info: ModelCardInfo) -> str:
+    kind = "A Whisper speech recogniser" if info.family == "whisper" else "A CTC speech recogniser"
+    return kind + (" (CTranslate2 export for faster-whisper)" if _is_ct2(info) else "")
+
+
+def _is_ct2(info: ModelCardInfo) -> bool:
+    return info.export == "ctranslate2"
+
+
+def _is_dev(info: ModelCardInfo, row: Mapping[str, Any]) -> bool:
+    return info.dev_set is not None and os.path.normpath(row["set"]) == os.path.normpath(info.dev_set)
+
+
+def _stats(path: str, known: Mapping[str, Any]) -> DataStats:
+    entry = known.get(path)
+    if entry is None:
+        from asrtune.data.stats import manifest_stats
+
+        entry = manifest_stats(path).to_dict()
+    return DataStats(manifest=str(path), hours=float(entry["hours"]), utterances=int(entry["utterances"]),
+                     speakers=int(entry["speakers"]) if entry.get("speakers") else None)
