@@ -217,10 +217,6 @@ def test_long_audio_is_segmented_like_asrtune_transcribe(recognizer, client, sha
 
 
 def test_word_timestamps(recognizer, client, clips):
-    from asrtune.serving.transcripts import word_timestamps_supported
-
-    if not word_timestamps_supported(recognizer):
-        pytest.skip("word timestamps need Recognizer.decode (timing branch)")
     path = clips["1089-134686-0001"]
     verbose = create(client, path, response_format="verbose_json", timestamp_granularities=["word", "segment"])
     starts = [w.start for w in verbose.words]

@@ -37,7 +37,7 @@ from asrtune.serving.errors import AUTHENTICATION, SERVER, APIError, queue_full
 from asrtune.serving.formats import check_format, render
 from asrtune.serving.prompts import PromptSwitch
 from asrtune.serving.settings import ServerSettings
-from asrtune.serving.transcripts import transcript_record, word_timestamps_supported
+from asrtune.serving.transcripts import transcript_record
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +66,8 @@ def load_served_model(model, options: RecognizerOptions) -> ServedModel:
         return ServedModel(model, options, str(model.name), resolved.path if resolved else None, int(time.time()))
     from asrtune.inference import load_recognizer
 
-    terms = None
-    if options.bias_terms:
-        from asrtune.data.terms import load_terms
-
-        terms = load_terms(options.bias_terms, option="--bias-terms")
     resolved = resolve_model(model)
-    recognizer = load_recognizer(
-        resolved, engine=options.engine, device=options.device, batch_size=options.batch_size, terms=terms,
-        prompt=options.prompt, language=options.language, lm=options.lm, beam_size=options.beam_size,
-        compute_type=options.compute_type, term_boost=options.term_boost, features=options.features,
-        threads=options.threads,
-    )
+    recognizer = load_recognizer(resolved, options)
     return ServedModel(recognizer, options, str(model), resolved.path, int(time.time()))
 
 
@@ -203,8 +193,6 @@ async def _transcribe(request: Request) -> Response:
         check_format(response_format, granularities)
         _check_temperature(_field(form, "temperature"))
         word_timestamps = "word" in granularities
-        if word_timestamps and not word_timestamps_supported(state.served.recognizer):
-            raise APIError(400, "word timestamps are not available with this engine", param="timestamp_granularities")
         try:
             key = state.prompts.key(_field(form, "prompt"), _field(form, "language"))
         except AsrtuneError as e:

@@ -7,30 +7,12 @@ runner builds it, so the server and ``asrtune transcribe`` give the same transcr
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE
-from asrtune.transcription.vad import MAX_SEGMENT_S, segment_audio
+from asrtune.transcription.vad import MAX_SEGMENT_S
 
-try:
-    from asrtune.transcription.longform import transcribe_audio
-except ImportError:  # MERGE: delete this fallback once asrtune.transcription.longform (timing branch) is on main
-
-    def transcribe_audio(recognizer, audio: np.ndarray, *, vad: str = "silero", max_segment_s: float = MAX_SEGMENT_S,
-                         word_timestamps: bool = False) -> list:
-        """Stand-in for ``asrtune.transcription.longform.transcribe_audio``: VAD segments, no word times."""
-        spans = [s for s in segment_audio(audio, max_segment_s=max_segment_s, method=vad)
-                 if int(round(s.end * SAMPLE_RATE)) > int(round(s.start * SAMPLE_RATE))]
-        clips = [audio[int(round(s.start * SAMPLE_RATE)) : int(round(s.end * SAMPLE_RATE))] for s in spans]
-        texts = recognizer.transcribe(clips) if clips else []
-        return [SimpleNamespace(start=s.start, end=s.end, text=t.strip(), words=[]) for s, t in zip(spans, texts)]
-
-
-def word_timestamps_supported(recognizer) -> bool:
-    """Word times need the engines' ``decode(..., word_timestamps=True)`` (timing branch)."""
-    return callable(getattr(recognizer, "decode", None))
+from asrtune.transcription.longform import transcribe_audio
 
 
 def transcript_record(recognizer, audio: np.ndarray, *, word_timestamps: bool = False, vad: str = "silero",
