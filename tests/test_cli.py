@@ -99,7 +99,7 @@ def test_every_decoding_option_is_a_flag_with_help_and_its_real_default(name, ca
     import dataclasses
 
     from asrtune.inference import RecognizerOptions
-    from asrtune.options import default_of, flag_name
+    from asrtune.options import default_of, flag_name, show_default
 
     monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping inside "--bias-terms"
     actions = _decoding_actions(name)
@@ -110,7 +110,7 @@ def test_every_decoding_option_is_a_flag_with_help_and_its_real_default(name, ca
         printed = actions[flag].help % {}
         assert printed.startswith(f.metadata["help"]) and " ".join(printed.split()) in text
         default = default_of(f)
-        assert printed.endswith(f"(default: {'none' if default is None else default})"), printed
+        assert printed.endswith(f"(default: {show_default(default)})"), printed
     assert "(default: None)" not in text
 
 

@@ -151,8 +151,8 @@ def test_word_timestamps_reach_jsonl_and_word_timed_subtitles(tmp_path, ct2_reco
     _, utts = messy_folder
     out = tmp_path / "out"
     narrow = SubtitleOptions(max_line_width=24, max_line_count=1, max_cue_seconds=3.0)
-    transcribe([u["copy"] for u in utts[:2]], ct2_recognizer, out, formats="srt,json,jsonl", batch_size=4,
-               word_timestamps=True, subtitles=narrow, progress=False)
+    transcribe([u["copy"] for u in utts[:2]], ct2_recognizer, out, RecognizerOptions(batch_size=4, word_timestamps=True),
+               formats="srt,json,jsonl", subtitles=narrow, progress=False)
     for record in _lines(out / "transcripts.jsonl"):
         words = [w for s in record["segments"] for w in s["words"]]
         assert "".join(w["text"] for w in words) == record["text"].replace(" ", "")  # the words are the text

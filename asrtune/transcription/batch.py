@@ -132,7 +132,7 @@ def transcribe(
         from asrtune.data.terms import load_terms
 
         options = options.replace(bias_terms=load_terms(options.bias_terms))
-    segmenting = dict(max_segment_s=max_segment_s, vad=vad)
+    segmenting = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=options.word_timestamps)
     start = time.perf_counter()
     try:
         if todo:
