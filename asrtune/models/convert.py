@@ -31,7 +31,7 @@ from asrtune.models.whisper_spec import is_multilingual
 
 CT2_REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"  # the feature-extractor config faster-whisper reads
-CT2_COPIED_FILES = ("tokenizer.json", PREPROCESSOR_CONFIG)  # copied beside a converted model.bin
+CT2_COPIED_FILES = ("tokenizer.json", PREPROCESSOR_CONFIG, "README.md")  # copied beside a converted model.bin (README.md: the model card)
 
 
 def check_ct2_folder(src: str | os.PathLike) -> Path:

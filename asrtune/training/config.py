@@ -31,6 +31,7 @@ from typing import Any
 from asrtune.errors import ConfigError
 from asrtune.options import check_choices, option, update_options
 from asrtune.training.text_policy import POLICIES
+from asrtune.training.tracking import REPORT_TO
 
 FREEZE_CHOICES = ("auto", "encoder", "feature-encoder", "none")
 ADAPTER_CHOICES = ("none", "lora")
@@ -43,7 +44,7 @@ CACHE_CHOICES = ("auto", "off")
 RESUME_MAY_CHANGE = frozenset(
     {
         "max_steps", "epochs", "max_train_minutes", "resume", "force", "eval_sets", "export_ct2",
-        "device", "num_workers", "threads", "log_every", "progress", "cache_dir", "patience",
+        "device", "num_workers", "threads", "log_every", "progress", "cache_dir", "patience", "report_to",
     }
 )
 
@@ -144,6 +145,9 @@ class TrainConfig:
     export_ct2: bool = option(False, group=EVAL, help="write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2")
     save_every: int = option(100, group=EVAL, help="steps between resumable checkpoints")
     log_every: int = option(10, group=EVAL, help="steps between metrics.jsonl lines")
+    report_to: str = option("none", choices=REPORT_TO, group=EVAL,
+                            help="also log curves, dev WERs and decoded dev examples to tensorboard or mlflow "
+                                 "(pip install 'asrtune[tracking]'); metrics.jsonl is always written")
 
     device: str = option("auto", group=RUNTIME, help="auto, cpu, cuda or cuda:N")
     threads: int | None = option(None, group=RUNTIME, help="torch CPU threads (none = torch's default)")

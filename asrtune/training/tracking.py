@@ -20,6 +20,7 @@ in the run dir stays the record of truth; a tracker is a view for people who liv
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -35,6 +36,10 @@ MLFLOW_DIR = "mlruns"
 MLFLOW_EXPERIMENT = "asrtune"  # unless MLFLOW_EXPERIMENT_NAME says otherwise
 MLFLOW_PARAM_CHARS = 500  # the longest parameter value every MLflow backend stores
 INSTALL_HINT = "pip install 'asrtune[tracking]'"
+#: what each tracker imports, and the package that provides it (named in the error)
+REQUIREMENTS = {"tensorboard": ("torch.utils.tensorboard", "the tensorboard package"),
+                "mlflow": ("mlflow.tracking", "mlflow-skinny")}
+DEV_EXAMPLES = 5  # decoded dev utterances shown as text at each evaluation
 
 
 class Tracker:
@@ -64,10 +69,9 @@ class TensorBoardTracker(Tracker):
     name = "tensorboard"
 
     def __init__(self, run_dir: Path, config: Mapping[str, Any]):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ConfigError(f"--report-to tensorboard needs the tensorboard package ({e}): {INSTALL_HINT}") from None
+        check_tracker(self.name)
+        from torch.utils.tensorboard import SummaryWriter
+
         self.log_dir = Path(run_dir) / TENSORBOARD_DIR
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
         self.writer.add_text("config", "```\n" + json.dumps(dict(config), indent=2, default=str) + "\n```", 0)
@@ -89,10 +93,9 @@ class MLflowTracker(Tracker):
     name = "mlflow"
 
     def __init__(self, run_dir: Path, config: Mapping[str, Any]):
-        try:
-            from mlflow.tracking import MlflowClient
-        except ImportError as e:
-            raise ConfigError(f"--report-to mlflow needs mlflow-skinny ({e}): {INSTALL_HINT}") from None
+        check_tracker(self.name)
+        from mlflow.tracking import MlflowClient
+
         run_dir = Path(run_dir)
         self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or _file_store(run_dir / MLFLOW_DIR)
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -132,10 +135,41 @@ def make_tracker(report_to: str, run_dir: Path, config: dict) -> Tracker:
 
     Raises :class:`ConfigError` for an unknown name or a missing library (naming the pip extra).
     """
+    name = check_tracker(report_to)
+    return TRACKERS[name](Path(run_dir), config)
+
+
+def check_tracker(report_to: str | None) -> str:
+    """The tracker's canonical name, once its library imports; writes nothing, so a run checks
+    this before it makes its run dir.
+
+    >>> check_tracker(" None ")
+    'none'
+    """
     name = (report_to or "none").strip().lower()
     if name not in TRACKERS:
         raise ConfigError(f"--report-to must be one of {', '.join(REPORT_TO)}, got {report_to!r}")
-    return TRACKERS[name](Path(run_dir), config)
+    if name in REQUIREMENTS:
+        module, package = REQUIREMENTS[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ConfigError(f"--report-to {name} needs {package} ({e}): {INSTALL_HINT}") from None
+    return name
+
+
+def examples_table(refs: list[str], hyps: list[str], limit: int = DEV_EXAMPLES) -> str:
+    """The first ``limit`` reference/hypothesis pairs as a Markdown table (the same utterances at
+    every evaluation, so a dashboard shows how their transcripts change).
+
+    >>> print(examples_table(["a | b", "c"], ["a b", ""], limit=1))
+    | reference | hypothesis |
+    |---|---|
+    | a \\| b | a b |
+    """
+    rows = ["| reference | hypothesis |", "|---|---|"]
+    rows += [f"| {_cell(ref)} | {_cell(hyp)} |" for ref, hyp in list(zip(refs, hyps))[:limit]]
+    return "\n".join(rows)
 
 
 def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -172,6 +206,11 @@ def _file_store(path: Path) -> str:
     """The URI of a local MLflow file store at ``path``, opted in (see the module docstring)."""
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     return path.resolve().as_uri()
+
+
+def _cell(text: str) -> str:
+    """Text fit for a Markdown table cell: one line, pipes escaped, empty shown as such."""
+    return " ".join(text.split()).replace("|", "\\|") or "*(empty)*"
 
 
 def _safe(tag: str) -> str:

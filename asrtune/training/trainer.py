@@ -13,6 +13,11 @@
    ``checkpoint/`` every ``save_every``;
 5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, a CTranslate2 copy.
 
+Every model folder (``best/``, ``final/``, ``best-ct2/``) gets a model card (``README.md``,
+``model_card.py``); ``best/``'s is rewritten at the end with the ``--eval-sets`` results. With
+``--report-to tensorboard|mlflow`` every ``metrics.jsonl`` point (log steps, evaluations) and a
+few decoded dev examples also go to the tracker (``tracking.py``), closed at the end or on failure.
+
 Data parallel: started by ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1) the same code
 wraps the model in DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank takes its
 slice of every global batch, rank 0 alone evaluates and writes.
@@ -56,6 +61,7 @@ from asrtune.training.progress import Progress
 from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
+from asrtune.training.tracking import Tracker, check_tracker, examples_table, make_tracker
 
 log = logging.getLogger("asrtune.train")
 
@@ -212,6 +218,9 @@ class Trainer:
         self.stopped: str | None = None
         self.log_meter, self.epoch_meter = Meter(), Meter()
         self.progress: Progress | None = None
+        self.tracker = Tracker()  # "none" until the run dir exists (rank 0 only)
+        self.dev_hyps: list[str] = []  # the last dev evaluation's hypotheses
+        self.data_stats: dict[str, dict[str, Any]] | None = None  # manifest -> ManifestStats.to_dict(), for the cards
 
     def _device(self) -> torch.device:
         if self.config.device == "auto":
@@ -225,6 +234,7 @@ class Trainer:
 
     def run(self) -> RunResult:
         checkpoint = self.check_run_dir()  # nothing is written until every check has passed
+        check_tracker(self.config.report_to)
         self.build_model()
         self.load_data()
         created = self.create_run_dir()
@@ -232,14 +242,19 @@ class Trainer:
             self.setup_cache()
             self.build_optimizer()
             self.resume(checkpoint)
+            if self.main:
+                self.tracker = make_tracker(self.config.report_to, self.run_dir, asdict(self.config))
         except BaseException:
             if created:  # a fresh run that never started: leave no half-made run dir behind
                 self._close_log()
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
-        self.announce()
-        self.loop()
-        return self.finish()
+        try:
+            self.announce()
+            self.loop()
+            return self.finish()
+        finally:
+            self.tracker.close()  # on failure too: the curves up to it stay readable
 
     def loop(self) -> None:
         """Steps until a stop condition; dev evaluation and checkpoints on their schedules."""
@@ -610,6 +625,7 @@ class Trainer:
             else:
                 s.evals_since_best += 1
             self._metric({"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)})
+            self.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
             self.say(f"step {s.step}: dev WER {_pct(wer)} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
         s.evals_since_best = self._broadcast_int(s.evals_since_best)
@@ -637,6 +653,7 @@ class Trainer:
                 progress.update(len(hyps) - progress.done)
         finally:
             model.train()
+        self.dev_hyps = hyps
         return score([u.text for u in utts], hyps, cfg.language)
 
     # --- the end of the run ------------------------------------------------------------------------
@@ -661,8 +678,12 @@ class Trainer:
                 sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
                                                              str(self.device), self.say)
+                self._write_card(self.run_dir / "best", "best", result.to_dict())
+                if not cfg.dev or s.best_step == s.step:  # final/ holds best/'s weights: the results are its too
+                    self._write_card(self.run_dir / "final", "final", result.to_dict())
             if cfg.export_ct2:
                 self._export_ct2()
+                self._write_card(self.run_dir / "best-ct2", "best", result.to_dict(), export="ctranslate2")
             write_json_atomic(self.run_dir / "result.json", result.to_dict())
             self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); best dev WER "
                      f"{_pct(s.best_wer)} at step {s.best_step}; models in {self.run_dir / 'best'} and {self.run_dir / 'final'}")
@@ -676,6 +697,33 @@ class Trainer:
         with atomic_directory(self.run_dir / name) as tmp:
             self.adapter.save(tmp)
             write_json_atomic(tmp / "asrtune_training.json", {"base_model": self.config.model, **info})
+            self._write_card(tmp, name, self._card_result())
+
+    def _write_card(self, model_dir: Path, checkpoint: str, result: dict[str, Any], export: str = "transformers") -> None:
+        """The model card (``README.md``) of a model folder this run wrote."""
+        from asrtune.text.normalizers import normalizer_for_language
+        from asrtune.training.model_card import ModelCardInfo, write_model_card
+
+        info = ModelCardInfo.from_run(asdict(self.config), result, self._data_stats(), checkpoint=checkpoint,
+                                      export=export, family=self.resolved.family,
+                                      normalizer=normalizer_for_language(self.config.language))
+        write_model_card(model_dir, info)
+
+    def _card_result(self) -> dict[str, Any]:
+        """What a card says of the run so far (``best/`` is saved mid-run, before any RunResult)."""
+        s = self.state
+        trainable, total = self.adapter.trainable_parameter_count()
+        return {"steps": s.step, "best_step": s.best_step, "best_dev_wer": s.best_wer, "stopped": self.stopped,
+                "trainable_parameters": trainable, "total_parameters": total}
+
+    def _data_stats(self) -> dict[str, dict[str, Any]]:
+        """Size of the train and dev manifests (read once per run, shared by every card)."""
+        if self.data_stats is None:
+            from asrtune.data.stats import manifest_stats
+
+            paths = [*self.config.train, *([self.config.dev] if self.config.dev else [])]
+            self.data_stats = {p: manifest_stats(p).to_dict() for p in paths}
+        return self.data_stats
 
     def _export_ct2(self) -> None:
         from asrtune.models import hf_to_ct2
@@ -714,12 +762,16 @@ class Trainer:
             self.log_file = None
 
     def _metric(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to metrics.jsonl; a point on a curve (no ``event``) also goes to the tracker."""
         if not self.main:
             return
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
+        if "event" not in record:  # a log step or an evaluation: every number in it (loss, lr, dev_wer, guard_wer, ...)
+            self.tracker.log_scalars(record["step"], {k: v for k, v in record.items()
+                                                      if k != "step" and not isinstance(v, bool)})
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop metric lines written after the checkpoint (and a torn last line after a kill)."""
