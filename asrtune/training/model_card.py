@@ -107,12 +107,15 @@ def card_data(info: ModelCardInfo):
     """The YAML metadata as ``huggingface_hub.ModelCardData`` (model-index: tuned WER per set, in %)."""
     from huggingface_hub import EvalResult, ModelCardData
 
+    scored = [(row["set"], float(row["tuned_wer"])) for row in info.eval_results]
+    if not scored and _dev_only(info):
+        scored = [(info.dev_set, float(info.best_dev_wer))]
     results = [
-        EvalResult(task_type=PIPELINE_TAG, task_name="Speech Recognition", dataset_type=set_label(row["set"]),
-                   dataset_name=set_label(row["set"]), dataset_split=Path(row["set"]).stem, metric_type="wer",
-                   metric_value=round(PERCENT * float(row["tuned_wer"]), 2),
+        EvalResult(task_type=PIPELINE_TAG, task_name="Speech Recognition", dataset_type=set_label(path),
+                   dataset_name=set_label(path), dataset_split=Path(path).stem, metric_type="wer",
+                   metric_value=round(PERCENT * wer, 2),
                    metric_name=f"WER (%, {info.normalizer} normaliser)", metric_config=info.normalizer)
-        for row in info.eval_results
+        for path, wer in scored
     ]
     tags = list(dict.fromkeys(["asrtune", info.family, "fine-tuned", *(["ctranslate2", "faster-whisper"] if _is_ct2(info) else []), *info.tags]))
     return ModelCardData(
@@ -132,7 +135,7 @@ def card_body(info: ModelCardInfo) -> str:
         "## Results\n",
         f"Word error rate in % after the `{info.normalizer}` text normaliser (greedy decoding); "
         "change in percentage points, negative is better.\n",
-        results_table(info) if info.eval_results else "No evaluation sets were scored in this run.",
+        results_table(info) if info.eval_results else dev_only_text(info),
         "\n## Forgetting check\n",
         forgetting_text(info),
         "\n## Training data\n",
@@ -163,6 +166,20 @@ def results_table(info: ModelCardInfo) -> str:
         rows.append(f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
                     f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
     return "\n".join(rows)
+
+
+def dev_only_text(info: ModelCardInfo) -> str:
+    """The results section before (or without) ``--eval-sets``: the dev WER that picked this checkpoint.
+
+    >>> info = ModelCardInfo(base_model="m", model_name="x", dev_set="d/dev.jsonl", best_dev_wer=0.25, best_step=40)
+    >>> print(dev_only_text(info).splitlines()[0])
+    Dev set d/dev: 25.00 % at step 40, the evaluation that picked this checkpoint.
+    """
+    if not _dev_only(info):
+        return "No evaluation sets were scored in this run."
+    return (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % at step {info.best_step}, "
+            "the evaluation that picked this checkpoint.\n"
+            "The base model was not scored here; `asrtune train --eval-sets` compares base and tuned.")
 
 
 def forgetting_text(info: ModelCardInfo) -> str:
@@ -238,6 +255,11 @@ def _what(info: ModelCardInfo) -> str:
 
 def _is_ct2(info: ModelCardInfo) -> bool:
     return info.export == "ctranslate2"
+
+
+def _dev_only(info: ModelCardInfo) -> bool:
+    """A best checkpoint picked by a dev WER, with no base-vs-tuned rows to show instead."""
+    return info.checkpoint == "best" and info.dev_set is not None and info.best_dev_wer is not None
 
 
 def _is_dev(info: ModelCardInfo, row: Mapping[str, Any]) -> bool:
