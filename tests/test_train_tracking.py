@@ -54,6 +54,31 @@ def test_report_to_tensorboard_logs_curves_wers_and_dev_examples(tiny_whisper, s
     assert all(line.startswith(f"| {' '.join(ref.split())} | ") for line, ref in zip(lines[2:], refs))
 
 
+class Interrupted(Exception):
+    """Raised from ``on_step`` to stop a run as a failure would."""
+
+
+def test_a_failing_run_closes_its_mlflow_run_as_failed(tiny_whisper, so16, tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    def stop_at_step_2(trainer) -> None:
+        if trainer.state.step == 2:
+            raise Interrupted
+
+    run = tmp_path / "run"
+    with pytest.raises(Interrupted):
+        train(config(tiny_whisper, so16, run, max_steps=4, report_to="mlflow"), on_step=stop_at_step_2)
+    client = MlflowClient(tracking_uri=(run / "mlruns").as_uri())
+    (record,) = client.search_runs([client.get_experiment_by_name("asrtune").experiment_id])
+    assert record.info.run_name == "run" and record.info.status == "FAILED"
+    assert [m.step for m in client.get_metric_history(record.info.run_id, "loss")] == [1, 2]
+    assert record.data.params["report_to"] == "mlflow" and record.data.params["max_steps"] == "4"
+
+
 def test_model_cards_in_best_final_and_ct2_export_carry_the_eval_sets(tiny_whisper, so16, tmp_path, shared_data):
     pytest.importorskip("huggingface_hub")
     pytest.importorskip("ctranslate2")

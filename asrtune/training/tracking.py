@@ -53,14 +53,14 @@ class Tracker:
     def log_text(self, step: int, tag: str, text: str) -> None:
         """Log ``text`` (e.g. decoded dev examples, Markdown) under ``tag`` at ``step``."""
 
-    def close(self) -> None:
-        """Flush and finish the run; the tracker takes nothing after this."""
+    def close(self, failed: bool = False) -> None:
+        """Flush and finish the run (marked failed when ``failed``); the tracker takes nothing after this."""
 
     def __enter__(self) -> "Tracker":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(failed=exc_type is not None)
 
 
 class TensorBoardTracker(Tracker):
@@ -83,8 +83,8 @@ class TensorBoardTracker(Tracker):
     def log_text(self, step: int, tag: str, text: str) -> None:
         self.writer.add_text(tag, text, step)
 
-    def close(self) -> None:
-        self.writer.close()
+    def close(self, failed: bool = False) -> None:
+        self.writer.close()  # TensorBoard has no run status; the curves simply end
 
 
 class MLflowTracker(Tracker):
@@ -123,8 +123,8 @@ class MLflowTracker(Tracker):
     def log_text(self, step: int, tag: str, text: str) -> None:
         self.client.log_text(self.run_id, text, f"text/{_safe(tag)}/step_{int(step):08d}.md")
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, failed: bool = False) -> None:
+        self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
 TRACKERS = {"none": lambda run_dir, config: Tracker(), "tensorboard": TensorBoardTracker, "mlflow": MLflowTracker}

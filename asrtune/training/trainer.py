@@ -252,9 +252,12 @@ class Trainer:
         try:
             self.announce()
             self.loop()
-            return self.finish()
-        finally:
-            self.tracker.close()  # on failure too: the curves up to it stay readable
+            result = self.finish()
+        except BaseException:
+            self.tracker.close(failed=True)  # the curves up to the failure stay readable
+            raise
+        self.tracker.close()
+        return result
 
     def loop(self) -> None:
         """Steps until a stop condition; dev evaluation and checkpoints on their schedules."""
