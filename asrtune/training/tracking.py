@@ -2,8 +2,11 @@
 
 ``make_tracker(report_to, run_dir, config)`` returns a :class:`Tracker`; the trainer logs
 scalars (loss, lr, grad_norm, utts_per_s each log step; dev_wer, guard_wer each evaluation) and
-text (a few decoded dev examples) through it, and closes it at the end of the run. ``metrics.jsonl``
-in the run dir stays the record of truth; a tracker is a view for people who live in a dashboard.
+text (:func:`examples_table` of a few decoded dev examples) through it, and closes it at the end
+of the run (``close(failed=True)`` when it fails). :func:`check_tracker` imports the library
+without writing anything, so a missing one stops a run before its run dir exists.
+``metrics.jsonl`` in the run dir stays the record of truth; a tracker is a view for people who
+live in a dashboard.
 
 - ``tensorboard``: event files in ``RUN_DIR/tensorboard/`` (``tensorboard --logdir RUN_DIR``);
 - ``mlflow``: a run named after the run dir, in ``$MLFLOW_TRACKING_URI`` when set, else a file
