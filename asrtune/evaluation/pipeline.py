@@ -174,6 +174,8 @@ def evaluate(
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
     get_normalizer(normalizer)  # fail fast on a bad name, before loading a model
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ConfigError(f"--out {os.fspath(out_dir)}: is a file; give a folder for the report")
     term_list = None
     if terms is not None:
         term_list = load_terms(terms) if isinstance(terms, (str, os.PathLike)) else list(terms)

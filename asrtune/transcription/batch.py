@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
 from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription.inputs import collect_sources
-from asrtune.transcription.journal import Journal, write_journal
+from asrtune.transcription.journal import Journal, read_journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
 from asrtune.transcription.subtitles import SubtitleOptions
 from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
@@ -119,7 +120,29 @@ def transcribe(
         raise ConfigError(f"no audio found in {', '.join(map(str, inputs))} (extensions: see asrtune.data.audio.AUDIO_EXTENSIONS)")
 
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(out, sources, model, options, fmts, workers, resume, use_ray, ray_address,
+                    dict(max_segment_s=max_segment_s, vad=vad), subtitles, progress)
+    except BaseException:
+        if created:
+            _remove_if_nothing_done(out)
+        raise
+
+
+def _remove_if_nothing_done(out: Path) -> None:
+    """Take back an --out folder this run created when it failed before finishing any file
+    (model not found, corrupt weights, Ctrl-C while loading): no empty journals left behind."""
+    if read_journal(out / TRANSCRIPTS) or read_journal(out / ERRORS):
+        return
+    leftovers = {p.name for p in out.iterdir()}
+    if leftovers <= {TRANSCRIPTS, ERRORS}:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _run(out: Path, sources, model, options: RecognizerOptions, fmts, workers, resume, use_ray, ray_address,
+         segmenting: dict, subtitles: SubtitleOptions, progress: bool) -> TranscriptionSummary:
     transcripts = Journal(out / TRANSCRIPTS, resume=resume)
     errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
     done = set(transcripts.records)
@@ -132,7 +155,7 @@ def transcribe(
         from asrtune.data.terms import load_terms
 
         options = options.replace(bias_terms=load_terms(options.bias_terms))
-    segmenting = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=options.word_timestamps)
+    segmenting = {**segmenting, "word_timestamps": options.word_timestamps}
     start = time.perf_counter()
     try:
         if todo:
