@@ -276,12 +276,14 @@ def score_hypotheses(
     failed: Sequence[dict] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    segments: Sequence[list[dict] | None] | None = None,
 ) -> Report:
     """Score ``hypotheses`` against ``utterances`` (same order) and build the full report.
 
     ``terms`` is a list of terms or a terms file; ``compare`` an earlier report folder;
     ``manifest_of`` gives each utterance's manifest (enables ``per_manifest`` when several);
-    ``model``, ``speed`` and ``failed`` are recorded as given.
+    ``model``, ``speed`` and ``failed`` are recorded as given; ``segments`` (per utterance, None
+    for a clip) are the timed segments of long-form recordings, kept in utterances.jsonl.
 
     >>> from asrtune.data import Utterance
     >>> utts = [Utterance("a.wav", "IT'S FIFTY", 1.0), Utterance("b.wav", "HELLO WORLD", 1.0)]
@@ -382,5 +384,7 @@ def score_hypotheses(
             rec["terms"] = tstats["per_utterance"][i]
         if i in compare_per_utt:
             rec["compare"] = compare_per_utt[i]
+        if segments is not None and segments[i] is not None:
+            rec["segments"] = segments[i]
         records.append(rec)
     return Report(summary, records)
