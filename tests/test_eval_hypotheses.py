@@ -68,3 +68,18 @@ def test_decoding_options_are_refused_with_hypotheses(five, tmp_path, capsys):
     assert main(["eval", "--hypotheses", str(hyps), "--manifest", str(five), "--out", str(tmp_path / "r"),
                  "--engine", "ct2"]) == 2
     assert "--engine" in capsys.readouterr().err
+
+
+def test_a_file_named_through_a_symlink_matches(five, tmp_path):
+    """`asrtune transcribe` records resolved paths; a manifest may reach the same files through a link."""
+    from asrtune.evaluation.hypotheses import hypotheses_for
+
+    utts = load_manifest(five)
+    real = Path(utts[0].audio_filepath).resolve().parent
+    link = tmp_path / "linked"
+    link.symlink_to(real, target_is_directory=True)
+    linked = [type(u)(str(link / Path(u.audio_filepath).name), u.text, u.duration) for u in utts]
+    hyps = tmp_path / "transcripts.jsonl"
+    hyps.write_text("".join(json.dumps({"file": str(Path(u.audio_filepath).resolve()), "text": str(i)}) + "\n"
+                            for i, u in enumerate(utts)))
+    assert hypotheses_for(linked, hyps) == ["0", "1", "2", "3", "4"]
