@@ -161,6 +161,55 @@ CASES = [
     case("synth-pitch-500", "synth --text {d}/domain.txt --out {d}/synth --pitches 500", "--pitches", out="{d}/synth"),
     case("synth-punctuation-only", "synth --text {d}/punctuation.txt --out {d}/synth", "punctuation.txt", "speakable",
          out="{d}/synth"),
+    # --- eval: checks that need no model come before it loads; scoring a hypotheses file ---
+    case("eval-missing-bias-terms", f"{EVAL} --manifest {GOOD} --bias-terms {{d}}/missing.txt", "--bias-terms",
+         "missing.txt", out="{d}/report"),
+    case("eval-unknown-by-field", f"{EVAL} --manifest {GOOD} --by dialect", "--by", "dialect", out="{d}/report"),
+    case("eval-compare-not-a-report", f"{EVAL} --manifest {GOOD} --compare {{d}}/empty_dir", "--compare", "empty_dir",
+         out="{d}/report"),
+    case("eval-model-and-hypotheses", f"{EVAL} --manifest {GOOD} --hypotheses {{d}}/other_hyps.jsonl", "--hypotheses",
+         "--model", out="{d}/report"),
+    case("eval-hypotheses-missing", "eval --hypotheses {d}/missing.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "--hypotheses", "missing.jsonl", out="{d}/report"),
+    case("eval-hypotheses-binary", "eval --hypotheses {d}/binary.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "binary.jsonl:1", "UTF-8", out="{d}/report"),
+    case("eval-hypotheses-utf16", "eval --hypotheses {d}/utf16.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "utf16.jsonl:1", "UTF-16", out="{d}/report"),
+    case("eval-hypotheses-not-objects", "eval --hypotheses {d}/list.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "list.jsonl:1", "JSON object", out="{d}/report"),
+    case("eval-hypotheses-for-other-files", "eval --hypotheses {d}/other_hyps.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "clip.wav", "other.wav", out="{d}/report"),
+    case("eval-hypotheses-with-engine", "eval --hypotheses {d}/other_hyps.jsonl --manifest {d}/good.jsonl --out {d}/report "
+         "--engine ct2", "--engine", "--hypotheses", out="{d}/report"),
+    # --- transcribe / train: missing inputs ---
+    case("transcribe-missing-input", f"transcribe {{d}}/missing.wav --model {TINY} --out {{d}}/transcripts", "missing.wav",
+         out="{d}/transcripts"),
+    case("transcribe-missing-bias-terms", f"{TRANSCRIBE} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt",
+         out="{d}/transcripts"),
+    case("train-resume-not-a-run", "train --resume {d}/empty_dir", "--resume", "empty_dir"),
+    # --- serve: model, port and host are checked before it listens (the port before the model loads) ---
+    case("serve-unknown-model", "serve --model nobody/nothing", "nobody/nothing"),
+    case("serve-port-out-of-range", f"serve --model {TINY} --port 99999", "--port", "99999"),
+    case("serve-port-not-a-number", f"serve --model {TINY} --port http", "port", "http"),
+    case("serve-host-unresolvable", f"serve --model {TINY} --host no.such.host.invalid", "--host", "no.such.host.invalid"),
+    case("serve-missing-bias-terms", f"serve --model {TINY} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt"),
+    # --- manifest align: missing audio or transcript, bad outputs; all before the model loads ---
+    case("align-missing-audio", f"manifest align {{d}}/missing.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl",
+         "missing.wav", out="{d}/m.jsonl"),
+    case("align-missing-transcript", f"manifest align {{d}}/clip.wav {{d}}/missing.txt --model {TINY} --out {{d}}/m.jsonl",
+         "missing.txt", out="{d}/m.jsonl"),
+    case("align-audio-without-transcript", f"manifest align {{d}}/clip.wav --model {TINY} --out {{d}}/m.jsonl",
+         "clip.wav", "TRANSCRIPT", out="{d}/m.jsonl"),
+    case("align-folder-without-pairs", f"manifest align {{d}}/empty_dir --model {TINY} --out {{d}}/m.jsonl",
+         "empty_dir", out="{d}/m.jsonl"),
+    case("align-out-is-folder", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/empty_dir",
+         "--out", "empty_dir"),
+    case("align-cut-is-file", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl "
+         "--cut {d}/existing.txt", "--cut", "existing.txt", out="{d}/m.jsonl"),
+    case("align-window-0", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl --window 0",
+         "--window", out="{d}/m.jsonl"),
+    case("align-unknown-model", "manifest align {d}/clip.wav {d}/domain.txt --model nobody/nothing --out {d}/m.jsonl",
+         "nobody/nothing", out="{d}/m.jsonl"),
 ]
 
 
@@ -181,6 +230,8 @@ def make_sandbox(d: Path, tiny_ct2: Path | None) -> None:
     (d / "domain.txt").write_text("Start apixaban today.\n")
     (d / "punctuation.txt").write_text("...\n!!!\n")
     (d / "existing.txt").write_text("keep me\n")
+    (d / "other_hyps.jsonl").write_text(json.dumps({"id": "other.wav", "text": "hello"}) + "\n")
+    (d / "list.jsonl").write_text("[1, 2]\n")
     (d / "empty_dir").mkdir()
     (d / "audio_dir").mkdir()
     sf.write(d / "audio_dir" / "a.wav", np.zeros(1600, dtype=np.float32), 16_000)
@@ -242,3 +293,21 @@ def test_bad_input_is_one_clear_line(bad: Case, sandbox: Path):
     if bad.out is not None:
         assert not Path(bad.out.format(d=sandbox)).exists()
     assert snapshot(sandbox) == before, "files were created or changed"
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_the_model_loads(tmp_path):
+    """A port another process listens on is refused at once, not after loading the model."""
+    import socket
+
+    require_whisper_package(TINY)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "asrtune", "serve", "--model", TINY, "--port", str(port)],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--port {port}" in lines[0], result.stderr

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from asrtune.data.manifest import Utterance
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import AsrtuneError, ManifestError
 
 TEXT_FIELDS = ("hypothesis", "hyp", "text")
@@ -41,18 +42,17 @@ def read_hypotheses(path: str | os.PathLike) -> dict[str, str]:
         raise AsrtuneError(f"--hypotheses {path}: file not found")
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
-            key, text = _key(obj, path, line_no), _text(obj, path, line_no)
-            if key in out:
-                raise ManifestError(str(path), line_no, f"second hypothesis for {key!r} (first on line {first_line[key]})")
-            out[key], first_line[key] = text, line_no
+    for line_no, line in iter_text_lines(path):  # not UTF-8 text: one error naming the line
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
+        key, text = _key(obj, path, line_no), _text(obj, path, line_no)
+        if key in out:
+            raise ManifestError(str(path), line_no, f"second hypothesis for {key!r} (first on line {first_line[key]})")
+        out[key], first_line[key] = text, line_no
     if not out:
         raise AsrtuneError(f"--hypotheses {path}: no hypotheses in the file")
     return out

@@ -28,7 +28,7 @@ from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
 from asrtune.evaluation.report import write_report
-from asrtune.evaluation.scoring import Report, score_hypotheses
+from asrtune.evaluation.scoring import Report, groupable_fields, score_hypotheses
 from asrtune.evaluation.terms import load_terms
 from asrtune.inference.options import RecognizerOptions
 from asrtune.models.whisper_spec import WINDOW_SECONDS
@@ -236,7 +236,10 @@ def evaluate(
     wall_start = time.perf_counter()
     options = (options or RecognizerOptions()).validate()
     manifests, term_list = _check_inputs(manifests, out_dir, normalizer, terms, compare, limit)
+    if isinstance(options.bias_terms, (str, os.PathLike)):
+        load_terms(options.bias_terms, "--bias-terms")  # missing or empty: say so before the model loads
     utterances, manifest_of = _load_manifests(manifests, limit)
+    groupable_fields(utterances, by_fields)  # an unknown --by field, too
 
     if hasattr(model, "transcribe"):
         recognizer, decoding = model, None  # decodes as it was built; only batch_size applies

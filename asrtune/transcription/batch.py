@@ -119,11 +119,18 @@ def transcribe(
     if not sources:
         raise ConfigError(f"no audio found in {', '.join(map(str, inputs))} (extensions: see asrtune.data.audio.AUDIO_EXTENSIONS)")
 
+    decoding = options.to_dict()  # for summary.json: a terms file is recorded by its path
+    if options.bias_terms is not None and not isinstance(options.bias_terms, list):
+        # Read the terms file here, once, before --out exists: workers on other machines need not see it.
+        from asrtune.data.terms import load_terms
+
+        options = options.replace(bias_terms=load_terms(options.bias_terms, "--bias-terms"))
+
     out = Path(out_dir)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(out, sources, model, options, fmts, workers, resume, use_ray, ray_address,
+        return _run(out, sources, model, options, decoding, fmts, workers, resume, use_ray, ray_address,
                     dict(max_segment_s=max_segment_s, vad=vad), subtitles, progress)
     except BaseException:
         if created:
@@ -141,7 +148,7 @@ def _remove_if_nothing_done(out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _run(out: Path, sources, model, options: RecognizerOptions, fmts, workers, resume, use_ray, ray_address,
+def _run(out: Path, sources, model, options: RecognizerOptions, decoding: dict, fmts, workers, resume, use_ray, ray_address,
          segmenting: dict, subtitles: SubtitleOptions, progress: bool) -> TranscriptionSummary:
     transcripts = Journal(out / TRANSCRIPTS, resume=resume)
     errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
@@ -149,12 +156,6 @@ def _run(out: Path, sources, model, options: RecognizerOptions, fmts, workers, r
     todo = [s for s in sources if s.key not in done]
     summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
 
-    decoding = options.to_dict()  # for summary.json: a terms file is recorded by its path
-    if options.bias_terms is not None and not isinstance(options.bias_terms, list):
-        # Read the terms file here, once: workers on other machines need not see it.
-        from asrtune.data.terms import load_terms
-
-        options = options.replace(bias_terms=load_terms(options.bias_terms))
     segmenting = {**segmenting, "word_timestamps": options.word_timestamps}
     start = time.perf_counter()
     try:
