@@ -113,10 +113,10 @@ CASES = [
     case("import-unknown-format", "manifest import excel {d}/clip.wav --out {d}/m.jsonl", "format", "excel",
          out="{d}/m.jsonl"),
     # --- YAML configs ---
-    case("train-yaml-unknown-key", f"train --config {{d}}/unknown_key.yaml", "unknown_key.yaml", "learning_rat",
+    case("train-yaml-unknown-key", "train --config {d}/unknown_key.yaml", "unknown_key.yaml", "learning_rat",
          out="{d}/run"),
-    case("train-yaml-broken", f"train --config {{d}}/broken.yaml", "broken.yaml", out="{d}/run"),
-    case("train-yaml-python-tag", f"train --config {{d}}/python_tag.yaml", "python_tag.yaml", out="{d}/run"),
+    case("train-yaml-broken", "train --config {d}/broken.yaml", "broken.yaml", out="{d}/run"),
+    case("train-yaml-python-tag", "train --config {d}/python_tag.yaml", "python_tag.yaml", out="{d}/run"),
     # --- impossible numbers ---
     case("eval-batch-size-0", f"{EVAL} --manifest {GOOD} --batch-size 0", "--batch-size", out="{d}/report"),
     case("eval-beam-size-0", f"{EVAL} --manifest {GOOD} --beam-size 0", "--beam-size", out="{d}/report"),

@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
@@ -126,59 +127,51 @@ def transcribe(
 
         options = options.replace(bias_terms=load_terms(options.bias_terms, "--bias-terms"))
 
-    out = Path(out_dir)
+    with _removed_on_failure(Path(out_dir)) as out:
+        transcripts = Journal(out / TRANSCRIPTS, resume=resume)
+        errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
+        done = set(transcripts.records)
+        todo = [s for s in sources if s.key not in done]
+        summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
+
+        segmenting = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=options.word_timestamps)
+        start = time.perf_counter()
+        try:
+            if todo:
+                outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
+                if not _is_recognizer(model):
+                    summary.model["decoding"] = decoding
+                start = time.perf_counter()  # the real-time factor counts transcription, not model loading
+                _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
+        finally:
+            transcripts.close()
+            errors.close()
+        summary.wall_s = round(time.perf_counter() - start, 3)
+        summary.rtf = round(summary.wall_s / summary.audio_s, 4) if summary.audio_s else None
+        summary.errors = list(errors.records.values())
+
+        # Input order reads better than completion order; records of earlier runs' other inputs stay.
+        order = {s.key: i for i, s in enumerate(sources)}
+        records = sorted(transcripts.records.values(), key=lambda r: order.get(r["file"], len(order)))
+        write_journal(out / TRANSCRIPTS, records)
+        info = asdict(summary) | {"formats": list(fmts), "workers": workers, "ray": use_ray, "host": _host()}
+        write_json_atomic(out / SUMMARY, info)
+        return summary
+
+
+@contextmanager
+def _removed_on_failure(out: Path) -> Iterator[Path]:
+    """Create ``out``; if this run created it and fails before finishing any file (model not
+    found, corrupt weights, Ctrl-C while loading), remove it again: no empty journals left behind."""
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _run(out, sources, model, options, decoding, fmts, workers, resume, use_ray, ray_address,
-                    dict(max_segment_s=max_segment_s, vad=vad), subtitles, progress)
+        yield out
     except BaseException:
-        if created:
-            _remove_if_nothing_done(out)
+        if created and not (read_journal(out / TRANSCRIPTS) or read_journal(out / ERRORS)):
+            if {p.name for p in out.iterdir()} <= {TRANSCRIPTS, ERRORS}:
+                shutil.rmtree(out, ignore_errors=True)
         raise
-
-
-def _remove_if_nothing_done(out: Path) -> None:
-    """Take back an --out folder this run created when it failed before finishing any file
-    (model not found, corrupt weights, Ctrl-C while loading): no empty journals left behind."""
-    if read_journal(out / TRANSCRIPTS) or read_journal(out / ERRORS):
-        return
-    leftovers = {p.name for p in out.iterdir()}
-    if leftovers <= {TRANSCRIPTS, ERRORS}:
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _run(out: Path, sources, model, options: RecognizerOptions, decoding: dict, fmts, workers, resume, use_ray, ray_address,
-         segmenting: dict, subtitles: SubtitleOptions, progress: bool) -> TranscriptionSummary:
-    transcripts = Journal(out / TRANSCRIPTS, resume=resume)
-    errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
-    done = set(transcripts.records)
-    todo = [s for s in sources if s.key not in done]
-    summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
-
-    segmenting = {**segmenting, "word_timestamps": options.word_timestamps}
-    start = time.perf_counter()
-    try:
-        if todo:
-            outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
-            if not _is_recognizer(model):
-                summary.model["decoding"] = decoding
-            start = time.perf_counter()  # the real-time factor counts transcription, not model loading
-            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
-    finally:
-        transcripts.close()
-        errors.close()
-    summary.wall_s = round(time.perf_counter() - start, 3)
-    summary.rtf = round(summary.wall_s / summary.audio_s, 4) if summary.audio_s else None
-    summary.errors = list(errors.records.values())
-
-    # Input order reads better than completion order; records of earlier runs' other inputs stay.
-    order = {s.key: i for i, s in enumerate(sources)}
-    records = sorted(transcripts.records.values(), key=lambda r: order.get(r["file"], len(order)))
-    write_journal(out / TRANSCRIPTS, records)
-    info = asdict(summary) | {"formats": list(fmts), "workers": workers, "ray": use_ray, "host": _host()}
-    write_json_atomic(out / SUMMARY, info)
-    return summary
 
 
 def _check_options(workers: int, max_segment_s: float, vad: str, model, use_ray: bool) -> None:
