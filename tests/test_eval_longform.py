@@ -48,3 +48,24 @@ def test_eval_long_recording_matches_transcribe_then_score(engine, shared_data, 
     scored_report = json.loads((scored / "report.json").read_text())
     assert scored_report["normalized"]["wer"] == pytest.approx(transcribe_wer)
     assert scored_report["compare"]["matched_utterances"] == 1
+
+
+def test_long_and_short_utterances_share_one_report(shared_data, tmp_path):
+    """A 35 s recording goes the long-form way (segments kept), a short clip the batched way."""
+    require_whisper_package(TINY)
+    long_utt = load_manifest(shared_data / "software-docs-3" / "manifest.jsonl")[0]
+    short = min(load_manifest(shared_data / "librispeech-test-clean-40" / "manifest.jsonl"), key=lambda u: u.duration)
+    assert long_utt.duration > 30 > short.duration
+    manifest = tmp_path / "mixed.jsonl"
+    write_manifest(manifest, [short, long_utt], relative=False)
+
+    out = tmp_path / "report"
+    assert main(["eval", "--model", TINY, "--engine", "ct2", "--manifest", str(manifest), "--out", str(out),
+                 "--resamples", "100", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    lines = {json.loads(x)["id"]: json.loads(x) for x in (out / "utterances.jsonl").read_text().splitlines()}
+    assert report["n_utterances"] == 2 and report["failed"] == [] and report["speed"]["long_form_recordings"] == 1
+    assert "segments" not in lines[short.id]
+    segments = lines[long_utt.id]["segments"]
+    assert len(segments) >= 2 and segments[-1]["end"] > 30  # more than one window, in file time
+    assert lines[long_utt.id]["normalized"]["wer"] < 0.25
