@@ -55,8 +55,6 @@ EVAL = f"eval --model {TINY} --out {{d}}/report"
 TRANSCRIBE = f"transcribe {{d}}/clip.wav --model {TINY} --out {{d}}/transcripts"
 TRAIN = f"train --model {TINY} --train {GOOD} --dev {GOOD} --out {{d}}/run"
 
-LEAVES_TRANSCRIPTS = "transcribe creates --out (transcripts.jsonl, errors.jsonl) before loading the model and leaves it on failure"
-
 CASES = [
     # --- manifests: missing, empty, not UTF-8 text, wrong types ---
     case("validate-missing", "manifest validate {d}/missing.jsonl", "missing.jsonl", "not found"),
@@ -69,8 +67,7 @@ CASES = [
     case("split-empty", "manifest split {d}/empty.jsonl --out {d}/splits", "empty.jsonl", "empty", out="{d}/splits"),
     case("eval-empty-manifest", f"{EVAL} --manifest {{d}}/empty.jsonl", "empty.jsonl", out="{d}/report"),
     case("train-empty-manifest", f"train --model {TINY} --train {{d}}/empty.jsonl --dev {GOOD} --out {{d}}/run",
-         "empty.jsonl", out="{d}/run",
-         xfail="train loads the model (progress bars and a parameter summary on stderr) before reading the manifests"),
+         "empty.jsonl", out="{d}/run"),
     case("transcribe-empty-manifest", f"transcribe {{d}}/empty.jsonl --model {TINY} --out {{d}}/transcripts",
          "empty.jsonl", out="{d}/transcripts"),
     case("validate-binary", "manifest validate {d}/binary.jsonl", "binary.jsonl", "UTF-8"),
@@ -91,7 +88,7 @@ CASES = [
     case("eval-unknown-model", "eval --model nobody/nothing --manifest {d}/good.jsonl --out {d}/report",
          "nobody/nothing", out="{d}/report"),
     case("transcribe-unknown-model", "transcribe {d}/clip.wav --model nobody/nothing --out {d}/transcripts",
-         "nobody/nothing", out="{d}/transcripts", xfail=LEAVES_TRANSCRIPTS),
+         "nobody/nothing", out="{d}/transcripts"),
     case("train-unknown-model", f"train --model nobody/nothing --train {GOOD} --dev {GOOD} --out {{d}}/run",
          "nobody/nothing", out="{d}/run"),
     case("convert-unknown-model", "convert hf-to-ct2 nobody/nothing {d}/ct2", "nobody/nothing", out="{d}/ct2"),
@@ -106,7 +103,7 @@ CASES = [
     case("convert-corrupt-ct2", "convert ct2-to-hf {d}/corrupt_ct2 {d}/hf", "corrupt_ct2", "model.bin", "truncated",
          out="{d}/hf", needs_model=True),
     case("transcribe-corrupt-ct2", "transcribe {d}/clip.wav --model {d}/corrupt_ct2 --out {d}/transcripts",
-         "corrupt_ct2", "truncated", out="{d}/transcripts", needs_model=True, xfail=LEAVES_TRANSCRIPTS),
+         "corrupt_ct2", "truncated", out="{d}/transcripts", needs_model=True),
     # --- unknown names ---
     case("eval-unknown-normalizer", f"{EVAL} --manifest {GOOD} --normalizer klingon", "--normalizer", "klingon",
          out="{d}/report"),
@@ -116,10 +113,10 @@ CASES = [
     case("import-unknown-format", "manifest import excel {d}/clip.wav --out {d}/m.jsonl", "format", "excel",
          out="{d}/m.jsonl"),
     # --- YAML configs ---
-    case("train-yaml-unknown-key", f"train --config {{d}}/unknown_key.yaml", "unknown_key.yaml", "learning_rat",
+    case("train-yaml-unknown-key", "train --config {d}/unknown_key.yaml", "unknown_key.yaml", "learning_rat",
          out="{d}/run"),
-    case("train-yaml-broken", f"train --config {{d}}/broken.yaml", "broken.yaml", out="{d}/run"),
-    case("train-yaml-python-tag", f"train --config {{d}}/python_tag.yaml", "python_tag.yaml", out="{d}/run"),
+    case("train-yaml-broken", "train --config {d}/broken.yaml", "broken.yaml", out="{d}/run"),
+    case("train-yaml-python-tag", "train --config {d}/python_tag.yaml", "python_tag.yaml", out="{d}/run"),
     # --- impossible numbers ---
     case("eval-batch-size-0", f"{EVAL} --manifest {GOOD} --batch-size 0", "--batch-size", out="{d}/report"),
     case("eval-beam-size-0", f"{EVAL} --manifest {GOOD} --beam-size 0", "--beam-size", out="{d}/report"),
@@ -133,11 +130,9 @@ CASES = [
     case("synth-variants-0", "synth --text {d}/domain.txt --out {d}/synth --variants-per-sentence 0",
          "--variants-per-sentence", out="{d}/synth"),
     # --- --out that is an existing file ---
-    case("eval-out-is-file", f"eval --model {TINY} --manifest {GOOD} --out {{d}}/existing.txt", "existing.txt",
-         xfail="eval loads the model, then out.mkdir() raises FileExistsError (a traceback)"),
+    case("eval-out-is-file", f"eval --model {TINY} --manifest {GOOD} --out {{d}}/existing.txt", "existing.txt"),
     case("transcribe-out-is-file", f"transcribe {{d}}/clip.wav --model {TINY} --out {{d}}/existing.txt", "existing.txt"),
-    case("train-out-is-file", f"train --model {TINY} --train {GOOD} --dev {GOOD} --out {{d}}/existing.txt", "existing.txt",
-         xfail="train: NotADirectoryError traceback from iterdir() on --out"),
+    case("train-out-is-file", f"train --model {TINY} --train {GOOD} --dev {GOOD} --out {{d}}/existing.txt", "existing.txt"),
     case("import-out-is-folder", "manifest import folder {d}/audio_dir --out {d}/empty_dir", "empty_dir"),
     case("convert-dst-is-file", "convert ct2-to-hf {d}/random_config {d}/existing.txt", "existing.txt"),
     case("synth-out-is-file", "synth --text {d}/domain.txt --out {d}/existing.txt", "existing.txt"),
@@ -166,6 +161,55 @@ CASES = [
     case("synth-pitch-500", "synth --text {d}/domain.txt --out {d}/synth --pitches 500", "--pitches", out="{d}/synth"),
     case("synth-punctuation-only", "synth --text {d}/punctuation.txt --out {d}/synth", "punctuation.txt", "speakable",
          out="{d}/synth"),
+    # --- eval: checks that need no model come before it loads; scoring a hypotheses file ---
+    case("eval-missing-bias-terms", f"{EVAL} --manifest {GOOD} --bias-terms {{d}}/missing.txt", "--bias-terms",
+         "missing.txt", out="{d}/report"),
+    case("eval-unknown-by-field", f"{EVAL} --manifest {GOOD} --by dialect", "--by", "dialect", out="{d}/report"),
+    case("eval-compare-not-a-report", f"{EVAL} --manifest {GOOD} --compare {{d}}/empty_dir", "--compare", "empty_dir",
+         out="{d}/report"),
+    case("eval-model-and-hypotheses", f"{EVAL} --manifest {GOOD} --hypotheses {{d}}/other_hyps.jsonl", "--hypotheses",
+         "--model", out="{d}/report"),
+    case("eval-hypotheses-missing", "eval --hypotheses {d}/missing.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "--hypotheses", "missing.jsonl", out="{d}/report"),
+    case("eval-hypotheses-binary", "eval --hypotheses {d}/binary.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "binary.jsonl:1", "UTF-8", out="{d}/report"),
+    case("eval-hypotheses-utf16", "eval --hypotheses {d}/utf16.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "utf16.jsonl:1", "UTF-16", out="{d}/report"),
+    case("eval-hypotheses-not-objects", "eval --hypotheses {d}/list.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "list.jsonl:1", "JSON object", out="{d}/report"),
+    case("eval-hypotheses-for-other-files", "eval --hypotheses {d}/other_hyps.jsonl --manifest {d}/good.jsonl --out {d}/report",
+         "clip.wav", "other.wav", out="{d}/report"),
+    case("eval-hypotheses-with-engine", "eval --hypotheses {d}/other_hyps.jsonl --manifest {d}/good.jsonl --out {d}/report "
+         "--engine ct2", "--engine", "--hypotheses", out="{d}/report"),
+    # --- transcribe / train: missing inputs ---
+    case("transcribe-missing-input", f"transcribe {{d}}/missing.wav --model {TINY} --out {{d}}/transcripts", "missing.wav",
+         out="{d}/transcripts"),
+    case("transcribe-missing-bias-terms", f"{TRANSCRIBE} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt",
+         out="{d}/transcripts"),
+    case("train-resume-not-a-run", "train --resume {d}/empty_dir", "--resume", "empty_dir"),
+    # --- serve: model, port and host are checked before it listens (the port before the model loads) ---
+    case("serve-unknown-model", "serve --model nobody/nothing", "nobody/nothing"),
+    case("serve-port-out-of-range", f"serve --model {TINY} --port 99999", "--port", "99999"),
+    case("serve-port-not-a-number", f"serve --model {TINY} --port http", "port", "http"),
+    case("serve-host-unresolvable", f"serve --model {TINY} --host no.such.host.invalid", "--host", "no.such.host.invalid"),
+    case("serve-missing-bias-terms", f"serve --model {TINY} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt"),
+    # --- manifest align: missing audio or transcript, bad outputs; all before the model loads ---
+    case("align-missing-audio", f"manifest align {{d}}/missing.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl",
+         "missing.wav", out="{d}/m.jsonl"),
+    case("align-missing-transcript", f"manifest align {{d}}/clip.wav {{d}}/missing.txt --model {TINY} --out {{d}}/m.jsonl",
+         "missing.txt", out="{d}/m.jsonl"),
+    case("align-audio-without-transcript", f"manifest align {{d}}/clip.wav --model {TINY} --out {{d}}/m.jsonl",
+         "clip.wav", "TRANSCRIPT", out="{d}/m.jsonl"),
+    case("align-folder-without-pairs", f"manifest align {{d}}/empty_dir --model {TINY} --out {{d}}/m.jsonl",
+         "empty_dir", out="{d}/m.jsonl"),
+    case("align-out-is-folder", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/empty_dir",
+         "--out", "empty_dir"),
+    case("align-cut-is-file", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl "
+         "--cut {d}/existing.txt", "--cut", "existing.txt", out="{d}/m.jsonl"),
+    case("align-window-0", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl --window 0",
+         "--window", out="{d}/m.jsonl"),
+    case("align-unknown-model", "manifest align {d}/clip.wav {d}/domain.txt --model nobody/nothing --out {d}/m.jsonl",
+         "nobody/nothing", out="{d}/m.jsonl"),
 ]
 
 
@@ -186,6 +230,8 @@ def make_sandbox(d: Path, tiny_ct2: Path | None) -> None:
     (d / "domain.txt").write_text("Start apixaban today.\n")
     (d / "punctuation.txt").write_text("...\n!!!\n")
     (d / "existing.txt").write_text("keep me\n")
+    (d / "other_hyps.jsonl").write_text(json.dumps({"id": "other.wav", "text": "hello"}) + "\n")
+    (d / "list.jsonl").write_text("[1, 2]\n")
     (d / "empty_dir").mkdir()
     (d / "audio_dir").mkdir()
     sf.write(d / "audio_dir" / "a.wav", np.zeros(1600, dtype=np.float32), 16_000)
@@ -247,3 +293,21 @@ def test_bad_input_is_one_clear_line(bad: Case, sandbox: Path):
     if bad.out is not None:
         assert not Path(bad.out.format(d=sandbox)).exists()
     assert snapshot(sandbox) == before, "files were created or changed"
+
+
+def test_serve_on_a_port_in_use_is_one_line_before_the_model_loads(tmp_path):
+    """A port another process listens on is refused at once, not after loading the model."""
+    import socket
+
+    require_whisper_package(TINY)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "asrtune", "serve", "--model", TINY, "--port", str(port)],
+                                cwd=tmp_path, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--port {port}" in lines[0], result.stderr

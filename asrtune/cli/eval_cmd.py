@@ -21,6 +21,18 @@ age, gender, ...) get WER breakdowns; empty, overlong and looping hypotheses are
 --compare runs a paired bootstrap against an earlier report (difference, CI, p-value).
 --terms only scores a term list (recall/precision); it never changes decoding. To decode with
 term biasing, give --bias-terms (a decoding option, recorded in report.json under model.decoding).
+
+Recordings longer than 30 s are decoded as `asrtune transcribe` decodes them (cut at pauses by
+Silero VAD, segments batched) and the whole transcript is scored against the reference; their
+lines in utterances.jsonl carry the segments. Shorter clips are decoded whole, in batches.
+
+--hypotheses FILE.jsonl scores transcripts any other system made, with no model (give either
+--model or --hypotheses; decoding options are refused with it): one JSON object per utterance
+with "id" (asrtune's id: the audio path, @OFFSET for a segment; or the manifest's id/utt_id) or
+"audio_filepath" (+ "offset"), and "text" (or "hyp"/"hypothesis"). A report's utterances.jsonl
+and the transcripts.jsonl of `asrtune transcribe` are read as they are. Every manifest utterance
+needs exactly one hypothesis. --name labels the system in the report; --compare works between
+any two reports, model or file.
 """
 
 EXAMPLES = """\
@@ -29,6 +41,8 @@ EXAMPLES = """\
   asrtune eval --model runs/accent --manifest test.jsonl --manifest librispeech.jsonl --out reports/both --engine ct2
   asrtune eval --model openai/whisper-tiny.en --manifest test.jsonl --out reports/terms --terms terms.txt --limit 50
   asrtune eval --model runs/accent --manifest test.jsonl --out reports/biased --terms terms.txt --bias-terms terms.txt
+  asrtune eval --hypotheses vendor.jsonl --name vendor-x --manifest test.jsonl --out reports/vendor --compare reports/tuned
+  asrtune eval --model openai/whisper-tiny.en --manifest podcasts.jsonl --out reports/long   # hour-long files: long-form
 """
 
 
@@ -37,7 +51,12 @@ def register(subparsers, summary: str) -> None:
     from asrtune.options import add_options
 
     p = add_subparser(subparsers, "eval", summary, DESCRIPTION, EXAMPLES)
-    p.add_argument("--model", required=True, default=argparse.SUPPRESS, help="hub id, local model folder, CTranslate2 folder or training run dir")
+    system = p.add_mutually_exclusive_group(required=True)
+    system.add_argument("--model", default=argparse.SUPPRESS, help="hub id, local model folder, CTranslate2 folder or training run dir")
+    system.add_argument("--hypotheses", metavar="JSONL", default=argparse.SUPPRESS,
+                        help="score this file of transcripts from any system instead of decoding (no model)")
+    p.add_argument("--name", metavar="LABEL", default=argparse.SUPPRESS,
+                   help="label of the system in the report (default: the model or the hypotheses file name)")
     p.add_argument("--manifest", action="append", required=True, default=argparse.SUPPRESS, metavar="JSONL",
                    help="test manifest; repeat for several (reported per manifest and pooled)")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR", help="report folder (created; report files replaced atomically)")
@@ -59,27 +78,31 @@ def register(subparsers, summary: str) -> None:
 
 def run(args) -> int:
     from asrtune.errors import ConfigError
-    from asrtune.evaluation.pipeline import evaluate
+    from asrtune.evaluation.pipeline import evaluate, score_file
     from asrtune.evaluation.report import format_table
     from asrtune.inference.options import RecognizerOptions
     from asrtune.options import given_options
 
     if args.resamples < 100:
         raise ConfigError(f"--resamples must be >= 100 for a usable 95% interval, got {args.resamples}")
-    options = RecognizerOptions.from_dict(given_options(RecognizerOptions, args), source="command line")
-    summary = evaluate(
-        args.model,
-        args.manifest,
-        args.out,
-        options,
+    decoding = given_options(RecognizerOptions, args)
+    scoring = dict(
         normalizer=args.normalizer,
         terms=getattr(args, "terms", None),
         compare=getattr(args, "compare", None),
         limit=getattr(args, "limit", None),
         by_fields=getattr(args, "by", None),
         n_resamples=args.resamples,
-        progress=not args.quiet,
+        name=getattr(args, "name", None),
     )
+    if hasattr(args, "hypotheses"):
+        if decoding:
+            flag = "--" + next(iter(decoding)).replace("_", "-")
+            raise ConfigError(f"{flag} is a decoding option; --hypotheses scores a file and decodes nothing")
+        summary = score_file(args.hypotheses, args.manifest, args.out, **scoring)
+    else:
+        options = RecognizerOptions.from_dict(decoding, source="command line")
+        summary = evaluate(args.model, args.manifest, args.out, options, progress=not args.quiet, **scoring)
     print(format_table(summary))
     print(f"report: {os.path.join(args.out, 'report.html')} (+ report.json, report.md, utterances.jsonl)")
     return 0

@@ -64,6 +64,7 @@ def run_align(args: argparse.Namespace) -> int:
     rules = SegmentRules(max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
                          min_score=args.min_score, pad_s=args.pad).check()
     recordings = collect_recordings(args.inputs)
+    _check_before_model(args)  # a typo should cost a second, not a model load
     opts = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
     recognizer = load_recognizer(args.model, engine=opts.engine, device=opts.device, batch_size=opts.batch_size, prompt=opts.prompt,
                                  language=opts.language, lm=opts.lm, beam_size=opts.beam_size, compute_type=opts.compute_type,
@@ -73,3 +74,15 @@ def run_align(args: argparse.Namespace) -> int:
     if summary.rejected:
         print(f"rejected stretches listed in {Path(args.out).with_name('rejected.jsonl')}", file=sys.stderr)
     return 0
+
+
+def _check_before_model(args: argparse.Namespace) -> None:
+    from asrtune.errors import ConfigError
+
+    out, cut = args.out, args.cut
+    if args.window <= 0:
+        raise ConfigError(f"--window must be > 0 seconds, got {args.window}")
+    if Path(out).suffix not in (".jsonl", ".json") or Path(out).is_dir():
+        raise ConfigError(f"--out {out}: the output is a JSONL manifest; give a .jsonl path")
+    if cut and Path(cut).exists() and not Path(cut).is_dir():
+        raise ConfigError(f"--cut {cut}: is a file; give a folder for the segment FLACs")

@@ -56,6 +56,24 @@ def settings_from_args(args) -> tuple:
     return options, settings
 
 
+def check_address(host: str, port: int) -> None:
+    """Raise ConfigError (one line naming --host/--port) when the server could not listen there."""
+    import socket
+
+    from asrtune.errors import ConfigError
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as e:
+        raise ConfigError(f"--host {host}: cannot resolve it ({e.strerror})") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as e:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there ({e.strerror})") from None
+
+
 def run(args) -> int:
     from asrtune.errors import ConfigError
 
@@ -66,6 +84,15 @@ def run(args) -> int:
     except ImportError as e:
         raise ConfigError(f"asrtune serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'asrtune[serve]'") from None
     options, settings = settings_from_args(args)
+    # Everything a user can get wrong fails in a second, before the model loads.
+    if isinstance(options.bias_terms, str):
+        from asrtune.data.terms import load_terms
+
+        load_terms(options.bias_terms, "--bias-terms")
+    from asrtune.models import resolve_model
+
+    resolve_model(args.model)  # cheap: finds the files (cached conversions); loading comes later
+    check_address(settings.host, settings.port)
     app = create_app(args.model, options, settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)

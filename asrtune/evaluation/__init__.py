@@ -4,8 +4,9 @@
 >>> corpus_wer(["Fifty cats."], ["50 cats"])
 0.0
 
-``evaluate`` (decode + score + write a report), ``score_hypotheses`` (score hypotheses you
-already have; ``write_report`` writes them) and ``evaluate_hypotheses`` (both) are imported lazily so that ``asrtune.evaluation.metrics`` stays light for the
+``evaluate`` (decode + score + write a report), ``score_file`` (the same report from another
+system's hypotheses file), ``score_hypotheses`` (score hypotheses you already have;
+``write_report`` writes them) and ``evaluate_hypotheses`` (both) are imported lazily so that ``asrtune.evaluation.metrics`` stays light for the
 trainer's dev-set WER.
 """
 
@@ -29,13 +30,14 @@ __all__ = [
     "error_counts",
     "evaluate",
     "evaluate_hypotheses",
+    "score_file",
     "score_hypotheses",
     "write_report",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("evaluate", "evaluate_hypotheses"):
+    if name in ("evaluate", "evaluate_hypotheses", "score_file"):
         from asrtune.evaluation import pipeline
 
         return getattr(pipeline, name)

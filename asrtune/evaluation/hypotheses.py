@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from asrtune.data.manifest import Utterance
+from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import AsrtuneError, ManifestError
 
 TEXT_FIELDS = ("hypothesis", "hyp", "text")
@@ -41,18 +42,17 @@ def read_hypotheses(path: str | os.PathLike) -> dict[str, str]:
         raise AsrtuneError(f"--hypotheses {path}: file not found")
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
-            key, text = _key(obj, path, line_no), _text(obj, path, line_no)
-            if key in out:
-                raise ManifestError(str(path), line_no, f"second hypothesis for {key!r} (first on line {first_line[key]})")
-            out[key], first_line[key] = text, line_no
+    for line_no, line in iter_text_lines(path):  # not UTF-8 text: one error naming the line
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
+        key, text = _key(obj, path, line_no), _text(obj, path, line_no)
+        if key in out:
+            raise ManifestError(str(path), line_no, f"second hypothesis for {key!r} (first on line {first_line[key]})")
+        out[key], first_line[key] = text, line_no
     if not out:
         raise AsrtuneError(f"--hypotheses {path}: no hypotheses in the file")
     return out
@@ -109,10 +109,12 @@ def match_hypotheses(utterances: Sequence[Utterance], hypotheses: Mapping[str, s
     used: set[str] = set()
     hyps: list[str] = []
     missing: list[str] = []
+    by_file = {canonical_key(k): k for k in hypotheses}  # the same file named through a symlink
     for utt in utterances:
-        key = next((k for k in utterance_keys(utt) if k in hypotheses), None)
+        keys = utterance_keys(utt)
+        key = next((k for k in keys if k in hypotheses), None) or by_file.get(canonical_key(utt.id))
         if key is None:
-            missing.append(utterance_keys(utt)[-1])
+            missing.append(keys[-1])
             continue
         used.add(key)
         hyps.append(hypotheses[key])
@@ -125,6 +127,21 @@ def match_hypotheses(utterances: Sequence[Utterance], hypotheses: Mapping[str, s
     if problems:
         raise AsrtuneError(f"{source}: " + "; ".join(problems))
     return hyps
+
+
+def canonical_key(key: str) -> str:
+    """``key`` with an existing file's path resolved (symlinks, ``..``), keeping any ``@OFFSET``:
+    a manifest and a transcript may name one file by different paths.
+
+    >>> canonical_key("/no/such/dir/../a.flac@30.000")
+    '/no/such/dir/../a.flac@30.000'
+    """
+    path, at, offset = key.rpartition("@") if "@" in key else (key, "", "")
+    if at and not offset.replace(".", "", 1).isdigit():
+        path, at, offset = key, "", ""
+    if "://" in path or not os.path.exists(path):
+        return key
+    return os.path.realpath(path) + at + offset
 
 
 def _first(ids: list[str]) -> str:
@@ -149,4 +166,4 @@ def describe_hypotheses(path: str | os.PathLike) -> dict[str, Any]:
     return {"name": str(path), "engine": "none (hypotheses file)", "source": os.path.abspath(path), "family": None}
 
 
-__all__ = ["describe_hypotheses", "hypotheses_for", "match_hypotheses", "read_hypotheses", "utterance_keys"]
+__all__ = ["canonical_key", "describe_hypotheses", "hypotheses_for", "match_hypotheses", "read_hypotheses", "utterance_keys"]

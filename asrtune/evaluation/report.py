@@ -161,12 +161,22 @@ def _worst(utterances: list[dict], n: int = WORST_SHOWN) -> list[dict]:
                                                + r["normalized"]["deletions"]), r["id"]))[:n]
 
 
+def system_title(model: dict) -> str:
+    """What a report calls the system: its ``--name`` label, else the model name.
+
+    >>> system_title({"name": "runs/acc", "label": "tuned"}), system_title({"name": "runs/acc"}), system_title({})
+    ('tuned (runs/acc)', 'runs/acc', '(hypotheses scored directly)')
+    """
+    name = str(model.get("name", "(hypotheses scored directly)"))
+    return f"{model['label']} ({name})" if model.get("label") and model["label"] != name else name
+
+
 def render_markdown(summary: dict, utterances: list[dict]) -> str:
     """report.md: the same numbers as report.json, for a pull request or a wiki page."""
     s = summary
     model = s.get("model") or {}
     lines = [
-        f"# ASR evaluation: {model.get('name', '(hypotheses scored directly)')}",
+        f"# ASR evaluation: {system_title(model)}",
         "",
         f"- utterances: {s['n_utterances']}; manifests: {', '.join(m['path'] for m in s.get('manifests', [])) or '-'}",
         f"- model: `{json.dumps(model, ensure_ascii=False)}`",
@@ -326,8 +336,8 @@ def render_html(summary: dict, utterances: list[dict]) -> str:
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>ASR evaluation: {e(str(model.get('name', 'hypotheses')))}</title><style>{_CSS}</style></head><body>",
-        f"<h1>ASR evaluation: {e(str(model.get('name', '(hypotheses scored directly)')))}</h1>",
+        f"<title>ASR evaluation: {e(system_title(model))}</title><style>{_CSS}</style></head><body>",
+        f"<h1>ASR evaluation: {e(system_title(model))}</h1>",
         "<ul class='meta'>",
         f"<li>{s['n_utterances']} utterances from {e(', '.join(m['path'] for m in s.get('manifests', [])) or '-')}</li>",
         f"<li>model: <code>{e(json.dumps(model, ensure_ascii=False))}</code></li>",

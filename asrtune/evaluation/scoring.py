@@ -27,6 +27,7 @@ from asrtune.data.manifest import Utterance
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import flags as flag_rules
 from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED, bootstrap_ci, paired_bootstrap
+from asrtune.evaluation.hypotheses import canonical_key
 from asrtune.evaluation.metrics import ErrorCounts, align_chars_batch, align_words_batch
 from asrtune.evaluation.terms import load_terms, term_stats
 from asrtune.text.normalizers import Normalizer, collapse_whitespace, get_normalizer
@@ -210,11 +211,13 @@ def _compare(
     """Paired comparison with an earlier report. The other system's raw hypotheses are re-scored
     here with this report's normaliser and references, so both sides are measured alike."""
     other_summary, other_records = load_report_dir(other_dir)
-    other_by_id = {r["id"]: r for r in other_records if "id" in r and r.get("hyp") is not None}
-    matched = [i for i, uid in enumerate(this_ids) if uid in other_by_id]
+    # Ids are audio paths: match the same file however each report reached it (symlinks, ..).
+    other_by_id = {canonical_key(r["id"]): r for r in other_records if "id" in r and r.get("hyp") is not None}
+    this_keys = [canonical_key(uid) for uid in this_ids]
+    matched = [i for i, key in enumerate(this_keys) if key in other_by_id]
     if not matched:
         raise AsrtuneError(f"--compare {other_dir}: no utterance ids in common with this evaluation")
-    other_hyps = [other_by_id[this_ids[i]]["hyp"] for i in matched]
+    other_hyps = [other_by_id[this_keys[i]]["hyp"] for i in matched]
     m_refs = [refs[i] for i in matched]
     other_orth = _score_view([collapse_whitespace(r) for r in m_refs], [collapse_whitespace(h) for h in other_hyps])
     other_norm = _score_view([normalizer(r) for r in m_refs], [normalizer(h) for h in other_hyps])
@@ -249,7 +252,7 @@ def _compare(
         "rescored_with": normalizer.describe(),
         "matched_utterances": len(matched),
         "only_in_this": len(this_ids) - len(matched),
-        "only_in_other": len(set(other_by_id) - set(this_ids)),
+        "only_in_other": len(set(other_by_id) - set(this_keys)),
         "normalized": paired(norm, other_norm),
         "orthographic": paired(orth, other_orth),
         "improved": int(np.count_nonzero(deltas < 0)),
@@ -276,12 +279,14 @@ def score_hypotheses(
     failed: Sequence[dict] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    segments: Sequence[list[dict] | None] | None = None,
 ) -> Report:
     """Score ``hypotheses`` against ``utterances`` (same order) and build the full report.
 
     ``terms`` is a list of terms or a terms file; ``compare`` an earlier report folder;
     ``manifest_of`` gives each utterance's manifest (enables ``per_manifest`` when several);
-    ``model``, ``speed`` and ``failed`` are recorded as given.
+    ``model``, ``speed`` and ``failed`` are recorded as given; ``segments`` (per utterance, None
+    for a clip) are the timed segments of long-form recordings, kept in utterances.jsonl.
 
     >>> from asrtune.data import Utterance
     >>> utts = [Utterance("a.wav", "IT'S FIFTY", 1.0), Utterance("b.wav", "HELLO WORLD", 1.0)]
@@ -382,5 +387,7 @@ def score_hypotheses(
             rec["terms"] = tstats["per_utterance"][i]
         if i in compare_per_utt:
             rec["compare"] = compare_per_utt[i]
+        if segments is not None and segments[i] is not None:
+            rec["segments"] = segments[i]
         records.append(rec)
     return Report(summary, records)

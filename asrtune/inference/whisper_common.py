@@ -81,7 +81,7 @@ def load_terms_arg(terms) -> list[str] | None:
     if isinstance(terms, (str, os.PathLike)):
         from asrtune.data.terms import load_terms
 
-        return load_terms(terms)
+        return load_terms(terms, "--bias-terms")
     return [str(t) for t in terms]
 
 

@@ -126,11 +126,22 @@ def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = Non
 
 
 def _check_manifests_exist(config: TrainConfig) -> None:
-    """Fail before any model loads or run dir is made: a typo should cost a second, not a minute."""
+    """Fail before any model loads or run dir is made: a typo should cost a second, not a minute.
+
+    Every manifest is read through (a bad line raises ``ManifestError`` naming it) and must hold
+    an utterance; ``--out`` must not be an existing file."""
+    from asrtune.data.manifest import read_manifest
+
     named = [("train", p) for p in config.train] + [("dev", config.dev)] + [("eval-sets", p) for p in config.eval_sets]
     for option, path in named:
         if path and not Path(path).is_file():
             raise ConfigError(f"--{option} {path}: manifest not found")
+    for option, path in named:
+        if path and sum(1 for _ in read_manifest(path)) == 0:
+            raise ConfigError(f"--{option} {path}: manifest is empty (no utterances)")
+    out = config.resume or config.out
+    if out and Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out}: is a file; give a folder for the run")
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

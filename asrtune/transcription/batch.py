@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
@@ -28,7 +30,7 @@ from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
 from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription.inputs import collect_sources
-from asrtune.transcription.journal import Journal, write_journal
+from asrtune.transcription.journal import Journal, read_journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
 from asrtune.transcription.subtitles import SubtitleOptions
 from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
@@ -118,43 +120,58 @@ def transcribe(
     if not sources:
         raise ConfigError(f"no audio found in {', '.join(map(str, inputs))} (extensions: see asrtune.data.audio.AUDIO_EXTENSIONS)")
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    transcripts = Journal(out / TRANSCRIPTS, resume=resume)
-    errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
-    done = set(transcripts.records)
-    todo = [s for s in sources if s.key not in done]
-    summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
-
     decoding = options.to_dict()  # for summary.json: a terms file is recorded by its path
     if options.bias_terms is not None and not isinstance(options.bias_terms, list):
-        # Read the terms file here, once: workers on other machines need not see it.
+        # Read the terms file here, once, before --out exists: workers on other machines need not see it.
         from asrtune.data.terms import load_terms
 
-        options = options.replace(bias_terms=load_terms(options.bias_terms))
-    segmenting = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=options.word_timestamps)
-    start = time.perf_counter()
-    try:
-        if todo:
-            outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
-            if not _is_recognizer(model):
-                summary.model["decoding"] = decoding
-            start = time.perf_counter()  # the real-time factor counts transcription, not model loading
-            _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
-    finally:
-        transcripts.close()
-        errors.close()
-    summary.wall_s = round(time.perf_counter() - start, 3)
-    summary.rtf = round(summary.wall_s / summary.audio_s, 4) if summary.audio_s else None
-    summary.errors = list(errors.records.values())
+        options = options.replace(bias_terms=load_terms(options.bias_terms, "--bias-terms"))
 
-    # Input order reads better than completion order; records of earlier runs' other inputs stay.
-    order = {s.key: i for i, s in enumerate(sources)}
-    records = sorted(transcripts.records.values(), key=lambda r: order.get(r["file"], len(order)))
-    write_journal(out / TRANSCRIPTS, records)
-    info = asdict(summary) | {"formats": list(fmts), "workers": workers, "ray": use_ray, "host": _host()}
-    write_json_atomic(out / SUMMARY, info)
-    return summary
+    with _removed_on_failure(Path(out_dir)) as out:
+        transcripts = Journal(out / TRANSCRIPTS, resume=resume)
+        errors = Journal(out / ERRORS, resume=False)  # failed files are retried on resume
+        done = set(transcripts.records)
+        todo = [s for s in sources if s.key not in done]
+        summary = TranscriptionSummary(out_dir=str(out), files=len(sources), skipped=len(sources) - len(todo))
+
+        segmenting = dict(max_segment_s=max_segment_s, vad=vad, word_timestamps=options.word_timestamps)
+        start = time.perf_counter()
+        try:
+            if todo:
+                outcomes, summary.model = _outcomes(model, options, todo, workers, segmenting, use_ray, ray_address)
+                if not _is_recognizer(model):
+                    summary.model["decoding"] = decoding
+                start = time.perf_counter()  # the real-time factor counts transcription, not model loading
+                _consume(outcomes, len(todo), out, fmts, transcripts, errors, summary, start, progress, subtitles)
+        finally:
+            transcripts.close()
+            errors.close()
+        summary.wall_s = round(time.perf_counter() - start, 3)
+        summary.rtf = round(summary.wall_s / summary.audio_s, 4) if summary.audio_s else None
+        summary.errors = list(errors.records.values())
+
+        # Input order reads better than completion order; records of earlier runs' other inputs stay.
+        order = {s.key: i for i, s in enumerate(sources)}
+        records = sorted(transcripts.records.values(), key=lambda r: order.get(r["file"], len(order)))
+        write_journal(out / TRANSCRIPTS, records)
+        info = asdict(summary) | {"formats": list(fmts), "workers": workers, "ray": use_ray, "host": _host()}
+        write_json_atomic(out / SUMMARY, info)
+        return summary
+
+
+@contextmanager
+def _removed_on_failure(out: Path) -> Iterator[Path]:
+    """Create ``out``; if this run created it and fails before finishing any file (model not
+    found, corrupt weights, Ctrl-C while loading), remove it again: no empty journals left behind."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        yield out
+    except BaseException:
+        if created and not (read_journal(out / TRANSCRIPTS) or read_journal(out / ERRORS)):
+            if {p.name for p in out.iterdir()} <= {TRANSCRIPTS, ERRORS}:
+                shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _check_options(workers: int, max_segment_s: float, vad: str, model, use_ray: bool) -> None:
