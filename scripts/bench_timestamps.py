@@ -59,6 +59,8 @@ def main() -> None:
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--runs", default=str(REPO / "bench_results" / "timestamps_runs"), help="folder of the tuned runs")
     p.add_argument("--out", default=str(REPO / "bench_results" / "timestamps.json"))
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="train on the first N utterances of speechocean762 train (a short budget on a slow machine)")
     p.add_argument("--max-steps", type=int, default=300)
     p.add_argument("--max-train-minutes", type=float, default=None, help="training budget per tuned model")
     p.add_argument("--batch-size", type=int, default=16)
@@ -88,15 +90,19 @@ def tune(name: str, data: Path, runs: Path, args: argparse.Namespace) -> dict[st
     """Train one tuned model (no dev set: best/ = final/) and export it to CTranslate2."""
     from asrtune.training import TrainConfig, train
 
+    from asrtune.data.manifest import load_manifest, write_manifest
+
     options = {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05} | TUNES[name]
-    config = TrainConfig(model=MODEL, train=[str(data / "speechocean762" / "train.jsonl")], out=str(runs / name),
+    manifest = runs / f"train-{args.train_limit or 'all'}.jsonl"
+    write_manifest(manifest, load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit], relative=False)
+    config = TrainConfig(model=MODEL, train=[str(manifest)], out=str(runs / name),
                          max_steps=args.max_steps, max_train_minutes=args.max_train_minutes, batch_size=args.batch_size,
                          lr=args.lr, warmup_steps=30, export_ct2=True, threads=args.threads, progress=False,
                          force=True, **options)
     result = train(config)
     return {"model": MODEL, **options, "steps": result.steps, "stopped": result.stopped, "epochs": result.epochs,
             "max_steps": args.max_steps, "max_train_minutes": args.max_train_minutes, "batch_size": args.batch_size,
-            "lr": args.lr, "cpu_threads": args.threads}
+            "lr": args.lr, "cpu_threads": args.threads, "train_utterances": len(load_manifest(manifest))}
 
 
 def available_models(runs: Path) -> dict[str, Path]:
