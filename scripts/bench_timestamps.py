@@ -4,7 +4,7 @@
 Whisper tiny.en is tuned on speechocean762 train (1200 accented read utterances) twice with the
 same budget: ``plain`` (every example ``<|notimestamps|>``, no prompts, no no-speech clips: the
 recipe before asrtune issue #14) and ``mixed`` (``--timestamp-fraction``, ``--prompt-fraction`` and
-``--no-speech-fraction`` at their defaults). Each is exported with ``--export-ct2`` and run,
+``--no-speech-fraction`` at 0.5, 0.3 and 0.05). Each is exported with ``--export-ct2`` and run,
 with the untuned ``base``, through faster-whisper's own ``WhisperModel.transcribe`` (timestamped
 decoding, its default):
 
@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 MODEL = "openai/whisper-tiny.en"
 TUNES = {  # run name -> the three new options
     "plain": {"timestamp_fraction": 0.0, "prompt_fraction": 0.0, "no_speech_fraction": 0.0},
-    "mixed": {},  # the defaults
+    "mixed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
 }
 HALLUCINATION_SEED = 12345  # no-speech clips the training series (seed 0) never contains
 HALLUCINATION_CLIPS = 30
@@ -92,7 +92,7 @@ def tune(name: str, data: Path, runs: Path, args: argparse.Namespace) -> dict[st
 
     from asrtune.data.manifest import load_manifest, write_manifest
 
-    options = {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05} | TUNES[name]
+    options = TUNES[name]
     manifest = runs / f"train-{args.train_limit or 'all'}.jsonl"
     write_manifest(manifest, load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit], relative=False)
     config = TrainConfig(model=MODEL, train=[str(manifest)], out=str(runs / name),

@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
-from asrtune.data.manifest import Utterance, load_manifest, write_manifest
+from asrtune.data.manifest import load_manifest, write_manifest
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt, timestamp_token
 from asrtune.models.whisper_spec import timestamp_token_id
 from asrtune.training import TrainConfig, train
 from asrtune.training.adapters.base import IGNORE_INDEX
 from asrtune.training.no_speech import KINDS, MAX_SECONDS, MIN_SECONDS, no_speech_clip, no_speech_utterances
-from asrtune.training.targets import Segment, WhisperTargets, decode_target, picked, utterance_segments
+from asrtune.training.targets import WhisperTargets, decode_target, picked, utterance_segments
 
 from conftest import require_whisper_package
 from test_train import tiny_whisper  # noqa: F401  (fixture: random 2+2-layer Whisper with the real tokenizer)
