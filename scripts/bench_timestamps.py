@@ -26,16 +26,16 @@ Measured 2026-12-01 on the shared 2-core machine (load 7-11), a short budget: ``
 --max-train-minutes 5`` (plain: 19 steps, mixed: 28 steps, batch 16, lr 3e-5 with 30 warm-up
 steps, so neither reached its peak lr); decoding ``--beam-size 1``; prompting on 50 test clips.
 
-=========================================  ======  ============  ============
-faster-whisper, timestamps on               base    tuned plain   tuned mixed
-=========================================  ======  ============  ============
-longform (5 min): segments / WER            64 / 2.21 %  34 / 3.04 %  64 / 2.49 %
-librispeech-40: segments / WER               59 / 2.54 %  51 / 2.94 %  57 / 3.74 %
-librispeech-40: files with times inside      38/40   40/40         39/40
-speechocean762 test (50): WER no prompt     46.22 % 41.60 %       43.28 %
-... with the domain-word prompt              76.05 % 61.76 %       42.02 %
-noise/silence/hum clips with text (of 30)    0       1             12 (" You")
-=========================================  ======  ============  ============
+=========================================  ===========  ===========  ===========
+faster-whisper, timestamps on              base         tuned plain  tuned mixed
+=========================================  ===========  ===========  ===========
+longform (5 min): segments / WER           64 / 2.21 %  34 / 3.04 %  64 / 2.49 %
+librispeech-40: segments / WER             59 / 2.54 %  51 / 2.94 %  57 / 3.74 %
+librispeech-40: files with times inside    38/40        40/40        39/40
+speechocean762 test (50): WER, no prompt   46.22 %      41.60 %      43.28 %
+... with the domain-word prompt            76.05 %      61.76 %      42.02 %
+noise/silence/hum clips with text (of 30)  0            1            12 (" You")
+=========================================  ===========  ===========  ===========
 
 All timestamps were monotonic. On the clips where the mixed model said " You" its no-speech
 probability was 0.80-0.89 (so the no-speech target trains), but the text's mean log-probability
