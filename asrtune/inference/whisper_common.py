@@ -64,6 +64,12 @@ def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str |
     return WhisperPrompt(prev, sot)
 
 
+def timestamp_token(tokenizer, seconds: float) -> int:
+    """Id of Whisper's ``<|seconds|>`` timestamp token (0.02 s grid) for this tokenizer's vocabulary;
+    see :func:`asrtune.models.whisper_spec.timestamp_token_id`."""
+    return whisper_spec.timestamp_token_id(int(tokenizer.convert_tokens_to_ids("<|notimestamps|>")), seconds)
+
+
 def suppress_ids(tokenizer, generation_config) -> list[int]:
     """The checkpoint's suppress list plus the control tokens (as faster-whisper does)."""
     out = set(int(t) for t in (getattr(generation_config, "suppress_tokens", None) or []))

@@ -117,6 +117,21 @@ class TrainConfig:
                                    "lower = lower case, normalize = Whisper's English normaliser")
     language: str | None = option(None, group=TARGETS, help="language of a multilingual Whisper (none = English)")
     task: str = option("transcribe", choices=TASK_CHOICES, group=TARGETS, help="Whisper task")
+    # Whisper only (CTC ignores them). Defaults: see asrtune/training/targets.py and no_speech.py.
+    timestamp_fraction: float = option(0.5, group=TARGETS,
+                                       help="share of examples trained in Whisper's timestamp format (<|0.00|> text <|end|>) "
+                                            "so the tuned model keeps timestamped decoding; 0 = never")
+    prompt_fraction: float = option(0.3, group=TARGETS,
+                                    help="share of examples given the previous utterance's text (same speaker/source) "
+                                         "as a <|startofprev|> prompt, so --prompt and long-form decoding keep working; 0 = never")
+    prompt_terms: str | None = option(None, metavar="FILE", group=TARGETS,
+                                      help="with --prompt-fraction: prompts are random subsets of these terms (one per line) "
+                                           "instead of the previous utterance")
+    # Off by default: in scripts/bench_timestamps.py (28 steps) the no-speech probability on silence rose to
+    # 0.8-0.9, but the text decoded after it (" You") stayed confident, so faster-whisper kept it on 12 of 30 clips.
+    no_speech_fraction: float = option(0.0, group=TARGETS,
+                                       help="add this share of generated silence/noise/hum clips (1-8 s) trained to "
+                                            "predict Whisper's no-speech token (e.g. 0.05); 0 = none")
 
     spec_augment: bool = option(False, group=AUGMENT, help="SpecAugment on the features (turns the encoder cache off)")
     speed_perturb: bool = option(False, group=AUGMENT, help="speed perturbation 0.9/1.0/1.1 (turns the encoder cache off)")
@@ -209,6 +224,12 @@ class TrainConfig:
                 raise ConfigError("--unfreeze-after needs --unfreeze-top-layers K (how many top encoder layers to unfreeze)")
         if self.unfreeze_top_layers and self.freeze not in ("encoder", "auto"):
             raise ConfigError(f"--unfreeze-top-layers only makes sense with --freeze encoder (got --freeze {self.freeze})")
+        for name in ("timestamp_fraction", "prompt_fraction", "no_speech_fraction"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a share between 0 and 1, got {value}")
+        if self.prompt_terms is not None and not Path(self.prompt_terms).is_file():
+            raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
         if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
             raise ConfigError("--noise-snr-db must be a finite number of decibels")
         if self.patience is not None and not self.dev:

@@ -29,7 +29,7 @@ PERCENT = 100.0
 #: config keys shown under "options" in the recipe when set (plus any ``*_fraction`` key)
 RECIPE_OPTIONS = ("text_policy", "adapter", "lora_r", "unfreeze_after", "unfreeze_top_layers", "encoder_lr",
                   "spec_augment", "speed_perturb", "noise_snr_db", "extend_vocab", "weights", "language",
-                  "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs")
+                  "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs", "prompt_terms")
 
 
 @dataclass

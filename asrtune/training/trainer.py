@@ -214,6 +214,7 @@ class Trainer:
         self.adapter: ModelAdapter | None = None
         self.ddp_model: nn.Module | None = None
         self.sources: list[list[Pair]] = []
+        self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
         self.dev: list[Pair] = []
         self.dev_audio: list[np.ndarray] | None = None
         self.skipped: dict[str, int] = {}
@@ -364,6 +365,8 @@ class Trainer:
             if not kept:
                 raise ConfigError(f"--train {path}: no usable utterances (all skipped: {self.skipped})")
             self.sources.append(kept)
+        self.added = self.adapter.prepare_training(self.sources)  # Whisper: no-speech clips
+        self.sources[0] += self.added
         if cfg.dev:
             # dev WER is scored against the references as written (normalised by the metric)
             self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
@@ -398,7 +401,8 @@ class Trainer:
         self.log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
         sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
-        self.say(f"train utterances: {sizes}" + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
+        self.say(f"train utterances: {sizes}" + (f" (with {len(self.added)} generated no-speech clips)" if self.added else "")
+                 + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
         if self.skipped:
             self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
         return created
@@ -598,6 +602,7 @@ class Trainer:
     def _batch(self, indices: list[tuple[int, int]], micro_step: int) -> dict[str, Any]:
         """Tensors on the device for ``indices``; ``_pairs`` keeps the (utterance, target) pairs."""
         pairs = [self.sources[s][i] for s, i in indices]
+        self.adapter.epoch = self.state.epoch  # per-epoch target choices (timestamps, prompts)
         use_cache = self.cache is not None and not self.state.unfrozen
         if use_cache:
             examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]

@@ -15,6 +15,7 @@ what the trainer asks       what the adapter does
 ``unfreeze_top_layers``     gradual unfreezing: make the top K encoder layers trainable
 ``parameter_groups``        optimiser groups (e.g. unfrozen encoder layers at ``encoder_lr``)
 ``skip_reason``             why an utterance cannot be trained on (too long, too many tokens)
+``prepare_training``        see every training pair once (prompt context) and add examples (no-speech clips)
 ``make_example``            one utterance -> tensors-to-be (features or cached encoder output + labels)
 ``collate``                 a list of examples -> one padded batch of tensors
 ``loss``                    a batch -> scalar loss (through the possibly DDP-wrapped module)
@@ -100,6 +101,8 @@ class ModelAdapter(ABC):
     model: nn.Module
     processor: Any
     config: "TrainConfig"
+    #: the epoch being trained; the trainer sets it so per-epoch target choices are reproducible
+    epoch: int = 0
 
     # --- construction and freezing -------------------------------------------------------
 
@@ -164,6 +167,12 @@ class ModelAdapter(ABC):
         return trainable, total
 
     # --- data -----------------------------------------------------------------------------
+
+    def prepare_training(self, sources: list[list[tuple["Utterance", str]]]) -> list[tuple["Utterance", str]]:
+        """Called once with the usable ``(utterance, target text)`` pairs of each ``--train``
+        manifest, in manifest order; returns extra pairs to add to the first manifest (Whisper:
+        generated no-speech clips). Default: none."""
+        return []
 
     def skip_reason(self, utt: "Utterance", target_text: str) -> str | None:
         """Why ``utt`` cannot be trained on (e.g. ``"longer than 30 s"``), or None when it can."""

@@ -1,10 +1,15 @@
 """Whisper (encoder-decoder) behind the :class:`ModelAdapter` interface.
 
-Targets follow Whisper's own training format: ``<|startoftranscript|>`` then, for multilingual
-models, ``<|lang|><|task|>``, then ``<|notimestamps|>``, then the text (with the leading space
-Whisper itself emits), then ``<|endoftext|>``. The decoder is fed the sequence without its last
-token and learns to predict it shifted by one; the loss ignores the prefix (it is given, never
-predicted, at inference time) and the padding.
+Targets follow Whisper's own training formats (``asrtune/training/targets.py``):
+``<|startoftranscript|>`` then, for multilingual models, ``<|lang|><|task|>``, then either
+``<|notimestamps|>`` and the text (with the leading space Whisper itself emits), or - for
+``--timestamp-fraction`` of the examples - the text between timestamp tokens; then
+``<|endoftext|>``. ``--prompt-fraction`` of the examples start with ``<|startofprev|>`` and the
+previous utterance's text (or domain terms); ``--no-speech-fraction`` adds generated silence
+and noise clips whose target is the no-speech token (``asrtune/training/no_speech.py``). The
+decoder is fed the sequence without its last token and learns to predict it shifted by one; the
+loss ignores the prompt and prefix (given, never predicted, at inference time) and the padding,
+and covers timestamp tokens like text tokens.
 
 Freezing presets:
 
@@ -20,6 +25,7 @@ With ``--adapter lora`` the preset decides where LoRA adapters go (decoder only 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -34,6 +40,9 @@ from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
+from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
+from asrtune.training.targets import Target, WhisperTargets, picked, utterance_segments
+from asrtune.training.text_policy import apply_text_policy
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ SPEC_FREQ_MASK = 27  # mel bins: widest SpecAugment frequency mask (LibriSpeech 
 SPEC_TIME_MASK = 100  # frames of 10 ms: widest SpecAugment time mask
 SPEC_MASKS = 2  # masks of each kind per utterance
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+MAX_PROMPT_TERMS = 20  # --prompt-terms: at most this many terms in one prompt (a user's --prompt is a short list too)
 
 
 class WhisperAdapter(ModelAdapter):
@@ -66,6 +76,11 @@ class WhisperAdapter(ModelAdapter):
         self.prefix = self._prefix_tokens()
         self.eot = self.tokenizer.convert_tokens_to_ids("<|endoftext|>")
         self.max_target_tokens = int(model.config.max_target_positions)
+        self.targets = WhisperTargets(self.tokenizer, self.prefix, self.max_target_tokens)
+        self.terms: list[str] = []
+        # id(utterance) -> target text of the utterance before it from the same speaker/source;
+        # the trainer's utterance objects live for the whole run (filled by prepare_training)
+        self.previous_text: dict[int, str] = {}
         self.lora = False
 
     @classmethod
@@ -93,16 +108,63 @@ class WhisperAdapter(ModelAdapter):
         return sot
 
     def target_ids(self, text: str) -> list[int]:
-        """Full token sequence: prefix + text (with Whisper's leading space) + end-of-text."""
-        body = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
-        return self.prefix + body + [self.eot]
+        """Full token sequence without timestamps or prompt: prefix + text + end-of-text."""
+        return self.targets.plain(text).ids
+
+    def target(self, utt: Any, target_text: str) -> Target:
+        """This epoch's target for ``utt``: no-speech, or plain/timestamped with or without a prompt
+        (chosen by :func:`~asrtune.training.targets.picked` from seed, epoch and utterance)."""
+        if is_no_speech_clip(utt):
+            return self.targets.no_speech_target()
+        cfg, key = self.config, utt.id
+        prompt = self._prompt(utt) if picked(cfg.prompt_fraction, cfg.seed, self.epoch, "prompt", key) else None
+        if picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key):
+            segments = utterance_segments(utt.extra, utt.duration)
+            if segments:  # inner segment texts follow the same text policy as the whole target
+                segments = [dataclasses.replace(s, text=apply_text_policy(s.text, cfg.text_policy)) for s in segments]
+            target = self.targets.timestamped(target_text, utt.duration, segments, prompt)
+            if len(target.decoder_input_ids) <= self.max_target_tokens:  # many inner segments can overflow
+                return target
+        return self.targets.plain(target_text, prompt)
+
+    def _prompt(self, utt: Any) -> str | None:
+        """A random subset of ``--prompt-terms`` or the previous utterance's text (None for the first)."""
+        if not self.terms:
+            return self.previous_text.get(id(utt))
+        digest = hashlib.sha256(f"{self.config.seed}|{self.epoch}|terms|{utt.id}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
+        k = int(rng.integers(1, min(len(self.terms), MAX_PROMPT_TERMS) + 1))
+        return ", ".join(self.terms[i] for i in sorted(rng.choice(len(self.terms), size=k, replace=False)))
+
+    def prepare_training(self, sources: list[list[tuple[Any, str]]]) -> list[tuple[Any, str]]:
+        """Index each utterance's predecessor (same speaker, else same source recording, in
+        manifest order) for prompts, load ``--prompt-terms``, and generate the no-speech clips."""
+        cfg = self.config
+        if cfg.prompt_terms:
+            from asrtune.data.terms import load_terms
+
+            self.terms = load_terms(cfg.prompt_terms, option="--prompt-terms")
+        for pairs in sources:
+            last: dict[str, str] = {}
+            for utt, text in pairs:
+                context = utt.speaker or str(utt.extra.get("source") or "")
+                if context in last:
+                    self.previous_text[id(utt)] = last[context]
+                last[context] = text
+        count = no_speech_count(cfg.no_speech_fraction, len(sources[0]) if sources else 0)
+        if not count or self.targets.no_speech is None:
+            return []
+        from asrtune.models.cache import cache_dir
+
+        return [(u, "") for u in no_speech_utterances(count, cfg.seed, cache_dir() / "no-speech")]
 
     def skip_reason(self, utt: Any, target_text: str) -> str | None:
         if utt.duration > MAX_AUDIO_SECONDS:
             return f"longer than {MAX_AUDIO_SECONDS:.0f} s"
         if not target_text.strip():
             return "empty transcript"
-        if len(self.target_ids(target_text)) - 1 > self.max_target_tokens:
+        # the timestamped form is one token longer (two timestamps in place of <|notimestamps|>)
+        if len(self.target_ids(target_text)) > self.max_target_tokens:
             return f"more than {self.max_target_tokens} tokens"
         return None
 
@@ -165,11 +227,8 @@ class WhisperAdapter(ModelAdapter):
         return out.input_features
 
     def make_example(self, utt: Any, target_text: str, audio: np.ndarray | None = None, encoded: np.ndarray | None = None) -> dict[str, Any]:
-        ids = self.target_ids(target_text)
-        labels = list(ids[1:])
-        for i in range(len(self.prefix) - 1):  # the rest of the prefix is given, not predicted
-            labels[i] = IGNORE_INDEX
-        example: dict[str, Any] = {"decoder_input_ids": ids[:-1], "labels": labels}
+        target = self.target(utt, target_text)
+        example: dict[str, Any] = {"decoder_input_ids": target.decoder_input_ids, "labels": target.labels(IGNORE_INDEX)}
         if encoded is not None:
             example["encoder_outputs"] = torch.from_numpy(np.asarray(encoded))
         elif audio is not None:

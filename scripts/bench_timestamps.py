@@ -1,0 +1,234 @@
+#!/usr/bin/env python
+"""Benchmark: does a tuned Whisper keep its timestamps, its prompts and its silence?
+
+Whisper tiny.en is tuned on speechocean762 train (1200 accented read utterances) twice with the
+same budget: ``plain`` (every example ``<|notimestamps|>``, no prompts, no no-speech clips: the
+recipe before asrtune issue #14) and ``mixed`` (``--timestamp-fraction``, ``--prompt-fraction`` and
+``--no-speech-fraction`` at 0.5, 0.3 and 0.05). Each is exported with ``--export-ct2`` and run,
+with the untuned ``base``, through faster-whisper's own ``WhisperModel.transcribe`` (timestamped
+decoding, its default):
+
+* ``timestamps`` - /work/shared/data/longform (one 5-minute file) and librispeech-test-clean-40:
+  segment count, whether every segment's times are monotonic and inside the file, WER
+  (whisper-en normaliser);
+* ``prompting`` - speechocean762 test WER without and with an ``initial_prompt`` of the domain's
+  vocabulary (the most frequent words of the training transcripts);
+* ``hallucination`` - 30 generated clips of silence, white/pink noise and 50/60 Hz hum (a seed
+  the training clips never used): how many come back with any text.
+
+Rows run separately and update one JSON (``bench_results/timestamps.json``)::
+
+    python scripts/bench_timestamps.py --row tune-plain --max-train-minutes 8
+    python scripts/bench_timestamps.py --row tune-mixed --max-train-minutes 8
+    python scripts/bench_timestamps.py --row timestamps --row prompting --row hallucination
+
+Measured 2026-12-01 on the shared 2-core machine (load 7-11), a short budget: ``--train-limit 256
+--max-train-minutes 5`` (plain: 19 steps, mixed: 28 steps, batch 16, lr 3e-5 with 30 warm-up
+steps, so neither reached its peak lr); decoding ``--beam-size 1``; prompting on 50 test clips.
+
+=========================================  ===========  ===========  ===========
+faster-whisper, timestamps on              base         tuned plain  tuned mixed
+=========================================  ===========  ===========  ===========
+longform (5 min): segments / WER           64 / 2.21 %  34 / 3.04 %  64 / 2.49 %
+librispeech-40: segments / WER             59 / 2.54 %  51 / 2.94 %  57 / 3.74 %
+librispeech-40: files with times inside    38/40        40/40        39/40
+speechocean762 test (50): WER, no prompt   46.22 %      41.60 %      43.28 %
+... with the domain-word prompt            76.05 %      61.76 %      42.02 %
+noise/silence/hum clips with text (of 30)  0            1            12 (" You")
+=========================================  ===========  ===========  ===========
+
+All timestamps were monotonic. On the clips where the mixed model said " You" its no-speech
+probability was 0.80-0.89 (so the no-speech target trains), but the text's mean log-probability
+(-0.7..-0.84) stayed above faster-whisper's -1.0 threshold, so the segment was kept; hence
+``--no-speech-fraction`` is off by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MODEL = "openai/whisper-tiny.en"
+TUNES = {  # run name -> the three new options
+    "plain": {"timestamp_fraction": 0.0, "prompt_fraction": 0.0, "no_speech_fraction": 0.0},
+    "mixed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
+}
+HALLUCINATION_SEED = 12345  # no-speech clips the training series (seed 0) never contains
+HALLUCINATION_CLIPS = 30
+PROMPT_WORDS = 40  # words in the domain-vocabulary prompt
+STOP_WORDS = frozenset("the a an and of to in is it i you he she we they my your his her its on at for with this that was".split())
+FILE_SLACK_S = 0.5  # s past the end of the file a segment end may fall (Whisper's 0.02 s grid, padding)
+ROWS = ("tune-plain", "tune-mixed", "timestamps", "prompting", "hallucination")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--row", action="append", choices=ROWS, help="row(s) to run (default: all, in order)")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--runs", default=str(REPO / "bench_results" / "timestamps_runs"), help="folder of the tuned runs")
+    p.add_argument("--out", default=str(REPO / "bench_results" / "timestamps.json"))
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="train on the first N utterances of speechocean762 train (a short budget on a slow machine)")
+    p.add_argument("--max-steps", type=int, default=300)
+    p.add_argument("--max-train-minutes", type=float, default=None, help="training budget per tuned model")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-5)
+    p.add_argument("--beam-size", type=int, default=5, help="faster-whisper beam (its default is 5)")
+    p.add_argument("--test-limit", type=int, default=None, help="speechocean762 test utterances for the prompting row")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    data, runs, out = Path(args.data), Path(args.runs), Path(args.out)
+    for row in args.row or ROWS:
+        start = time.time()
+        if row.startswith("tune-"):
+            result = tune(row.removeprefix("tune-"), data, runs, args)
+        else:
+            models = available_models(runs)
+            result = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row}[row](
+                models, data, args)
+        result["row_s"] = round(time.time() - start, 1)
+        save_row(out, row, result)
+        print(json.dumps({row: result}, indent=2), flush=True)
+
+
+# --- tuning ---------------------------------------------------------------------------------------
+
+
+def tune(name: str, data: Path, runs: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Train one tuned model (no dev set: best/ = final/) and export it to CTranslate2."""
+    from asrtune.training import TrainConfig, train
+
+    from asrtune.data.manifest import load_manifest, write_manifest
+
+    options = TUNES[name]
+    manifest = runs / f"train-{args.train_limit or 'all'}.jsonl"
+    write_manifest(manifest, load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit], relative=False)
+    config = TrainConfig(model=MODEL, train=[str(manifest)], out=str(runs / name),
+                         max_steps=args.max_steps, max_train_minutes=args.max_train_minutes, batch_size=args.batch_size,
+                         lr=args.lr, warmup_steps=30, export_ct2=True, threads=args.threads, progress=False,
+                         force=True, **options)
+    result = train(config)
+    return {"model": MODEL, **options, "steps": result.steps, "stopped": result.stopped, "epochs": result.epochs,
+            "max_steps": args.max_steps, "max_train_minutes": args.max_train_minutes, "batch_size": args.batch_size,
+            "lr": args.lr, "cpu_threads": args.threads, "train_utterances": len(load_manifest(manifest))}
+
+
+def available_models(runs: Path) -> dict[str, Path]:
+    """``base`` (converted once) plus every tuned run that has a ``best-ct2/``."""
+    from asrtune.models import hf_to_ct2, resolve_model
+
+    base = runs / "base-ct2"
+    if not (base / "model.bin").is_file():
+        hf_to_ct2(resolve_model(MODEL).path, base, quantization="int8")
+    models = {"base": base}
+    for name in TUNES:
+        if (runs / name / "best-ct2" / "model.bin").is_file():
+            models[f"tuned-{name}"] = runs / name / "best-ct2"
+    return models
+
+
+def whisper_model(path: Path, threads: int):
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=threads)
+
+
+# --- rows -------------------------------------------------------------------------------------------
+
+
+def timestamps_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from asrtune.data.manifest import load_manifest
+
+    sets = {"longform": load_manifest(data / "longform" / "manifest.jsonl"),
+            "librispeech-test-clean-40": load_manifest(data / "librispeech-test-clean-40" / "manifest.jsonl")}
+    out: dict[str, Any] = {"beam_size": args.beam_size}
+    for name, path in models.items():
+        model = whisper_model(path, args.threads)
+        for set_name, utts in sets.items():
+            out[f"{name}/{set_name}"] = timestamp_stats(model, utts, args.beam_size)
+    return out
+
+
+def timestamp_stats(model: Any, utts: list, beam_size: int) -> dict[str, Any]:
+    """Segments, monotonic/inside-the-file checks and WER of faster-whisper's timestamped decoding."""
+    from asrtune.data.audio import load_audio
+    from asrtune.evaluation.metrics import corpus_wer
+
+    segments = monotonic = inside = 0
+    hyps = []
+    for utt in utts:
+        segs = list(model.transcribe(load_audio(utt.audio_filepath), language="en", beam_size=beam_size)[0])
+        times = [t for s in segs for t in (s.start, s.end)]
+        segments += len(segs)
+        monotonic += times == sorted(times)
+        inside += bool(times) and times[0] >= 0 and times[-1] <= utt.duration + FILE_SLACK_S
+        hyps.append(" ".join(s.text.strip() for s in segs))
+    return {"files": len(utts), "segments": segments, "monotonic_files": monotonic, "inside_files": inside,
+            "wer": round(100 * corpus_wer([u.text for u in utts], hyps), 2)}
+
+
+def prompting_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from asrtune.data.audio import load_audio
+    from asrtune.data.manifest import load_manifest
+    from asrtune.evaluation.metrics import corpus_wer
+
+    prompt = domain_prompt([u.text for u in load_manifest(data / "speechocean762" / "train.jsonl")])
+    utts = load_manifest(data / "speechocean762" / "test.jsonl")[: args.test_limit]
+    audios = [load_audio(u.audio_filepath) for u in utts]
+    out: dict[str, Any] = {"prompt": prompt, "utterances": len(utts), "beam_size": args.beam_size}
+    for name, path in models.items():
+        model = whisper_model(path, args.threads)
+        for label, initial in (("no-prompt", None), ("prompt", prompt)):
+            hyps = [" ".join(s.text.strip() for s in model.transcribe(a, language="en", beam_size=args.beam_size,
+                                                                      initial_prompt=initial)[0]) for a in audios]
+            out[f"{name}/{label}"] = round(100 * corpus_wer([u.text for u in utts], hyps), 2)
+    return out
+
+
+def domain_prompt(texts: list[str]) -> str:
+    """The domain's vocabulary: its most frequent words outside a short stop list, comma-separated."""
+    counts = collections.Counter(w for t in texts for w in re.findall(r"[a-z']+", t.lower()) if w not in STOP_WORDS)
+    return ", ".join(w for w, _ in counts.most_common(PROMPT_WORDS))
+
+
+def hallucination_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from asrtune.training.no_speech import no_speech_clip
+
+    clips = [no_speech_clip(HALLUCINATION_SEED, i) for i in range(HALLUCINATION_CLIPS)]
+    out: dict[str, Any] = {"clips": len(clips), "kinds": dict(collections.Counter(c.kind for c in clips)),
+                           "beam_size": args.beam_size}
+    for name, path in models.items():
+        model = whisper_model(path, args.threads)
+        texts = [" ".join(s.text.strip() for s in model.transcribe(c.samples, language="en", beam_size=args.beam_size)[0]).strip()
+                 for c in clips]
+        out[f"{name}/non_empty"] = sum(bool(t) for t in texts)
+        out[f"{name}/examples"] = sorted({t for t in texts if t})[:5]
+    return out
+
+
+# --- results ----------------------------------------------------------------------------------------
+
+
+def save_row(path: Path, row: str, result: dict[str, Any]) -> None:
+    """Update one row of the results JSON (atomically), keeping the others."""
+    from asrtune.fileio import write_json_atomic
+
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[row] = {**result, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    write_json_atomic(path, results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
