@@ -89,6 +89,9 @@ class RunResult:
     skipped: dict[str, int] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     eval_results: list[dict[str, Any]] = field(default_factory=list)
+    guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (step 0)
+    best_guard_wer: float | None = None  # the guard WER of best/
+    final_guard_wer: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,7 +124,8 @@ def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = Non
 
 def _check_manifests_exist(config: TrainConfig) -> None:
     """Fail before any model loads or run dir is made: a typo should cost a second, not a minute."""
-    named = [("train", p) for p in config.train] + [("dev", config.dev)] + [("eval-sets", p) for p in config.eval_sets]
+    named = [("train", p) for p in config.train] + [("dev", config.dev), ("guard-dev", config.guard_dev)]
+    named += [("eval-sets", p) for p in config.eval_sets]
     for option, path in named:
         if path and not Path(path).is_file():
             raise ConfigError(f"--{option} {path}: manifest not found")
@@ -199,6 +203,11 @@ class Trainer:
         self.sources: list[list[Pair]] = []
         self.dev: list[Pair] = []
         self.dev_audio: list[np.ndarray] | None = None
+        self.guard: list[Pair] = []  # --guard-dev utterances
+        self.guard_audio: list[np.ndarray] | None = None
+        self.guard_base: float | None = None  # the base model's guard WER
+        self.guard_last: float | None = None
+        self.guard_best: float | None = None  # guard WER of the checkpoint in best/
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
         self.cache_info: dict[str, Any] = {"used": False}
@@ -249,6 +258,8 @@ class Trainer:
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         self.plan = self._plan(self.state.epoch)
+        if self.guard:
+            self.evaluate_guard_base()
         while self.stopped is None:
             self.maybe_unfreeze()
             self.train_step()
@@ -340,6 +351,10 @@ class Trainer:
             self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
             if not self.dev:
                 raise ConfigError(f"--dev {cfg.dev}: no usable utterances")
+        if cfg.guard_dev:
+            self.guard = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.guard_dev), cfg.guard_dev)]
+            if not self.guard:
+                raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
         self.epoch_len = len(epoch_plan([len(s) for s in self.sources], cfg.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
         self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
@@ -392,7 +407,7 @@ class Trainer:
         from asrtune.models.cache import cache_dir
 
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
-        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev]
+        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
         todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
         if self.main and todo:
             self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
@@ -401,7 +416,7 @@ class Trainer:
         self._barrier()
         self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
         self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
-                           "hits": len(utts) - len(todo)}
+                           "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
 
     def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
         self.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
@@ -598,32 +613,70 @@ class Trainer:
     # --- evaluation -------------------------------------------------------------------------------
 
     def evaluate_dev(self) -> None:
-        """Dev WER on rank 0; keeps ``best/`` and the patience count (shared with every rank)."""
+        """Dev (and guard) WER on rank 0; keeps ``best/`` and the patience count (shared with every rank).
+
+        With ``--guard-dev`` a checkpoint can become ``best/`` only while its guard WER is at most
+        ``--guard-margin`` percentage points above the base model's (:meth:`guard_ok`)."""
         s = self.state
         if self.main:
             start = time.time()
-            s.last_wer = wer = self.evaluate()
-            improved = s.best_wer is None or wer < s.best_wer
+            s.last_wer = wer = self.evaluate(self.dev)
+            guard = self.guard_last = self.evaluate(self.guard) if self.guard else None
+            improved = (s.best_wer is None or wer < s.best_wer) and self.guard_ok(guard)
             if improved:
-                s.best_wer, s.best_step, s.evals_since_best = wer, s.step, 0
-                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev})
+                s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
+                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
             else:
                 s.evals_since_best += 1
-            self._metric({"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)})
-            self.say(f"step {s.step}: dev WER {_pct(wer)} (best {_pct(s.best_wer)} at step {s.best_step})"
+            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
+            if self.guard:
+                record |= {"guard_wer": guard, "guard_base_wer": self.guard_base, "guard_ok": self.guard_ok(guard)}
+            self._metric(record)
+            guard_note = ""
+            if self.guard:
+                guard_note = f", guard WER {_pct(guard)} (base {_pct(self.guard_base)}" + ("" if self.guard_ok(guard) else
+                                                                                         ", over the margin: not eligible") + ")"
+            self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
         s.evals_since_best = self._broadcast_int(s.evals_since_best)
 
-    def evaluate(self) -> float:
-        """Dev WER through the recogniser ``asrtune eval`` uses (from cached encoder outputs while
-        they are valid), normalised for the language."""
+    def guard_ok(self, guard_wer: float | None) -> bool:
+        """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
+        if guard_wer is None or self.guard_base is None:
+            return True
+        return 100 * (guard_wer - self.guard_base) <= self.config.guard_margin + 1e-9
+
+    def evaluate_guard_base(self) -> None:
+        """The base model's guard WER: measured once at step 0, read back from metrics.jsonl on resume."""
+        path = self.run_dir / "metrics.jsonl"
+        if self.state.step > 0 and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    record = json.loads(line)
+                    if record.get("event") == "guard-base":
+                        self.guard_base = record["guard_wer"]
+            if self.guard_base is not None:
+                return
+            self.say("--guard-dev: the base guard WER of this run was not recorded; measuring the current model instead")
+        if self.main:
+            self.guard_base = self.evaluate(self.guard)
+            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.guard_base})
+            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.guard_base)} on {len(self.guard)} "
+                     f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
+
+    def evaluate(self, pairs: list[Pair] | None = None) -> float:
+        """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
+        cached encoder outputs while they are valid, finished by the trainable top layers when the
+        cache holds a split point), normalised for the language."""
         cfg = self.config
+        pairs = self.dev if pairs is None else pairs
         model = self.adapter.model
         recognizer = self.adapter.recognizer(str(self.device), cfg.eval_batch_size)
-        utts = [u for u, _ in self.dev]
+        utts = [u for u, _ in pairs]
         from_cache = self.cache is not None and not self.state.unfrozen
-        if not from_cache and self.dev_audio is None:
-            self.dev_audio = self._map(utterance_audio, utts)
+        audio: list[np.ndarray] | None = None
+        if not from_cache:
+            audio = self._eval_audio(pairs)
         progress = Progress("dev", len(utts), "utt", self.say, False)
         hyps: list[str] = []
         model.eval()
@@ -631,13 +684,26 @@ class Trainer:
             for start in range(0, len(utts), cfg.eval_batch_size):
                 end = start + cfg.eval_batch_size
                 if from_cache:
-                    hyps += recognizer.transcribe_encoded(np.stack([self.cache.get(u) for u in utts[start:end]]))
+                    cached = np.stack([self.cache.get(u) for u in utts[start:end]])
+                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
                 else:
-                    hyps += recognizer.transcribe(self.dev_audio[start:end])
+                    hyps += recognizer.transcribe(audio[start:end])
                 progress.update(len(hyps) - progress.done)
         finally:
             model.train()
         return score([u.text for u in utts], hyps, cfg.language)
+
+    def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
+        """Decoded audio of the dev or guard set, loaded once per run."""
+        if pairs is self.guard:
+            if self.guard_audio is None:
+                self.guard_audio = self._map(utterance_audio, [u for u, _ in pairs])
+            return self.guard_audio
+        if pairs is self.dev:
+            if self.dev_audio is None:
+                self.dev_audio = self._map(utterance_audio, [u for u, _ in pairs])
+            return self.dev_audio
+        return self._map(utterance_audio, [u for u, _ in pairs])
 
     # --- the end of the run ------------------------------------------------------------------------
 
@@ -649,6 +715,7 @@ class Trainer:
             run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
+            guard_base_wer=self.guard_base, best_guard_wer=self.guard_best, final_guard_wer=self.guard_last,
         )
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
