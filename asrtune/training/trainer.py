@@ -210,6 +210,7 @@ class Trainer:
         self.guard_best: float | None = None  # guard WER of the checkpoint in best/
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
+        self.cache_lazily = False  # training utterances enter the cache on first use
         self.cache_info: dict[str, Any] = {"used": False}
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -408,6 +409,12 @@ class Trainer:
 
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
         utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
+        if cfg.max_train_minutes is not None:
+            # A time budget should not be spent encoding utterances the run may never reach:
+            # the evaluation sets are cached now, training utterances on first use (_batch).
+            utts = [u for u, _ in self.dev + self.guard]
+            self.cache_lazily = True
+            self.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
         todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
         if self.main and todo:
             self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
@@ -585,6 +592,11 @@ class Trainer:
         """Tensors on the device for ``indices``; ``_pairs`` keeps the (utterance, target) pairs."""
         pairs = [self.sources[s][i] for s, i in indices]
         use_cache = self.cache is not None and not self.state.unfrozen
+        if use_cache and self.cache_lazily:
+            todo = self.cache.missing([u for u, _ in pairs])
+            if todo:
+                self.cache.build(todo, self.adapter.encode, utterance_audio, batch_size=len(todo), progress=False,
+                                 map_fn=self._map)
         if use_cache:
             examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]
         else:
