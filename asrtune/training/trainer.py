@@ -169,6 +169,18 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def guard_allows(guard_wer: float | None, base_wer: float | None, margin_points: float) -> bool:
+    """Whether a checkpoint may become ``best/``: its guard WER is at most ``margin_points``
+    absolute percentage points above the base model's (always true without a guard).
+
+    >>> guard_allows(0.077, 0.073, 0.5), guard_allows(0.079, 0.073, 0.5), guard_allows(None, None, 0.5)
+    (True, False, True)
+    """
+    if guard_wer is None or base_wer is None:
+        return True
+    return 100 * (guard_wer - base_wer) <= margin_points + 1e-9  # tolerance for float round-off at the margin
+
+
 def _pct(wer: float | None) -> str:
     return "n/a" if wer is None else f"{100 * wer:.2f} %"
 
@@ -259,7 +271,7 @@ class Trainer:
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         self.plan = self._plan(self.state.epoch)
-        if self.guard:
+        if self.guard:  # the base model is the first candidate for best/ (and sets the guard's base WER)
             self.evaluate_guard_base()
         while self.stopped is None:
             self.maybe_unfreeze()
@@ -633,7 +645,13 @@ class Trainer:
         if self.main:
             start = time.time()
             s.last_wer = wer = self.evaluate(self.dev)
-            guard = self.guard_last = self.evaluate(self.guard) if self.guard else None
+            if not self.guard:
+                guard = None
+            elif s.step == 0 and self.guard_base is not None:
+                guard = self.guard_base  # the base model, just measured
+            else:
+                guard = self.evaluate(self.guard)
+            self.guard_last = guard
             improved = (s.best_wer is None or wer < s.best_wer) and self.guard_ok(guard)
             if improved:
                 s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
@@ -654,12 +672,13 @@ class Trainer:
 
     def guard_ok(self, guard_wer: float | None) -> bool:
         """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
-        if guard_wer is None or self.guard_base is None:
-            return True
-        return 100 * (guard_wer - self.guard_base) <= self.config.guard_margin + 1e-9
+        return guard_allows(guard_wer, self.guard_base, self.config.guard_margin)
 
     def evaluate_guard_base(self) -> None:
-        """The base model's guard WER: measured once at step 0, read back from metrics.jsonl on resume."""
+        """The base model's guard WER. A fresh run measures it at step 0 by evaluating the base
+        model like any checkpoint (so the base is the first candidate for ``best/``: with no
+        later checkpoint inside the margin, ``best/`` is the base model); a resumed run reads it
+        back from metrics.jsonl."""
         path = self.run_dir / "metrics.jsonl"
         if self.state.step > 0 and path.exists():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -675,6 +694,8 @@ class Trainer:
             self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.guard_base})
             self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.guard_base)} on {len(self.guard)} "
                      f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
+        if self.state.step == 0:
+            self.evaluate_dev()
 
     def evaluate(self, pairs: list[Pair] | None = None) -> float:
         """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
