@@ -78,7 +78,7 @@ class TrainConfig:
     freeze: str = option("auto", choices=FREEZE_CHOICES, group=TRAINS,
                          help="freezing preset; auto = encoder for Whisper, feature-encoder for CTC")
     adapter: str = option("none", choices=ADAPTER_CHOICES, group=TRAINS,
-                          help="lora trains LoRA adapters on the decoder (merged into best/ and final/)")
+                          help="lora trains LoRA adapters on the decoder and any --train-encoder-top layers (merged into best/ and final/)")
     lora_r: int = option(16, group=TRAINS, help="LoRA rank")
     lora_alpha: int = option(32, group=TRAINS, help="LoRA alpha (scale = alpha / rank)")
     lora_dropout: float = option(0.05, group=TRAINS, help="LoRA dropout, in [0, 1)")

@@ -15,6 +15,11 @@ Freezing presets:
 
 With ``--adapter lora`` the preset decides where LoRA adapters go (decoder only for
 ``encoder``; everywhere for the others) and nothing else trains; ``save`` merges them.
+
+``--train-encoder-top K`` splits the encoder: layers ``[0, N - K)`` stay frozen and are what the
+cache stores (the hidden states after layer N - K); layers ``[N - K, N)`` and the final layer norm
+train with the decoder (or carry LoRA adapters), run by :meth:`WhisperAdapter.encoder_top` in the
+loss and by :meth:`WhisperAdapter.finish_encoding` when dev decoding reads the cache.
 """
 
 from __future__ import annotations
