@@ -238,6 +238,19 @@ def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[s
     return out
 
 
+def base_scores(model: str, sets: list[Path], args: argparse.Namespace) -> dict[str, dict]:
+    """:func:`score_sets` of an untuned hub model, kept in the runs folder: rows of the same model
+    share it (greedy decoding of fixed weights gives the same hypotheses every time)."""
+    path = Path(args.runs) / f"base-scores-{model.replace('/', '--')}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    scores = score_sets(model, sets, args)
+    from asrtune.fileio import write_json_atomic
+
+    write_json_atomic(path, scores, indent=2)
+    return scores
+
+
 def training_speed(run_dir: Path) -> dict:
     """Minutes of training and utts/s over every step (metrics.jsonl), lazy cache encoding included."""
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -262,7 +275,7 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     else:
         result, train_rss = train_row(name, row, args, run_dir)
     sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
-    before, after = score_sets(row.model, sets, args), score_sets(str(run_dir / "best"), sets, args)
+    before, after = base_scores(row.model, sets, args), score_sets(str(run_dir / "best"), sets, args)
     base_json = run_dir.parent / f"{name}-hf-baseline.json"
     cmd = [sys.executable, __file__, "--baseline-json", str(base_json), "--model", row.model, "--data", args.data,
            "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps),
@@ -329,6 +342,7 @@ def main() -> int:
     p.add_argument("--baseline-steps", type=int, default=2)
     p.add_argument("--runs", default=str(REPO / "bench_results" / "rows"), help="run dirs (git-ignored)")
     p.add_argument("--reuse-run", action="store_true", help="score an already trained run dir instead of training")
+    p.add_argument("--base-scores-only", choices=sorted(ROWS), metavar="ROW", help="only score the row's base model")
     # the HF-recipe child process
     p.add_argument("--baseline-json", help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -338,6 +352,11 @@ def main() -> int:
     args = p.parse_args()
     if args.baseline_json:
         baseline_main(args)
+        return 0
+    if args.base_scores_only:  # score a row's base model ahead of (or beside) its training
+        data = Path(args.data)
+        sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
+        base_scores(ROWS[args.base_scores_only].model, sets, args)
         return 0
     if args.row:
         run_row(args.row, args)
