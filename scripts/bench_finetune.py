@@ -276,12 +276,6 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
         result, train_rss = train_row(name, row, args, run_dir)
     sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
     before, after = base_scores(row.model, sets, args), score_sets(str(run_dir / "best"), sets, args)
-    base_json = run_dir.parent / f"{name}-hf-baseline.json"
-    cmd = [sys.executable, __file__, "--baseline-json", str(base_json), "--model", row.model, "--data", args.data,
-           "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps),
-           "--encoder-top", str(row.encoder_top), "--adapter", row.adapter, "--train", *row.train]
-    rc, _, base_rss = run_child(cmd, run_dir.parent / f"{name}-hf-baseline.log")
-    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(base_rss)} if rc == 0 else {"failed": True}
     speed = training_speed(run_dir)
     record = {
         "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
@@ -290,17 +284,31 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
         "steps": result["steps"], "stopped": result["stopped"], "best_step": result["best_step"],
         "dev_wer_best": result["best_dev_wer"], "guard": {k: result.get(k) for k in ("guard_base_wer", "best_guard_wer")},
         "before": before, "after": after, **speed, "peak_rss_mb": round(train_rss) if train_rss else None,
-        "hf_recipe": baseline,
-        "speed_ratio": speed["utts_per_s"] / baseline["utts_per_s"] if speed["utts_per_s"] and "utts_per_s" in baseline else None,
+        "hf_recipe": {"pending": True}, "speed_ratio": None,
     }
-    table = json.loads(TABLE_JSON.read_text()) if TABLE_JSON.exists() else {"rows": []}
-    table["rows"].append(record)
-    TABLE_JSON.parent.mkdir(parents=True, exist_ok=True)
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(TABLE_JSON, table, indent=2)
+    save_row(record)  # the quality numbers are kept even if the baseline timing is cut short
+    base_json = run_dir.parent / f"{name}-hf-baseline.json"
+    cmd = [sys.executable, __file__, "--baseline-json", str(base_json), "--model", row.model, "--data", args.data,
+           "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps),
+           "--encoder-top", str(row.encoder_top), "--adapter", row.adapter, "--train", *row.train]
+    rc, _, base_rss = run_child(cmd, run_dir.parent / f"{name}-hf-baseline.log")
+    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(base_rss)} if rc == 0 else {"failed": True}
+    record["hf_recipe"] = baseline
+    if speed["utts_per_s"] and "utts_per_s" in baseline:
+        record["speed_ratio"] = speed["utts_per_s"] / baseline["utts_per_s"]
+    save_row(record)
     print(f"appended row {name} to {TABLE_JSON}")
     return record
+
+
+def save_row(record: dict) -> None:
+    """Add ``record`` to the table JSON, replacing an earlier copy of the same run (row and start time)."""
+    from asrtune.fileio import write_json_atomic
+
+    table = json.loads(TABLE_JSON.read_text()) if TABLE_JSON.exists() else {"rows": []}
+    table["rows"] = [r for r in table["rows"] if (r["row"], r["when"]) != (record["row"], record["when"])] + [record]
+    TABLE_JSON.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(TABLE_JSON, table, indent=2)
 
 
 def _cell(r: dict, key: str, name: str) -> str:
