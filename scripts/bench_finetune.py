@@ -275,7 +275,8 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     else:
         result, train_rss = train_row(name, row, args, run_dir)
     sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
-    before, after = base_scores(row.model, sets, args), score_sets(str(run_dir / "best"), sets, args)
+    after = score_sets(str(run_dir / "best"), sets, args)
+    before = base_scores(row.model, sets, args)  # after the tuned model: a --base-scores-only run may be filling it
     speed = training_speed(run_dir)
     record = {
         "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
