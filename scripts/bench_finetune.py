@@ -324,6 +324,9 @@ def markdown_table(rows: list[dict]) -> str:
             "libri-40 before -> after | lj-32 before -> after | utts/s | HF recipe utts/s | ratio |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
+        if r.get("partial"):  # cut short: its JSON record says what is missing
+            lines.append(f"| {r['row']} | {r['when']} | partial: {r.get('missing', '')} |")
+            continue
         hf = r["hf_recipe"].get("utts_per_s")
         cells = [
             r["row"], r["when"], f"{r['hardware']['cpu']}, {r['hardware']['torch_threads']} threads, "
