@@ -1,44 +1,73 @@
 #!/usr/bin/env python
-"""Benchmark: fine-tune Whisper tiny.en on accented speech (speechocean762), prove the gain, check
-forgetting, and measure training speed against the Hugging Face "fine-tune Whisper" recipe.
+"""Benchmark table: fine-tune Whisper on accented speech (speechocean762), one row at a time.
 
-Two parts, both in this one run on this machine:
+Rows (``--row NAME``; see :data:`ROWS`):
 
-1. Quality - ``asrtune train`` (frozen encoder, encoder-output cache, batch 16) on
-   speechocean762 train (1200) with dev (200) picking the best checkpoint, at most
-   ``--max-train-minutes`` of training; then base vs tuned normalised WER on speechocean762
-   test (500) and on librispeech-test-clean-40 + ljspeech-32 (the forgetting sets, never trained on).
-   Targets: test WER ~41 % -> <= 25 %; general-English WER up by <= 0.5 absolute.
-2. Speed - the baseline follows the HF blog recipe (``Seq2SeqTrainer``, features precomputed
-   with ``dataset.map``-style preparation, ``DataCollatorSpeechSeq2SeqWithPadding``,
-   ``model.freeze_encoder()``, same batch size, same data) for ``--baseline-steps`` steps; its
-   utts/s is compared with asrtune's utts/s per epoch from the second epoch on (cached encoder
-   outputs). The recipe's ``gradient_checkpointing=True`` is turned off: it only trades speed
-   for memory, so the baseline is as fast as the recipe allows. Each side runs in its own
-   process so its peak resident memory (ru_maxrss) is reported separately.
+=============  ==================  ===========================================  ==================
+row            model               what trains                                  train data
+=============  ==================  ===========================================  ==================
+tiny-decoder   whisper-tiny.en     decoder                                      train
+tiny-enctop2   whisper-tiny.en     decoder + top 2 encoder layers (cached below) train + train-extra
+base-decoder   whisper-base        decoder                                      train + train-extra
+base-enctop    whisper-base        decoder + top 2 encoder layers                train + train-extra
+=============  ==================  ===========================================  ==================
+
+A row runs ``asrtune train`` (its own process; dev picks ``best/``; ``--guard-dev`` with a
+general-English DEV set, librivox-cmu-11, keeps ``best/`` within 0.5 WER points of the base
+there), then scores base and ``best/`` on speechocean762 test (normalised WER with a 95 %
+bootstrap CI) and on each forgetting TEST set (librispeech-test-clean-40, ljspeech-32 - never
+trained on, never used for selection), then times the Hugging Face recipe (``Seq2SeqTrainer``,
+features precomputed, same model, same trainable parameters, same batch) for the speed ratio.
+The row's numbers are appended, with when and on what hardware, to
+``docs/bench/finetune_table.json``; ``--table`` rebuilds ``docs/bench/finetune_table.md``.
 
 Usage::
 
-    python scripts/bench_finetune.py                     # full benchmark (~1 h on 2 CPU cores)
-    python scripts/bench_finetune.py --speed-only        # just the speed comparison
+    python scripts/bench_finetune.py --row tiny-enctop2 --max-train-minutes 15
+    python scripts/bench_finetune.py --row tiny-enctop2 --reuse-run   # score/time an already trained run
+    python scripts/bench_finetune.py --table
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-from asrtune.hardware import cpu_name
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+TABLE_JSON = REPO / "docs" / "bench" / "finetune_table.json"
+TABLE_MD = REPO / "docs" / "bench" / "finetune_table.md"
+GUARD_SET = "librivox-cmu-11"  # general English, a DEV set for the guard (not a test set)
+FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")  # test sets: scored, never selected on
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark configuration."""
+
+    model: str
+    train: tuple[str, ...]  # speechocean762 manifests
+    encoder_top: int = 0  # --train-encoder-top
+    adapter: str = "none"
+    lr: float = 4e-5
+
+
+ROWS = {
+    "tiny-decoder": Row("openai/whisper-tiny.en", ("train.jsonl",)),
+    "tiny-enctop2": Row("openai/whisper-tiny.en", ("train.jsonl", "train-extra.jsonl"), encoder_top=2),
+    "base-decoder": Row("openai/whisper-base", ("train.jsonl", "train-extra.jsonl"), lr=2e-5),
+    "base-enctop": Row("openai/whisper-base", ("train.jsonl", "train-extra.jsonl"), encoder_top=2, lr=2e-5),
+}
 
 
 def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float]:
@@ -47,8 +76,7 @@ def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float]:
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.time() - start, usage.ru_maxrss / 1024
+    return os.waitstatus_to_exitcode(status), time.time() - start, usage.ru_maxrss / 1024
 
 
 # --- the baseline (runs in its own process) ---------------------------------------------------------
@@ -69,11 +97,20 @@ def baseline_main(args: argparse.Namespace) -> None:
 
     model, processor = load_whisper(resolve_model(args.model))
     model.float()
+    # The recipe's model.freeze_encoder(), then the row's trainable set, as asrtune trains it:
+    # the top K encoder layers + final norm, and the (output-tied) token embeddings fixed.
     model.freeze_encoder()
+    encoder = model.model.encoder
+    if args.encoder_top:
+        for module in [*encoder.layers[-args.encoder_top :], encoder.layer_norm]:
+            module.requires_grad_(True)
+    model.model.decoder.embed_tokens.requires_grad_(False)
+    if args.adapter == "lora":
+        raise SystemExit("the HF-recipe baseline has no LoRA variant yet; time the full row instead")
     if processor.tokenizer.pad_token is None:  # the hub's tokenizer pads with <|endoftext|>
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     n = args.batch_size * (args.baseline_steps + 1)
-    utts = load_manifest(Path(args.data) / "speechocean762" / "train.jsonl")[:n]
+    utts = [u for name in args.train for u in load_manifest(Path(args.data) / "speechocean762" / name)][:n]
 
     # prepare_dataset() of the recipe: log-mel features and label ids, computed before training.
     dataset = []
@@ -141,135 +178,208 @@ def baseline_main(args: argparse.Namespace) -> None:
         "steps_timed": len(steady),
         "seconds_per_step": sum(steady) / len(steady),
         "utts_per_s": args.batch_size * len(steady) / sum(steady),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "step_times_s": [round(t, 3) for t in timer.times],
     }
     Path(args.baseline_json).write_text(json.dumps(out, indent=2))
 
 
-# --- the benchmark ---------------------------------------------------------------------------------------
+# --- one row ------------------------------------------------------------------------------------------
 
 
-def general_weights(data: Path) -> dict[str, int]:
-    """Normalised reference word counts of the forgetting sets (to pool their WERs)."""
+def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> tuple[dict, float]:
+    """``asrtune train`` for the row (own process); returns (result.json, peak RSS MB)."""
+    data = Path(args.data)
+    so = data / "speechocean762"
+    cmd = [
+        sys.executable, "-m", "asrtune", "train", "--model", row.model,
+        "--train", ",".join(str(so / t) for t in row.train), "--dev", str(so / "dev.jsonl"),
+        "--guard-dev", str(next((data / GUARD_SET).glob("*.jsonl"))), "--out", str(run_dir), "--force",
+        "--batch-size", str(args.batch_size), "--lr", str(row.lr), "--warmup-steps", "5", "--epochs", str(args.epochs),
+        "--max-train-minutes", str(args.max_train_minutes), "--eval-every", str(args.eval_every), "--save-every",
+        str(args.eval_every), "--threads", str(args.threads), "--freeze-token-embeddings", "--no-progress", "--json",
+    ]
+    if row.encoder_top:
+        cmd += ["--train-encoder-top", str(row.encoder_top)]
+    if row.adapter != "none":
+        cmd += ["--adapter", row.adapter]
+    print("running:", " ".join(cmd), flush=True)
+    rc, _, rss = run_child(cmd, run_dir.parent / f"{name}.log")
+    if rc != 0:
+        raise SystemExit(f"asrtune train failed (see {run_dir.parent / f'{name}.log'})")
+    return json.loads((run_dir / "result.json").read_text()), rss
+
+
+def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[str, dict]:
+    """Normalised corpus WER with a 95 % bootstrap CI of ``model`` on each manifest."""
+    import numpy as np
+    import torch
+
     from asrtune.data.manifest import load_manifest
+    from asrtune.evaluation.bootstrap import bootstrap_ci
+    from asrtune.evaluation.metrics import align_words_batch
+    from asrtune.inference import load_recognizer
+    from asrtune.text.normalizers import get_normalizer
+    from asrtune.training.compare import utterance_audio
 
-    try:
-        from asrtune.text.normalizers import get_normalizer
-
-        norm = get_normalizer("whisper-en")
-    except Exception:
-        norm = str.lower
+    torch.set_num_threads(args.threads)
+    norm = get_normalizer("whisper-en")
+    recognizer = load_recognizer(model, engine="hf", device="cpu", batch_size=16)
     out = {}
-    for name in ("librispeech-test-clean-40", "ljspeech-32"):
-        manifest = next((data / name).glob("*.jsonl"))
-        out[str(manifest)] = sum(len(norm(u.text).split()) for u in load_manifest(manifest))
+    for manifest in sets:
+        utts = load_manifest(manifest)
+        hyps = recognizer.transcribe([utterance_audio(u) for u in utts])
+        aligned = align_words_batch([norm(u.text) for u in utts], [norm(h) for h in hyps])
+        errors = np.array([a.counts.substitutions + a.counts.insertions + a.counts.deletions for a in aligned])
+        ci = bootstrap_ci(errors, np.array([a.counts.ref_words for a in aligned]))
+        out[manifest.parent.name] = {"utterances": len(utts), "wer": ci.estimate, "ci95": [ci.low, ci.high]}
+        print(f"  {model}: {manifest.parent.name}/{manifest.name} WER {100 * ci.estimate:.2f} % "
+              f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}]", flush=True)
     return out
+
+
+def base_scores(model: str, sets: list[Path], args: argparse.Namespace) -> dict[str, dict]:
+    """:func:`score_sets` of an untuned hub model, kept in the runs folder: rows of the same model
+    share it (greedy decoding of fixed weights gives the same hypotheses every time)."""
+    path = Path(args.runs) / f"base-scores-{model.replace('/', '--')}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    scores = score_sets(model, sets, args)
+    from asrtune.fileio import write_json_atomic
+
+    write_json_atomic(path, scores, indent=2)
+    return scores
+
+
+def training_speed(run_dir: Path) -> dict:
+    """Minutes of training and utts/s over every step (metrics.jsonl), lazy cache encoding included."""
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    epochs = [m for m in metrics if m.get("event") == "epoch"]
+    utts, seconds = sum(m["utts"] for m in epochs), sum(m["train_s"] for m in epochs)
+    elapsed = max((m.get("elapsed_s", 0) for m in metrics), default=0)
+    return {"train_minutes": round(elapsed / 60, 2), "utts_per_s": utts / seconds if seconds else None,
+            "utts_trained": utts}
+
+
+def run_row(name: str, args: argparse.Namespace) -> dict:
+    from asrtune.hardware import describe_hardware
+
+    row = ROWS[name]
+    data = Path(args.data)
+    run_dir = Path(args.runs) / name
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    hardware = describe_hardware() | {"torch_threads": args.threads}
+    if args.reuse_run and (run_dir / "result.json").exists():
+        result, train_rss = json.loads((run_dir / "result.json").read_text()), None
+    else:
+        result, train_rss = train_row(name, row, args, run_dir)
+    sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
+    after = score_sets(str(run_dir / "best"), sets, args)
+    before = base_scores(row.model, sets, args)  # after the tuned model: a --base-scores-only run may be filling it
+    speed = training_speed(run_dir)
+    record = {
+        "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
+            "batch_size": args.batch_size, "max_train_minutes": args.max_train_minutes, "epochs": args.epochs,
+            "guard_dev": GUARD_SET, "guard_margin_pct_points": 0.5},
+        "steps": result["steps"], "stopped": result["stopped"], "best_step": result["best_step"],
+        "dev_wer_best": result["best_dev_wer"], "guard": {k: result.get(k) for k in ("guard_base_wer", "best_guard_wer")},
+        "before": before, "after": after, **speed, "peak_rss_mb": round(train_rss) if train_rss else None,
+        "hf_recipe": {"pending": True}, "speed_ratio": None,
+    }
+    save_row(record)  # the quality numbers are kept even if the baseline timing is cut short
+    base_json = run_dir.parent / f"{name}-hf-baseline.json"
+    cmd = [sys.executable, __file__, "--baseline-json", str(base_json), "--model", row.model, "--data", args.data,
+           "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps),
+           "--encoder-top", str(row.encoder_top), "--adapter", row.adapter, "--train", *row.train]
+    rc, _, base_rss = run_child(cmd, run_dir.parent / f"{name}-hf-baseline.log")
+    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(base_rss)} if rc == 0 else {"failed": True}
+    record["hf_recipe"] = baseline
+    if speed["utts_per_s"] and "utts_per_s" in baseline:
+        record["speed_ratio"] = speed["utts_per_s"] / baseline["utts_per_s"]
+    save_row(record)
+    print(f"appended row {name} to {TABLE_JSON}")
+    return record
+
+
+def save_row(record: dict) -> None:
+    """Add ``record`` to the table JSON, replacing an earlier copy of the same run (row and start time)."""
+    from asrtune.fileio import write_json_atomic
+
+    table = json.loads(TABLE_JSON.read_text()) if TABLE_JSON.exists() else {"rows": []}
+    table["rows"] = [r for r in table["rows"] if (r["row"], r["when"]) != (record["row"], record["when"])] + [record]
+    TABLE_JSON.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(TABLE_JSON, table, indent=2)
+
+
+def _cell(r: dict, key: str, name: str) -> str:
+    v = r[key][name]
+    return f"{100 * v['wer']:.1f}" + (f" [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}]" if key == "before" or
+                                       name == "speechocean762" else "")
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a Markdown table (WER in %, before -> after)."""
+    head = ("| row | when (UTC) | hardware | steps | train min | so762 test WER before -> after [95 % CI] | "
+            "libri-40 before -> after | lj-32 before -> after | utts/s | HF recipe utts/s | ratio |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        if r.get("partial"):  # cut short: its JSON record says what is missing
+            lines.append(f"| {r['row']} | {r['when']} | partial: {r.get('missing', '')} |")
+            continue
+        hf = r["hf_recipe"].get("utts_per_s")
+        cells = [
+            r["row"], r["when"], f"{r['hardware']['cpu']}, {r['hardware']['torch_threads']} threads, "
+                                 f"load {r['hardware'].get('load_average_1min', '?')}",
+            str(r["steps"]), f"{r['train_minutes']:.1f}",
+            f"{_cell(r, 'before', 'speechocean762')} -> {_cell(r, 'after', 'speechocean762')}",
+            *(f"{100 * r['before'][s]['wer']:.2f} -> {100 * r['after'][s]['wer']:.2f}" for s in FORGETTING_SETS),
+            f"{r['utts_per_s']:.2f}" if r["utts_per_s"] else "n/a", f"{hf:.2f}" if hf else "n/a",
+            f"x{r['speed_ratio']:.2f}" if r.get("speed_ratio") else "n/a",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="openai/whisper-tiny.en")
+    p.add_argument("--row", choices=sorted(ROWS), help="run one row and append it to docs/bench/finetune_table.json")
+    p.add_argument("--table", action="store_true", help="rebuild docs/bench/finetune_table.md from the JSON")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=4e-5)
     p.add_argument("--epochs", type=float, default=4)
-    p.add_argument("--max-train-minutes", type=float, default=30)
-    p.add_argument("--eval-every", type=int, default=75)
-    p.add_argument("--baseline-steps", type=int, default=6)
-    p.add_argument("--speed-only", action="store_true", help="skip the quality evaluation (eval sets)")
-    p.add_argument("--run-dir", default=str(REPO / "bench_results" / "finetune_run"))
-    p.add_argument("--out", default=str(REPO / "bench_results" / "finetune.json"))
+    p.add_argument("--max-train-minutes", type=float, default=15)
+    p.add_argument("--eval-every", type=int, default=10)
+    p.add_argument("--baseline-steps", type=int, default=2)
+    p.add_argument("--runs", default=str(REPO / "bench_results" / "rows"), help="run dirs (git-ignored)")
+    p.add_argument("--reuse-run", action="store_true", help="score an already trained run dir instead of training")
+    p.add_argument("--base-scores-only", choices=sorted(ROWS), metavar="ROW", help="only score the row's base model")
+    # the HF-recipe child process
     p.add_argument("--baseline-json", help=argparse.SUPPRESS)
+    p.add_argument("--model", help=argparse.SUPPRESS)
+    p.add_argument("--encoder-top", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--adapter", default="none", help=argparse.SUPPRESS)
+    p.add_argument("--train", nargs="+", default=["train.jsonl"], help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.baseline_json:
         baseline_main(args)
         return 0
+    if args.base_scores_only:  # score a row's base model ahead of (or beside) its training
+        data = Path(args.data)
+        sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
+        base_scores(ROWS[args.base_scores_only].model, sets, args)
+        return 0
+    if args.row:
+        run_row(args.row, args)
+    if args.table or args.row:
+        rows = json.loads(TABLE_JSON.read_text())["rows"] if TABLE_JSON.exists() else []
+        from asrtune.fileio import write_text_atomic
 
-    data = Path(args.data)
-    so = data / "speechocean762"
-    out_dir = Path(args.out).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    hardware = {"cpu": cpu_name(), "cores_visible": os.cpu_count(), "threads": args.threads, "load_avg_at_start": os.getloadavg()}
-    print(f"hardware: {hardware['cpu']}, {hardware['cores_visible']} cores visible, {args.threads} torch threads, load {hardware['load_avg_at_start']}")
-
-    # 1. baseline speed (own process)
-    base_json = out_dir / "finetune_hf_baseline.json"
-    rc, wall, base_rss = run_child(
-        [sys.executable, __file__, "--baseline-json", str(base_json), "--model", args.model, "--data", args.data,
-         "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps)],
-        out_dir / "finetune_hf_baseline.log",
-    )
-    if rc != 0:
-        print(f"baseline failed (see {out_dir / 'finetune_hf_baseline.log'})", file=sys.stderr)
-        return 1
-    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(base_rss), "wall_s": round(wall)}
-    print(f"HF recipe baseline: {baseline['utts_per_s']:.2f} utts/s ({baseline['seconds_per_step']:.1f} s/step), peak RSS {base_rss:.0f} MB")
-
-    # 2. asrtune train (own process, through the CLI)
-    eval_sets = [str(so / "dev.jsonl"), str(so / "test.jsonl")] + list(general_weights(data))
-    cmd = [
-        sys.executable, "-m", "asrtune", "train", "--model", args.model, "--train", str(so / "train.jsonl"),
-        "--dev", str(so / "dev.jsonl"), "--out", args.run_dir, "--force", "--batch-size", str(args.batch_size),
-        "--lr", str(args.lr), "--warmup-steps", "20", "--epochs", str(args.epochs), "--max-train-minutes", str(args.max_train_minutes),
-        "--eval-every", str(args.eval_every), "--save-every", "25", "--threads", str(args.threads), "--freeze-token-embeddings",
-        "--no-progress", "--json",
-    ]
-    if not args.speed_only:
-        cmd += ["--eval-sets", ",".join(eval_sets)]
-    print("running:", " ".join(cmd))
-    rc, wall, train_rss = run_child(cmd, out_dir / "finetune_train.log")
-    if rc != 0:
-        print(f"asrtune train failed (see {out_dir / 'finetune_train.log'})", file=sys.stderr)
-        return 1
-    run_dir = Path(args.run_dir)
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epochs = [m for m in metrics if m.get("event") == "epoch"]
-    later = [m for m in epochs if m["epoch"] >= 1]
-    later_rate = sum(m["utts"] for m in later) / sum(m["train_s"] for m in later) if later else None
-    result = json.loads((run_dir / "result.json").read_text())
-    speed = {
-        "baseline_hf_recipe": baseline,
-        "asrtune": {"epochs": epochs, "utts_per_s_epoch2_on": later_rate, "peak_rss_mb": round(train_rss), "wall_s": round(wall)},
-        "speedup_epoch2_on": later_rate / baseline["utts_per_s"] if later_rate else None,
-    }
-
-    print("\nspeed (utts/s, training steps only)")
-    print(f"  {'HF Seq2SeqTrainer recipe':<34} {baseline['utts_per_s']:>7.2f}   peak RSS {base_rss:>6.0f} MB")
-    for m in epochs:
-        print(f"  {'asrtune epoch ' + str(m['epoch'] + 1) + (' (partial)' if m['partial'] else ''):<34} {m['utts_per_s']:>7.2f}")
-    if later_rate:
-        print(f"  {'asrtune epochs 2+':<34} {later_rate:>7.2f}   peak RSS {train_rss:>6.0f} MB   speed-up x{speed['speedup_epoch2_on']:.2f}")
-
-    quality = {}
-    if result.get("eval_results"):
-        rows = {r["set"]: r for r in result["eval_results"]}
-        weights = general_weights(data)
-        total = sum(weights.values())
-        pooled = {k: sum(rows[s][k] * w for s, w in weights.items()) / total for k in ("base_wer", "tuned_wer")}
-        test = rows[str(so / "test.jsonl")]
-        quality = {
-            "rows": list(rows.values()),
-            "test_base_wer": test["base_wer"], "test_tuned_wer": test["tuned_wer"],
-            "general_base_wer": pooled["base_wer"], "general_tuned_wer": pooled["tuned_wer"],
-            "general_delta_abs_pct": 100 * (pooled["tuned_wer"] - pooled["base_wer"]),
-            "target_test_wer_met": test["tuned_wer"] <= 0.25,
-            "target_forgetting_met": 100 * (pooled["tuned_wer"] - pooled["base_wer"]) <= 0.5,
-        }
-        print("\nnormalised WER (whisper-en), greedy")
-        print(f"  {'set':<36} {'utts':>5} {'base':>8} {'tuned':>8} {'change':>8}")
-        for r in rows.values():
-            print(f"  {Path(r['set']).parent.name + '/' + Path(r['set']).name:<36} {r['utterances']:>5} {100 * r['base_wer']:>7.2f}% {100 * r['tuned_wer']:>7.2f}% {100 * r['delta']:>+7.2f}")
-        print(f"  {'general (libri-40 + lj-32 pooled)':<36} {'':>5} {100 * pooled['base_wer']:>7.2f}% {100 * pooled['tuned_wer']:>7.2f}% {quality['general_delta_abs_pct']:>+7.2f}")
-
-    report = {
-        "benchmark": "finetune", "model": args.model, "hardware": hardware,
-        "settings": {k: v for k, v in vars(args).items() if k != "baseline_json"},
-        "train_result": result, "speed": speed, "quality": quality,
-        "learning_curve": str(run_dir / "learning_curve.png"),
-    }
-    Path(args.out).write_text(json.dumps(report, indent=2))
-    print(f"\nwrote {args.out}; learning curve {run_dir / 'learning_curve.png'}")
+        write_text_atomic(TABLE_MD, markdown_table(rows))
+        print(markdown_table(rows))
+    if not (args.row or args.table):
+        p.error("give --row NAME or --table")
     return 0
 
 

@@ -79,7 +79,7 @@ class TrainConfig:
     freeze: str = option("auto", choices=FREEZE_CHOICES, group=TRAINS,
                          help="freezing preset; auto = encoder for Whisper, feature-encoder for CTC")
     adapter: str = option("none", choices=ADAPTER_CHOICES, group=TRAINS,
-                          help="lora trains LoRA adapters on the decoder (merged into best/ and final/)")
+                          help="lora trains LoRA adapters on the decoder and any --train-encoder-top layers (merged into best/ and final/)")
     lora_r: int = option(16, group=TRAINS, help="LoRA rank")
     lora_alpha: int = option(32, group=TRAINS, help="LoRA alpha (scale = alpha / rank)")
     lora_dropout: float = option(0.05, group=TRAINS, help="LoRA dropout, in [0, 1)")
@@ -90,6 +90,10 @@ class TrainConfig:
     unfreeze_top_layers: int = option(0, group=TRAINS,
                                       help="top encoder layers to train (at once, or after --unfreeze-after steps)")
     encoder_lr: float | None = option(None, group=TRAINS, help="learning rate of unfrozen encoder layers (none = lr / 10)")
+    train_encoder_top: int = option(0, group=TRAINS,
+                                    help="train the top K encoder layers (+ final norm) with the decoder from step 0, "
+                                         "caching the frozen layers below them; subsumes --unfreeze-top-layers K "
+                                         "without --unfreeze-after, and keeps the cache (with --adapter lora: LoRA on them)")
 
     max_steps: int | None = option(None, group=HOW_LONG, help="optimiser steps to train (give this or --epochs)")
     epochs: float | None = option(None, group=HOW_LONG, help="epochs to train (none = 3 when --max-steps is not given)")
@@ -163,6 +167,11 @@ class TrainConfig:
     report_to: str = option("none", choices=REPORT_TO, group=EVAL,
                             help="also log curves, dev WERs and decoded dev examples to tensorboard or mlflow "
                                  "(pip install 'asrtune[tracking]'); metrics.jsonl is always written")
+    guard_dev: str | None = option(None, metavar="JSONL", group=EVAL,
+                                   help="forgetting guard: a general-English dev manifest (never a test set) scored at "
+                                        "every evaluation; best/ only from checkpoints within --guard-margin of the base")
+    guard_margin: float = option(0.5, group=EVAL,
+                                 help="with --guard-dev: allowed guard-WER rise over the base model, in absolute percentage points")
 
     device: str = option("auto", group=RUNTIME, help="auto, cpu, cuda or cuda:N")
     threads: int | None = option(None, group=RUNTIME, help="torch CPU threads (none = torch's default)")
@@ -230,6 +239,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a share between 0 and 1, got {value}")
         if self.prompt_terms is not None and not Path(self.prompt_terms).is_file():
             raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
+        self._validate_encoder_top()
+        self._validate_guard()
         if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
             raise ConfigError("--noise-snr-db must be a finite number of decibels")
         if self.patience is not None and not self.dev:
@@ -237,6 +248,33 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         return self
+
+    def _validate_encoder_top(self) -> None:
+        if self.train_encoder_top < 0:
+            raise ConfigError(f"--train-encoder-top must be >= 0 layers, got {self.train_encoder_top}")
+        if not self.train_encoder_top:
+            return
+        if self.unfreeze_top_layers:
+            raise ConfigError("give --train-encoder-top (top layers train from step 0, cached below) or "
+                              "--unfreeze-top-layers (gradual unfreezing), not both")
+        if self.freeze not in ("encoder", "auto"):
+            raise ConfigError(f"--train-encoder-top only makes sense with --freeze encoder (got --freeze {self.freeze})")
+
+    def _validate_guard(self) -> None:
+        if not math.isfinite(self.guard_margin) or self.guard_margin < 0:
+            raise ConfigError(f"--guard-margin must be >= 0 percentage points, got {self.guard_margin}")
+        if self.guard_dev is None:
+            return
+        if not self.dev:
+            raise ConfigError("--guard-dev needs a --dev manifest (best/ is chosen by dev WER among guarded checkpoints)")
+        guard = Path(self.guard_dev).resolve()
+        for option_name, paths in (("eval-sets", self.eval_sets), ("train", self.train), ("dev", [self.dev])):
+            if any(Path(p).resolve() == guard for p in paths):
+                raise ConfigError(f"--guard-dev {self.guard_dev} is also a --{option_name} manifest; the guard must be "
+                                  "a separate general-English dev set")
+        if looks_like_test_set(self.guard_dev):
+            raise ConfigError(f"--guard-dev {self.guard_dev}: named like a test set; choosing checkpoints on a test "
+                              "set makes its WER optimistic - use a general-English dev set")
 
     @property
     def augmenting(self) -> bool:
@@ -305,6 +343,21 @@ def config_differences(old: dict[str, Any], new: TrainConfig) -> list[str]:
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def looks_like_test_set(path: str | os.PathLike) -> bool:
+    """True when the manifest's file or folder name has a ``test`` word.
+
+    >>> looks_like_test_set("data/librispeech-test-clean-40/manifest.jsonl"), looks_like_test_set("so/test.jsonl")
+    (True, True)
+    >>> looks_like_test_set("data/librivox-cmu-11/manifest.jsonl"), looks_like_test_set("contest/dev.jsonl")
+    (False, False)
+    """
+    import re
+
+    p = Path(path)
+    words = re.split(r"[^a-z0-9]+", f"{p.parent.name} {p.stem}".lower())
+    return "test" in words
 
 
 def _normalise(value: Any) -> Any:

@@ -13,7 +13,9 @@ Layout (under ``cache_dir()/encoder-outputs/<model key>/``, shared between runs)
     index.json                utterance key -> [shard, row]
 
 The model key hashes the adapter's ``cache_fingerprint()``: other weights or feature settings
-give another folder. An utterance key hashes its audio path, offset, duration, file size and
+give another folder. With ``--train-encoder-top K`` the rows are the hidden states entering the
+top K (trainable) layers, not the encoder's output; the fingerprint then names that split point
+and digests only the frozen weights below it, so each K has its own folder. An utterance key hashes its audio path, offset, duration, file size and
 mtime, so an edited or replaced audio file is encoded again. A build writes its shard fully
 and only then adds it to ``index.json`` (atomic rename) under a file lock, so a killed build or
 two concurrent runs never leave a row pointing at garbage. Stale entries are harmless; delete

@@ -95,6 +95,9 @@ class RunResult:
     skipped: dict[str, int] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
     eval_results: list[dict[str, Any]] = field(default_factory=list)
+    guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (step 0)
+    best_guard_wer: float | None = None  # the guard WER of best/
+    final_guard_wer: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -132,7 +135,8 @@ def _check_manifests_exist(config: TrainConfig) -> None:
     an utterance; ``--out`` must not be an existing file."""
     from asrtune.data.manifest import read_manifest
 
-    named = [("train", p) for p in config.train] + [("dev", config.dev)] + [("eval-sets", p) for p in config.eval_sets]
+    named = [("train", p) for p in config.train] + [("dev", config.dev), ("guard-dev", config.guard_dev)]
+    named += [("eval-sets", p) for p in config.eval_sets]
     for option, path in named:
         if path and not Path(path).is_file():
             raise ConfigError(f"--{option} {path}: manifest not found")
@@ -182,6 +186,18 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def guard_allows(guard_wer: float | None, base_wer: float | None, margin_points: float) -> bool:
+    """Whether a checkpoint may become ``best/``: its guard WER is at most ``margin_points``
+    absolute percentage points above the base model's (always true without a guard).
+
+    >>> guard_allows(0.077, 0.073, 0.5), guard_allows(0.079, 0.073, 0.5), guard_allows(None, None, 0.5)
+    (True, False, True)
+    """
+    if guard_wer is None or base_wer is None:
+        return True
+    return 100 * (guard_wer - base_wer) <= margin_points + 1e-9  # tolerance for float round-off at the margin
+
+
 def _pct(wer: float | None) -> str:
     return "n/a" if wer is None else f"{100 * wer:.2f} %"
 
@@ -217,8 +233,14 @@ class Trainer:
         self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
         self.dev: list[Pair] = []
         self.dev_audio: list[np.ndarray] | None = None
+        self.guard: list[Pair] = []  # --guard-dev utterances
+        self.guard_audio: list[np.ndarray] | None = None
+        self.guard_base: float | None = None  # the base model's guard WER
+        self.guard_last: float | None = None
+        self.guard_best: float | None = None  # guard WER of the checkpoint in best/
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
+        self.cache_lazily = False  # training utterances enter the cache on first use
         self.cache_info: dict[str, Any] = {"used": False}
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
@@ -279,6 +301,8 @@ class Trainer:
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         self.plan = self._plan(self.state.epoch)
+        if self.guard:  # the base model is the first candidate for best/ (and sets the guard's base WER)
+            self.evaluate_guard_base()
         while self.stopped is None:
             self.maybe_unfreeze()
             self.train_step()
@@ -372,6 +396,10 @@ class Trainer:
             self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
             if not self.dev:
                 raise ConfigError(f"--dev {cfg.dev}: no usable utterances")
+        if cfg.guard_dev:
+            self.guard = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.guard_dev), cfg.guard_dev)]
+            if not self.guard:
+                raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
         self.epoch_len = len(epoch_plan([len(s) for s in self.sources], cfg.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
         self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
@@ -425,7 +453,13 @@ class Trainer:
         from asrtune.models.cache import cache_dir
 
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
-        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev]
+        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
+        if cfg.max_train_minutes is not None:
+            # A time budget should not be spent encoding utterances the run may never reach:
+            # the evaluation sets are cached now, training utterances on first use (_batch).
+            utts = [u for u, _ in self.dev + self.guard]
+            self.cache_lazily = True
+            self.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
         todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
         if self.main and todo:
             self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
@@ -434,7 +468,7 @@ class Trainer:
         self._barrier()
         self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
         self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
-                           "hits": len(utts) - len(todo)}
+                           "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
 
     def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
         self.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
@@ -604,6 +638,11 @@ class Trainer:
         pairs = [self.sources[s][i] for s, i in indices]
         self.adapter.epoch = self.state.epoch  # per-epoch target choices (timestamps, prompts)
         use_cache = self.cache is not None and not self.state.unfrozen
+        if use_cache and self.cache_lazily:
+            todo = self.cache.missing([u for u, _ in pairs])
+            if todo:
+                self.cache.build(todo, self.adapter.encode, utterance_audio, batch_size=len(todo), progress=False,
+                                 map_fn=self._map)
         if use_cache:
             examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]
         else:
@@ -632,33 +671,80 @@ class Trainer:
     # --- evaluation -------------------------------------------------------------------------------
 
     def evaluate_dev(self) -> None:
-        """Dev WER on rank 0; keeps ``best/`` and the patience count (shared with every rank)."""
+        """Dev (and guard) WER on rank 0; keeps ``best/`` and the patience count (shared with every rank).
+
+        With ``--guard-dev`` a checkpoint can become ``best/`` only while its guard WER is at most
+        ``--guard-margin`` percentage points above the base model's (:meth:`guard_ok`)."""
         s = self.state
         if self.main:
             start = time.time()
-            s.last_wer = wer = self.evaluate()
-            improved = s.best_wer is None or wer < s.best_wer
+            s.last_wer = wer = self.evaluate(self.dev)
+            if not self.guard:
+                guard = None
+            elif s.step == 0 and self.guard_base is not None:
+                guard = self.guard_base  # the base model, just measured
+            else:
+                guard = self.evaluate(self.guard)
+            self.guard_last = guard
+            improved = (s.best_wer is None or wer < s.best_wer) and self.guard_ok(guard)
             if improved:
-                s.best_wer, s.best_step, s.evals_since_best = wer, s.step, 0
-                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev})
+                s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
+                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
             else:
                 s.evals_since_best += 1
-            self._metric({"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)})
+            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
+            if self.guard:
+                record |= {"guard_wer": guard, "guard_base_wer": self.guard_base, "guard_ok": self.guard_ok(guard)}
+            self._metric(record)
             self.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
-            self.say(f"step {s.step}: dev WER {_pct(wer)} (best {_pct(s.best_wer)} at step {s.best_step})"
+            guard_note = ""
+            if self.guard:
+                guard_note = f", guard WER {_pct(guard)} (base {_pct(self.guard_base)}" + ("" if self.guard_ok(guard) else
+                                                                                         ", over the margin: not eligible") + ")"
+            self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
         s.evals_since_best = self._broadcast_int(s.evals_since_best)
 
-    def evaluate(self) -> float:
-        """Dev WER through the recogniser ``asrtune eval`` uses (from cached encoder outputs while
-        they are valid), normalised for the language."""
+    def guard_ok(self, guard_wer: float | None) -> bool:
+        """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
+        return guard_allows(guard_wer, self.guard_base, self.config.guard_margin)
+
+    def evaluate_guard_base(self) -> None:
+        """The base model's guard WER. A fresh run measures it at step 0 by evaluating the base
+        model like any checkpoint (so the base is the first candidate for ``best/``: with no
+        later checkpoint inside the margin, ``best/`` is the base model); a resumed run reads it
+        back from metrics.jsonl."""
+        path = self.run_dir / "metrics.jsonl"
+        if self.state.step > 0 and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    record = json.loads(line)
+                    if record.get("event") == "guard-base":
+                        self.guard_base = record["guard_wer"]
+            if self.guard_base is not None:
+                return
+            self.say("--guard-dev: the base guard WER of this run was not recorded; measuring the current model instead")
+        if self.main:
+            self.guard_base = self.evaluate(self.guard)
+            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.guard_base})
+            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.guard_base)} on {len(self.guard)} "
+                     f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
+        if self.state.step == 0:
+            self.evaluate_dev()
+
+    def evaluate(self, pairs: list[Pair] | None = None) -> float:
+        """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
+        cached encoder outputs while they are valid, finished by the trainable top layers when the
+        cache holds a split point), normalised for the language."""
         cfg = self.config
+        pairs = self.dev if pairs is None else pairs
         model = self.adapter.model
         recognizer = self.adapter.recognizer(str(self.device), cfg.eval_batch_size)
-        utts = [u for u, _ in self.dev]
+        utts = [u for u, _ in pairs]
         from_cache = self.cache is not None and not self.state.unfrozen
-        if not from_cache and self.dev_audio is None:
-            self.dev_audio = self._map(utterance_audio, utts)
+        audio: list[np.ndarray] | None = None
+        if not from_cache:
+            audio = self._eval_audio(pairs)
         progress = Progress("dev", len(utts), "utt", self.say, False)
         hyps: list[str] = []
         model.eval()
@@ -666,14 +752,28 @@ class Trainer:
             for start in range(0, len(utts), cfg.eval_batch_size):
                 end = start + cfg.eval_batch_size
                 if from_cache:
-                    hyps += recognizer.transcribe_encoded(np.stack([self.cache.get(u) for u in utts[start:end]]))
+                    cached = np.stack([self.cache.get(u) for u in utts[start:end]])
+                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
                 else:
-                    hyps += recognizer.transcribe(self.dev_audio[start:end])
+                    hyps += recognizer.transcribe(audio[start:end])
                 progress.update(len(hyps) - progress.done)
         finally:
             model.train()
-        self.dev_hyps = hyps
+        if pairs is self.dev:  # the dev examples the tracker shows, never the guard set's
+            self.dev_hyps = hyps
         return score([u.text for u in utts], hyps, cfg.language)
+
+    def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
+        """Decoded audio of the dev or guard set, loaded once per run."""
+        if pairs is self.guard:
+            if self.guard_audio is None:
+                self.guard_audio = self._map(utterance_audio, [u for u, _ in pairs])
+            return self.guard_audio
+        if pairs is self.dev:
+            if self.dev_audio is None:
+                self.dev_audio = self._map(utterance_audio, [u for u, _ in pairs])
+            return self.dev_audio
+        return self._map(utterance_audio, [u for u, _ in pairs])
 
     # --- the end of the run ------------------------------------------------------------------------
 
@@ -685,6 +785,7 @@ class Trainer:
             run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
+            guard_base_wer=self.guard_base, best_guard_wer=self.guard_best, final_guard_wer=self.guard_last,
         )
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})

@@ -217,6 +217,11 @@ class ModelAdapter(ABC):
         """What the cached outputs depend on (encoder weights digest, feature settings)."""
         raise NotImplementedError(f"{type(self).__name__} has no cacheable encoder")
 
+    def finish_encoding(self, cached: np.ndarray) -> np.ndarray:
+        """Cached rows -> the encoder outputs the decoder reads (identity unless the cache holds the
+        hidden states below trainable top encoder layers)."""
+        return cached
+
     # --- inference and export ---------------------------------------------------------------
 
     @abstractmethod

@@ -20,6 +20,11 @@ Freezing presets:
 
 With ``--adapter lora`` the preset decides where LoRA adapters go (decoder only for
 ``encoder``; everywhere for the others) and nothing else trains; ``save`` merges them.
+
+``--train-encoder-top K`` splits the encoder: layers ``[0, N - K)`` stay frozen and are what the
+cache stores (the hidden states after layer N - K); layers ``[N - K, N)`` and the final layer norm
+train with the decoder (or carry LoRA adapters), run by :meth:`WhisperAdapter.encoder_top` in the
+loss and by :meth:`WhisperAdapter.finish_encoding` when dev decoding reads the cache.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ class WhisperAdapter(ModelAdapter):
         # the trainer's utterance objects live for the whole run (filled by prepare_training)
         self.previous_text: dict[int, str] = {}
         self.lora = False
+        #: first encoder layer that trains with ``--train-encoder-top K`` (N - K); None = no split.
+        #: The cache then holds the hidden states entering this layer (see :meth:`encode`).
+        self.encoder_split = self._encoder_split(int(getattr(config, "train_encoder_top", 0) or 0))
 
     @classmethod
     def check_config(cls, config: Any) -> None:
@@ -170,6 +178,14 @@ class WhisperAdapter(ModelAdapter):
 
     # --- freezing ---------------------------------------------------------------------------------
 
+    def _encoder_split(self, k: int) -> int | None:
+        if k <= 0:
+            return None
+        n = len(self._encoder_layers())
+        if k > n:
+            raise ConfigError(f"--train-encoder-top {k}: this encoder has only {n} layers")
+        return n - k
+
     def apply_freeze(self, preset: str) -> None:
         if preset not in self.FREEZE_PRESETS:
             raise ConfigError(f"--freeze must be one of {', '.join(self.FREEZE_PRESETS)} for Whisper; got {preset!r}")
@@ -178,6 +194,9 @@ class WhisperAdapter(ModelAdapter):
             p.requires_grad_(True)
         if preset == "encoder":
             encoder.requires_grad_(False)
+            if self.encoder_split is not None:  # --train-encoder-top K: the top K layers and the final norm train
+                for p in self.top_layer_parameters(len(self._encoder_layers()) - self.encoder_split):
+                    p.requires_grad_(True)
         elif preset == "feature-encoder":
             for module in (encoder.conv1, encoder.conv2, encoder.embed_positions):
                 module.requires_grad_(False)
@@ -196,14 +215,20 @@ class WhisperAdapter(ModelAdapter):
     def _add_lora(self, preset: str) -> None:
         from peft import LoraConfig, get_peft_model
 
-        where = r"model\.decoder\.layers" if preset == "encoder" else r"model\.(encoder|decoder)\.layers"
-        pattern = rf"{where}\.\d+\.((self_attn|encoder_attn)\.({'|'.join(LORA_TARGETS[:4])})|fc1|fc2)$"
+        where = r"model\.decoder\.layers\.\d+" if preset == "encoder" else r"model\.(encoder|decoder)\.layers\.\d+"
+        if preset == "encoder" and self.encoder_split is not None:  # and the top K encoder layers
+            top = "|".join(str(i) for i in range(self.encoder_split, len(self._encoder_layers())))
+            where = rf"(model\.decoder\.layers\.\d+|model\.encoder\.layers\.({top}))"
+        pattern = rf"{where}\.((self_attn|encoder_attn)\.({'|'.join(LORA_TARGETS[:4])})|fc1|fc2)$"
         lora = LoraConfig(
             r=self.config.lora_r, lora_alpha=self.config.lora_alpha, lora_dropout=self.config.lora_dropout,
             target_modules=pattern, bias="none",
         )
         self.model = get_peft_model(self.whisper, lora)
         self.lora = True
+        if self.encoder_split is not None:  # LoRA on the top layers; their plain weights and the norm stay fixed
+            for p in self.whisper.model.encoder.layer_norm.parameters():
+                p.requires_grad_(False)
 
     def _encoder_layers(self) -> nn.ModuleList:
         return self.whisper.model.encoder.layers
@@ -216,6 +241,28 @@ class WhisperAdapter(ModelAdapter):
             raise ConfigError(f"--unfreeze-top-layers {k}: this encoder has only {len(layers)} layers")
         params = [p for layer in layers[-k:] for p in layer.parameters()]
         return params + list(self.whisper.model.encoder.layer_norm.parameters())
+
+    def parameter_groups(self, config: Any) -> list[dict[str, Any]]:
+        """The base groups; with ``--train-encoder-top K`` the top K encoder layers (or their LoRA
+        adapters) and the final norm form the ``encoder_top`` group at ``--encoder-lr``."""
+        if self.encoder_split is None:
+            return super().parameter_groups(config)
+        top = {id(p) for p in self.top_layer_parameters(len(self._encoder_layers()) - self.encoder_split)}
+        decay, no_decay, encoder_top = [], [], []
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                continue
+            if id(p) in top:
+                encoder_top.append(p)
+            else:
+                (decay if p.ndim >= 2 else no_decay).append(p)
+        groups = [
+            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
+            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
+            {"name": "encoder_top", "params": encoder_top, "lr": config.encoder_lr or config.lr / 10,
+             "weight_decay": config.weight_decay},
+        ]
+        return [g for g in groups if g["params"]]
 
     # --- data -------------------------------------------------------------------------------------
 
@@ -257,8 +304,12 @@ class WhisperAdapter(ModelAdapter):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         kwargs: dict[str, Any] = {"decoder_input_ids": batch["decoder_input_ids"], "use_cache": False}
         if "encoder_outputs" in batch:
-            # Cached outputs are float16 on disk; compute in the model's dtype.
-            kwargs["encoder_outputs"] = (batch["encoder_outputs"].to(torch.float32),)
+            # Cached outputs are float16 on disk; compute in the model's dtype. With a split point
+            # they are the hidden states entering the top layers, which run here (with gradients).
+            hidden = batch["encoder_outputs"].to(torch.float32)
+            if self.encoder_split is not None:
+                hidden = self.encoder_top(hidden)
+            kwargs["encoder_outputs"] = (hidden,)
         else:
             kwargs["input_features"] = batch["input_features"]
         logits = model(**kwargs).logits
@@ -292,20 +343,67 @@ class WhisperAdapter(ModelAdapter):
         return (int(cfg.max_source_positions), int(cfg.d_model))
 
     def encode(self, audios: list[np.ndarray]) -> np.ndarray:
+        """What the cache stores: the frozen encoder's output, or with ``--train-encoder-top K``
+        the hidden states after its first N - K layers (float16 ``[B, frames, d_model]``)."""
         encoder = self.whisper.get_encoder()
         device = next(encoder.parameters()).device
         was_training = encoder.training
         encoder.eval()
         with torch.no_grad():
             feats = self.features(audios).to(device)
-            out = encoder(input_features=feats).last_hidden_state
+            if self.encoder_split is None:
+                out = encoder(input_features=feats).last_hidden_state
+            else:
+                out = self._encode_bottom(feats)
         encoder.train(was_training)
         return out.to(torch.float16).cpu().numpy()
 
+    def _encode_bottom(self, feats: torch.Tensor) -> torch.Tensor:
+        """The frozen part of the encoder: conv stem, positions, layers ``[0, split)``
+        (the same steps as ``WhisperEncoder.forward``, stopped at the split point)."""
+        encoder = self.whisper.model.encoder
+        hidden = nn.functional.gelu(encoder.conv1(feats))
+        hidden = nn.functional.gelu(encoder.conv2(hidden)).permute(0, 2, 1)
+        positions = torch.arange(encoder.embed_positions.num_embeddings, device=hidden.device)
+        hidden = hidden + encoder.embed_positions(positions)
+        for layer in encoder.layers[: self.encoder_split]:
+            hidden = layer(hidden, None)
+        return hidden
+
+    def encoder_top(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The trainable part: layers ``[split, N)`` and the final layer norm, on cached hidden states."""
+        encoder = self.whisper.model.encoder
+        for layer in encoder.layers[self.encoder_split :]:
+            hidden = layer(hidden, None)
+        return encoder.layer_norm(hidden)
+
+    def finish_encoding(self, cached: np.ndarray) -> np.ndarray:
+        """Cached rows -> final encoder outputs (identity without a split point), for decoding."""
+        if self.encoder_split is None:
+            return cached
+        encoder = self.whisper.model.encoder
+        device = next(encoder.parameters()).device
+        was_training = encoder.training
+        encoder.eval()
+        with torch.no_grad():
+            out = self.encoder_top(torch.from_numpy(np.asarray(cached)).to(device, torch.float32))
+        encoder.train(was_training)
+        return out.float().cpu().numpy()
+
     def cache_fingerprint(self) -> dict[str, Any]:
+        """What cached rows depend on: the frozen encoder weights (below the split point, when
+        there is one), the split point and the feature settings."""
+        encoder = self.whisper.get_encoder()
+        if self.encoder_split is None:
+            weights = _module_digest(encoder)
+        else:
+            bottom = nn.ModuleList([encoder.conv1, encoder.conv2, encoder.embed_positions,
+                                    *encoder.layers[: self.encoder_split]])
+            weights = _module_digest(bottom)
         return {
             "family": self.family,
-            "encoder_weights": _module_digest(self.whisper.get_encoder()),
+            "encoder_weights": weights,
+            "split_layer": self.encoder_split,  # None = the encoder's final output
             "features": self.feature_extractor.to_dict() | {"processor_class": None},
             "dtype": "float16",
         }
