@@ -146,16 +146,22 @@ class ModelAdapter(ABC):
         """
         unfreezing = config.freeze == "encoder" and config.unfreeze_top_layers
         top = {id(p) for p in self.top_layer_parameters(config.unfreeze_top_layers)} if unfreezing else set()
-        decay, no_decay, encoder_top = [], [], []
+        return self.grouped_parameters(config, top)
+
+    def grouped_parameters(self, config: "TrainConfig", encoder_top: set[int]) -> list[dict[str, Any]]:
+        """decay / no_decay groups at ``lr`` for the trainable parameters, and an ``encoder_top``
+        group at ``--encoder-lr`` for the parameters whose ids are in ``encoder_top`` (trainable
+        yet or not)."""
+        decay, no_decay, top = [], [], []
         for p in self.model.parameters():
-            if id(p) in top:
-                encoder_top.append(p)
+            if id(p) in encoder_top:
+                top.append(p)
             elif p.requires_grad:
                 (decay if p.ndim >= 2 else no_decay).append(p)
         groups = [
             {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
             {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-            {"name": "encoder_top", "params": encoder_top, "lr": config.encoder_lr or config.lr / 10,
+            {"name": "encoder_top", "params": top, "lr": config.encoder_lr or config.lr / 10,
              "weight_decay": config.weight_decay},
         ]
         return [g for g in groups if g["params"]]

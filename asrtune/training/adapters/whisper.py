@@ -247,22 +247,9 @@ class WhisperAdapter(ModelAdapter):
         adapters) and the final norm form the ``encoder_top`` group at ``--encoder-lr``."""
         if self.encoder_split is None:
             return super().parameter_groups(config)
-        top = {id(p) for p in self.top_layer_parameters(len(self._encoder_layers()) - self.encoder_split)}
-        decay, no_decay, encoder_top = [], [], []
-        for p in self.model.parameters():
-            if not p.requires_grad:
-                continue
-            if id(p) in top:
-                encoder_top.append(p)
-            else:
-                (decay if p.ndim >= 2 else no_decay).append(p)
-        groups = [
-            {"name": "decay", "params": decay, "lr": config.lr, "weight_decay": config.weight_decay},
-            {"name": "no_decay", "params": no_decay, "lr": config.lr, "weight_decay": 0.0},
-            {"name": "encoder_top", "params": encoder_top, "lr": config.encoder_lr or config.lr / 10,
-             "weight_decay": config.weight_decay},
-        ]
-        return [g for g in groups if g["params"]]
+        k = len(self._encoder_layers()) - self.encoder_split
+        # Only what trains: with LoRA the layers' own weights stay frozen, their adapters train.
+        return self.grouped_parameters(config, {id(p) for p in self.top_layer_parameters(k) if p.requires_grad})
 
     # --- data -------------------------------------------------------------------------------------
 
