@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.data.subtitles import iter_subtitles
-from asrtune.data.textfile import iter_text_lines, read_text
+from asrtune.data.textfile import iter_text_lines, pick_column, read_text
 from asrtune.errors import AsrtuneError, AudioError, ConfigError, ManifestError
 
 AUDIO_COLUMN_CANDIDATES = ("audio_filepath", "audio", "path", "file_name", "filename", "file", "wav", "audio_path")
@@ -37,21 +37,6 @@ HF_BATCH_ROWS = 64  # rows decoded per Arrow batch: bounds memory on datasets of
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, source: str, option: str) -> str:
-    """The column to use for ``role``: the one asked for, else the first known name present."""
-    if wanted is not None:
-        if wanted not in columns:
-            raise ConfigError(f"{source}: no {role} column {wanted!r} ({option}); columns found: {', '.join(columns) or 'none'}")
-        return wanted
-    for name in candidates:
-        if name in columns:
-            return name
-    raise ConfigError(
-        f"{source}: no {role} column (looked for {', '.join(candidates)}); columns found: "
-        f"{', '.join(columns) or 'none'}; name it with {option}"
-    )
 
 
 def _measured(audio: str, text: str, extra: dict[str, Any], where: str) -> Utterance:
@@ -115,8 +100,8 @@ def iter_csv(
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     if len(columns) <= 1 and delimiter == ",":
         raise ConfigError(f"{src}: found one column {columns} with delimiter ','; is it tab-separated? (--delimiter tab)")
-    audio_col = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "--audio-column")
-    text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(src), "--text-column")
+    audio_col = pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "--audio-column")
+    text_col = pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(src), "--text-column")
     speaker_col = speaker_column or next((c for c in SPEAKER_COLUMN_CANDIDATES if c in columns), None)
     if speaker_col is not None and speaker_col not in columns:
         raise ConfigError(f"{src}: no speaker column {speaker_col!r} (--speaker-column); columns found: {', '.join(columns)}")
@@ -218,8 +203,8 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
             except json.JSONDecodeError as e:
                 raise ManifestError(str(jsonl_meta), line_no, f"not valid JSON ({e.msg})") from None
             columns = list(row)
-            _pick_column(columns, "file_name", (), "audio", f"{jsonl_meta}:{line_no}", "file_name")
-            text_col = _pick_column(columns, text_column, ("transcription", "text"), "text", f"{jsonl_meta}:{line_no}", "--text-column")
+            pick_column(columns, "file_name", (), "audio", f"{jsonl_meta}:{line_no}", "file_name")
+            text_col = pick_column(columns, text_column, ("transcription", "text"), "text", f"{jsonl_meta}:{line_no}", "--text-column")
             extra = {k: v for k, v in row.items() if k not in ("file_name", text_col)}
             yield _measured(_resolve(row["file_name"], src), str(row[text_col]).strip(), extra, f"{jsonl_meta}:{line_no}")
         return
@@ -228,7 +213,7 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
 
 def _audiofolder_text_column(metadata: Path) -> str:
     columns = next(csv.reader(line for _, line in iter_text_lines(metadata)), [])
-    return _pick_column(columns, None, ("transcription", "text"), "text", str(metadata), "--text-column")
+    return pick_column(columns, None, ("transcription", "text"), "text", str(metadata), "--text-column")
 
 
 def iter_folder(src: str | os.PathLike) -> Iterator[Utterance]:
@@ -290,7 +275,7 @@ def iter_hf_dataset(
         audio_col = audio_column or next((c for c in columns if _is_audio_type(batch.schema.field(c).type)), None)
         if audio_col is None or audio_col not in columns:
             raise ConfigError(f"{batch_source}: no audio column {'(' + repr(audio_column) + ') ' if audio_column else ''}(--audio-column); columns found: {', '.join(columns)}")
-        text_col = _pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(batch_source), "--text-column")
+        text_col = pick_column(columns, text_column, TEXT_COLUMN_CANDIDATES, "text", str(batch_source), "--text-column")
         if speaker_column is not None and speaker_column not in columns:
             raise ConfigError(f"{batch_source}: no speaker column {speaker_column!r} (--speaker-column); columns found: {', '.join(columns)}")
         extra_cols = [c for c in columns if c not in (audio_col, text_col) and _is_scalar_type(batch.schema.field(c).type)]

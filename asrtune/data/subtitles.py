@@ -44,6 +44,7 @@ from typing import Callable, Iterable, Iterator
 
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance
+from asrtune.data.textfile import pick_column
 from asrtune.errors import AsrtuneError, ConfigError, ManifestError
 
 SUBTITLE_EXTENSIONS = (".srt", ".vtt")
@@ -306,13 +307,11 @@ def _pairs(src: Path) -> list[tuple[Path, Path]]:
 
 
 def _csv_pairs(src: Path) -> list[tuple[Path, Path]]:
-    from asrtune.data.importers import _pick_column
-
     with open(src, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter="\t" if src.suffix.lower() in (".tsv", ".tab") else ",")
         columns = [c for c in (reader.fieldnames or []) if c is not None]
-        audio_col = _pick_column(columns, None, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "an 'audio' header")
-        sub_col = _pick_column(columns, None, SUBTITLE_COLUMN_CANDIDATES, "subtitle", str(src), "a 'subtitle' header")
+        audio_col = pick_column(columns, None, AUDIO_COLUMN_CANDIDATES, "audio", str(src), "an 'audio' header")
+        sub_col = pick_column(columns, None, SUBTITLE_COLUMN_CANDIDATES, "subtitle", str(src), "a 'subtitle' header")
         pairs = []
         for row in reader:
             audio, subtitle = (row.get(audio_col) or "").strip(), (row.get(sub_col) or "").strip()

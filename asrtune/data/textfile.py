@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from asrtune.errors import ManifestError
+from asrtune.errors import ConfigError, ManifestError
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also prefix the UTF-32 LE/BE marks
 
@@ -45,3 +45,18 @@ def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
 def read_text(path: str | os.PathLike) -> str:
     """The whole of a UTF-8 text file (see :func:`iter_text_lines`)."""
     return "".join(line for _, line in iter_text_lines(path))
+
+
+def pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], role: str, source: str, option: str) -> str:
+    """The column to use for ``role``: the one asked for, else the first known name present."""
+    if wanted is not None:
+        if wanted not in columns:
+            raise ConfigError(f"{source}: no {role} column {wanted!r} ({option}); columns found: {', '.join(columns) or 'none'}")
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    raise ConfigError(
+        f"{source}: no {role} column (looked for {', '.join(candidates)}); columns found: "
+        f"{', '.join(columns) or 'none'}; name it with {option}"
+    )
