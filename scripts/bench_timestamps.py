@@ -70,7 +70,7 @@ HALLUCINATION_CLIPS = 30
 PROMPT_WORDS = 40  # words in the domain-vocabulary prompt
 STOP_WORDS = frozenset("the a an and of to in is it i you he she we they my your his her its on at for with this that was".split())
 FILE_SLACK_S = 0.5  # s past the end of the file a segment end may fall (Whisper's 0.02 s grid, padding)
-ROWS = ("tune-plain", "tune-mixed", "timestamps", "prompting", "hallucination")
+ROWS = ("tune-plain", "tune-mixed", "timestamps", "prompting", "hallucination", "accuracy", "silence")
 
 
 def main() -> None:
@@ -96,8 +96,9 @@ def main() -> None:
             result = tune(row.removeprefix("tune-"), data, runs, args)
         else:
             models = available_models(runs)
-            result = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row}[row](
-                models, data, args)
+            rows = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row,
+                    "accuracy": accuracy_row, "silence": silence_row}
+            result = rows[row](models, data, args)
         result["row_s"] = round(time.time() - start, 1)
         save_row(out, row, result)
         print(json.dumps({row: result}, indent=2), flush=True)
@@ -215,6 +216,59 @@ def hallucination_row(models: dict[str, Path], data: Path, args: argparse.Namesp
                  for c in clips]
         out[f"{name}/non_empty"] = sum(bool(t) for t in texts)
         out[f"{name}/examples"] = sorted({t for t in texts if t})[:5]
+    return out
+
+
+def hf_folder(name: str, path: Path) -> Path | str:
+    """The transformers folder of a model: the hub id for ``base``, ``best/`` beside a run's ``best-ct2/``."""
+    return MODEL if name == "base" else path.parent / "best"
+
+
+def accuracy_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``asrtune eval`` (ct2 engine, greedy, its defaults) of every model on speechocean762 test and
+    librispeech-test-clean-40: normalised WER with counts and 95 % CI; tuned models are also
+    compared pairwise with ``tuned-plain`` (the recipe without the new options)."""
+    from asrtune.evaluation.pipeline import evaluate
+    from asrtune.inference.options import RecognizerOptions
+
+    sets = {"speechocean762-test": data / "speechocean762" / "test.jsonl",
+            "librispeech-test-clean-40": data / "librispeech-test-clean-40" / "manifest.jsonl"}
+    reports = Path(args.runs) / "reports"
+    options = RecognizerOptions(engine="ct2", threads=args.threads)
+    out: dict[str, Any] = {"engine": "ct2", "beam_size": options.beam_size, "normaliser": "whisper-en"}
+    for name, path in models.items():
+        for set_name, manifest in sets.items():
+            plain = reports / f"tuned-plain-{set_name}"
+            compare = plain if name not in ("base", "tuned-plain") and (plain / "report.json").is_file() else None
+            summary = evaluate(path, manifest, reports / f"{name}-{set_name}", options, compare=compare, progress=False)
+            norm, ci = summary["normalized"], summary["confidence_interval"]["normalized"]
+            errors = norm["substitutions"] + norm["deletions"] + norm["insertions"]
+            row = {"wer": round(100 * norm["wer"], 2), "errors": errors, "ref_words": norm["ref_words"],
+                   "ci95": [round(100 * ci["low"], 2), round(100 * ci["high"], 2)]}
+            if compare is not None:
+                row["vs_tuned_plain"] = summary["compare"]["normalized"]
+            out[f"{name}/{set_name}"] = row
+    return out
+
+
+def silence_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The hallucination clips through asrtune's own paths, both engines: ``transcribe`` (VAD on
+    every file, then the no-speech/log-probability rule) and the model alone (every clip decoded,
+    only the rule): how many give any text."""
+    from asrtune.inference import load_recognizer
+    from asrtune.training.no_speech import no_speech_clip
+    from asrtune.transcription.longform import transcribe_audio
+
+    clips = [no_speech_clip(HALLUCINATION_SEED, i) for i in range(HALLUCINATION_CLIPS)]
+    out: dict[str, Any] = {"clips": len(clips)}
+    for name, path in models.items():
+        for engine, folder in (("ct2", path), ("hf", hf_folder(name, path))):
+            recognizer = load_recognizer(str(folder), engine=engine, threads=args.threads)
+            texts = {"transcribe": [" ".join(s.text for s in transcribe_audio(recognizer, c.samples)).strip() for c in clips],
+                     "no-vad": [h.text.strip() for h in recognizer.decode([c.samples for c in clips])]}
+            for path_name, said in texts.items():
+                out[f"{name}/{engine}/{path_name}/non_empty"] = sum(bool(t) for t in said)
+                out[f"{name}/{engine}/{path_name}/examples"] = sorted({t for t in said if t})[:5]
     return out
 
 

@@ -116,11 +116,17 @@ def test_prompt_is_given_not_predicted_and_truncated(tokenizer):
     assert len(short.decoder_input_ids) == 32
 
 
-def test_no_speech_target_is_sot_then_the_no_speech_token(tokenizer):
-    target = targets_for(tokenizer).no_speech_target()
-    assert decode_target(tokenizer, target.ids) == "<|startoftranscript|><|nocaptions|><|endoftext|>"
-    assert target.labels(IGNORE_INDEX) == [tokenizer.convert_tokens_to_ids("<|nocaptions|>"),
-                                           tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+def test_no_speech_target_ends_after_the_forced_prefix_and_trains_no_speech_at_sot(tokenizer):
+    t = targets_for(tokenizer)
+    no_speech, eot = (tokenizer.convert_tokens_to_ids(x) for x in ("<|nocaptions|>", "<|endoftext|>"))
+    plain = t.no_speech_target()
+    assert decode_target(tokenizer, plain.ids) == sot_text(tokenizer) + "<|notimestamps|><|endoftext|>"
+    # SOT -> no-speech (where decoders read its probability); the forced prefix -> EOT at once
+    assert plain.labels(IGNORE_INDEX) == [no_speech] + [IGNORE_INDEX] * (len(t.sot) - 2) + [eot]
+    timestamped = t.no_speech_target(timestamped=True)
+    assert decode_target(tokenizer, timestamped.ids) == sot_text(tokenizer) + "<|0.00|><|endoftext|>"
+    assert timestamped.labels(IGNORE_INDEX)[0] == no_speech and timestamped.labels(IGNORE_INDEX)[-1] == eot
+    assert len(plain.labels(IGNORE_INDEX)) == len(plain.decoder_input_ids)
 
 
 # --- choices over an epoch ----------------------------------------------------------------------
@@ -222,7 +228,10 @@ def test_adapter_mixes_modes_and_pads_batches_of_different_prefix_lengths(so8):
         texts.append(decode_target(adapter.tokenizer, examples[-1]["decoder_input_ids"]))
     assert any("<|0.00|>" in t for t in texts) and any("<|notimestamps|>" in t for t in texts)
     assert any(t.startswith("<|startofprev|>") for t in texts)
-    assert sum(t == "<|startoftranscript|><|nocaptions|>" for t in texts) == 2
+    no_speech = [e for (u, _), e in zip(pairs + added, examples) if not u.text]
+    nocaptions = adapter.tokenizer.convert_tokens_to_ids("<|nocaptions|>")
+    assert len(no_speech) == 2 and all(e["labels"][0] == nocaptions for e in no_speech)
+    assert sum(t in ("<|startoftranscript|><|notimestamps|>", "<|startoftranscript|><|0.00|>") for t in texts) == 2
     batch = adapter.collate(examples)
     for i, e in enumerate(examples):  # right padding: every row starts at position 0, padding is ignored
         n = len(e["decoder_input_ids"])

@@ -122,9 +122,9 @@ class WhisperAdapter(ModelAdapter):
     def target(self, utt: Any, target_text: str) -> Target:
         """This epoch's target for ``utt``: no-speech, or plain/timestamped with or without a prompt
         (chosen by :func:`~asrtune.training.targets.picked` from seed, epoch and utterance)."""
-        if is_no_speech_clip(utt):
-            return self.targets.no_speech_target()
         cfg, key = self.config, utt.id
+        if is_no_speech_clip(utt):
+            return self.targets.no_speech_target(picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key))
         prompt = self._prompt(utt) if picked(cfg.prompt_fraction, cfg.seed, self.epoch, "prompt", key) else None
         if picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key):
             segments = utterance_segments(utt.extra, utt.duration)

@@ -1,0 +1,162 @@
+#!/usr/bin/env python
+"""Benchmark: is a fine-tune on ``asrtune manifest align`` segments as good as one on hand-cut clips?
+
+speechocean762 train (1200 read utterances, 60 speakers) is the hand-cut data. Each speaker's 20
+utterances are joined, in manifest order with ``GAP_S`` of silence between them, into one long
+recording with a one-paragraph transcript: what a user with whole recordings and their
+transcripts has. ``asrtune manifest align`` (Whisper tiny.en, ct2 engine) cuts those back into
+training segments of at most 30 s. Whisper tiny.en is then tuned twice with one recipe (the
+``mixed`` recipe of ``scripts/bench_timestamps.py``: timestamp, prompt and no-speech fractions at
+0.5 / 0.3 / 0.05), and both are scored with ``asrtune eval`` (ct2, greedy) on speechocean762 test
+(500 utterances of 25 other speakers), with a paired bootstrap of the difference.
+
+Same budget: the aligned segments are ~6x longer than the clips, so the aligned run's batch holds
+as many seconds of audio as the hand-cut run's 16 clips and it runs for as many seconds of audio
+in all (the same number of epochs over the same 80 minutes of speech).
+
+Rows (each updates ``bench_results/align_finetune.json``)::
+
+    python scripts/bench_align_finetune.py --row build --row align     # long files, then align them
+    python scripts/bench_align_finetune.py --row tune-aligned          # the hand-cut run is bench_timestamps' tune-mixed
+    python scripts/bench_align_finetune.py --row score
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench_timestamps import MODEL, TUNES  # noqa: E402  (one recipe for both benchmarks)
+
+GAP_S = 0.6  # s of silence between joined utterances, as in the shared long-form file
+HANDCUT_BATCH = 16
+ROWS = ("build", "align", "tune-aligned", "score")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--row", action="append", choices=ROWS, help="row(s) to run (default: all, in order)")
+    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p.add_argument("--work", default=str(REPO / "bench_results" / "align_finetune"), help="long files, segments, the run")
+    p.add_argument("--handcut-run", default=str(REPO / "bench_results" / "timestamps_runs" / "mixed"),
+                   help="the hand-cut run (bench_timestamps.py --row tune-mixed)")
+    p.add_argument("--out", default=str(REPO / "bench_results" / "align_finetune.json"))
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    work = Path(args.work)
+    for row in args.row or ROWS:
+        start = time.time()
+        result = {"build": build_row, "align": align_row, "tune-aligned": tune_row, "score": score_row}[row](Path(args.data), work, args)
+        result["row_s"] = round(time.time() - start, 1)
+        from bench_timestamps import save_row
+
+        save_row(Path(args.out), row, result)
+        print(json.dumps({row: result}, indent=2), flush=True)
+    return 0
+
+
+def build_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One FLAC + transcript per speaker of speechocean762 train, listed in ``long.jsonl``."""
+    import numpy as np
+
+    from asrtune.alignment.long_audio import write_flac
+    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.manifest import Utterance, load_manifest, write_manifest
+
+    by_speaker: dict[str, list] = defaultdict(list)
+    for utt in load_manifest(data / "speechocean762" / "train.jsonl"):
+        by_speaker[str(utt.speaker)].append(utt)
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    recordings = []
+    for speaker, utts in sorted(by_speaker.items()):
+        audio = np.concatenate([part for u in utts for part in (load_audio(u.audio_filepath), gap)][:-1])
+        path = work / "long" / f"speaker-{speaker}.flac"
+        write_flac(path, audio)
+        recordings.append(Utterance(str(path), " ".join(u.text for u in utts), len(audio) / SAMPLE_RATE,
+                                    extra={"speaker": speaker}))
+    write_manifest(work / "long.jsonl", recordings, relative=False)
+    return {"recordings": len(recordings), "minutes": round(sum(r.duration for r in recordings) / 60, 1),
+            "gap_s": GAP_S, "utterances": sum(len(u) for u in by_speaker.values())}
+
+
+def align_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``asrtune manifest align long.jsonl --out aligned.jsonl`` (tiny.en, ct2), as a user runs it."""
+    from asrtune.alignment.long_audio import align_to_manifest, collect_recordings
+    from asrtune.data.manifest import load_manifest
+    from asrtune.inference import load_recognizer
+
+    recognizer = load_recognizer(MODEL, engine="ct2", threads=args.threads)
+    start = time.time()
+    summary = align_to_manifest(recognizer, collect_recordings([str(work / "long.jsonl")]), work / "aligned.jsonl")
+    seconds = time.time() - start
+    segments = load_manifest(work / "aligned.jsonl")
+    durations = sorted(u.duration for u in segments)
+    return {"summary": summary.line(), "segments": len(segments), "rejected": summary.rejected,
+            "kept_speech_pct": round(100 * summary.kept_s / summary.audio_s, 1),
+            "kept_words_pct": round(100 * summary.kept_words / max(summary.words, 1), 1),
+            "segment_s": {"mean": round(sum(durations) / len(durations), 2), "min": durations[0], "max": durations[-1]},
+            "align_s": round(seconds, 1), "rtf": round(seconds / summary.audio_s, 3)}
+
+
+def tune_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The hand-cut run's recipe on the aligned segments, with the same audio per step and in all."""
+    from asrtune.data.manifest import load_manifest
+    from asrtune.training import TrainConfig, train
+
+    handcut = json.loads((Path(args.handcut_run) / "result.json").read_text())
+    handcut_cfg = _run_config(Path(args.handcut_run))
+    clips = load_manifest(data / "speechocean762" / "train.jsonl")
+    segments = load_manifest(work / "aligned.jsonl")
+    mean_clip = sum(u.duration for u in clips) / len(clips)
+    mean_segment = sum(u.duration for u in segments) / len(segments)
+    batch = max(1, round(HANDCUT_BATCH * mean_clip / mean_segment))
+    steps = round(handcut["steps"] * HANDCUT_BATCH * mean_clip / (batch * mean_segment))
+    config = TrainConfig(model=MODEL, train=[str(work / "aligned.jsonl")], out=str(work / "run"), max_steps=steps,
+                         batch_size=batch, lr=handcut_cfg["lr"], warmup_steps=handcut_cfg["warmup_steps"], export_ct2=True,
+                         threads=args.threads, progress=False, force=True, **TUNES["mixed"])
+    result = train(config)
+    return {"steps": result.steps, "stopped": result.stopped, "batch_size": batch, "handcut_steps": handcut["steps"],
+            "handcut_batch_size": HANDCUT_BATCH, "mean_clip_s": round(mean_clip, 2), "mean_segment_s": round(mean_segment, 2),
+            "lr": handcut_cfg["lr"], **TUNES["mixed"]}
+
+
+def score_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``asrtune eval`` of both tuned models on speechocean762 test; the aligned one paired with the hand-cut one."""
+    from asrtune.evaluation.pipeline import evaluate
+    from asrtune.inference.options import RecognizerOptions
+
+    test = data / "speechocean762" / "test.jsonl"
+    options = RecognizerOptions(engine="ct2", threads=args.threads)
+    out: dict[str, Any] = {"engine": "ct2", "beam_size": options.beam_size, "normaliser": "whisper-en", "set": "speechocean762 test"}
+    handcut_report = work / "reports" / "handcut"
+    for name, model, compare in (("handcut", Path(args.handcut_run) / "best-ct2", None),
+                                 ("aligned", work / "run" / "best-ct2", handcut_report)):
+        summary = evaluate(model, test, work / "reports" / name, options, compare=compare, progress=False)
+        norm, ci = summary["normalized"], summary["confidence_interval"]["normalized"]
+        out[name] = {"wer": round(100 * norm["wer"], 2), "errors": norm["errors"], "ref_words": norm["ref_words"],
+                     "ci95": [round(100 * ci["low"], 2), round(100 * ci["high"], 2)]}
+        if compare is not None:
+            out["aligned_vs_handcut"] = summary["compare"]["normalized"]
+    return out
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
