@@ -2,7 +2,8 @@
 # GPU readiness check on one CUDA device: a STEPS-step (default 200) fine-tune of whisper-base in
 # bf16 and in fp16, with the encoder-output cache split below --train-encoder-top 2 and the
 # forgetting guard, then `asrtune eval` (speechocean762 test) and `asrtune transcribe` with best/.
-# Prints utts/s, peak GPU memory and WER for each precision. Exits 2 without a CUDA device.
+# Prints utts/s, peak GPU memory and WER for each precision, then the server's throughput at 1, 4 and
+# 16 concurrent clients on the GPU (scripts/bench_serve.py --device cuda). Exits 2 without a CUDA device.
 #   scripts/gpu_check.sh [DATA_DIR=../shared/data] [STEPS=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,3 +42,4 @@ PY
   python -m asrtune transcribe --model "$RUN/best" --device cuda --no-progress --out "$RUN/transcripts" "$CLIP"
   head -c 300 "$RUN"/transcripts/*; echo
 done
+python scripts/bench_serve.py --device cuda --out "$OUT/serve.json"
