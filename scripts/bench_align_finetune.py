@@ -17,6 +17,7 @@ in all (the same number of epochs over the same 80 minutes of speech).
 Rows (each updates ``bench_results/align_finetune.json``)::
 
     python scripts/bench_align_finetune.py --row build --row align     # long files, then align them
+    python scripts/bench_align_finetune.py --row gap                   # the forced-alignment check's two distributions
     python scripts/bench_align_finetune.py --row tune-aligned          # the hand-cut run is bench_timestamps' tune-mixed
     python scripts/bench_align_finetune.py --row score
 """
@@ -42,7 +43,7 @@ from bench_timestamps import MODEL, TUNES  # noqa: E402  (one recipe for both be
 
 GAP_S = 0.6  # s of silence between joined utterances, as in the shared long-form file
 HANDCUT_BATCH = 16
-ROWS = ("build", "align", "tune-aligned", "score")
+ROWS = ("build", "gap", "align", "tune-aligned", "score")
 
 
 def main() -> int:
@@ -58,7 +59,8 @@ def main() -> int:
     work = Path(args.work)
     for row in args.row or ROWS:
         start = time.time()
-        result = {"build": build_row, "align": align_row, "tune-aligned": tune_row, "score": score_row}[row](Path(args.data), work, args)
+        rows = {"build": build_row, "gap": gap_row, "align": align_row, "tune-aligned": tune_row, "score": score_row}
+        result = rows[row](Path(args.data), work, args)
         result["row_s"] = round(time.time() - start, 1)
         from bench_timestamps import save_row
 
@@ -89,6 +91,50 @@ def build_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
     write_manifest(work / "long.jsonl", recordings, relative=False)
     return {"recordings": len(recordings), "minutes": round(sum(r.duration for r in recordings) / 60, 1),
             "gap_s": GAP_S, "utterances": sum(len(u) for u in by_speaker.values())}
+
+
+def gap_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """How the forced-alignment check (``asrtune.alignment.verify``) separates misheard from wrong text.
+
+    With the check off, every stretch the word match rejects that it could rescue is scored three
+    ways on its own audio: the recogniser's hypothesis, the stretch's own transcript (correct
+    text: the long files are built from the manifest) and the transcript of the next such stretch
+    (wrong text of the same kind). Reported: both gap distributions and how many of each a
+    threshold keeps.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from asrtune.alignment.limits import whisper_token_counter
+    from asrtune.alignment.long_audio import collect_recordings, hypothesis_words
+    from asrtune.alignment.segmenter import SegmentRules, segment_alignment
+    from asrtune.alignment.text_align import align_text
+    from asrtune.alignment.verify import _bounds, _rescuable, scoring_text
+    from asrtune.data.audio import audio_info, load_audio
+    from asrtune.inference import load_recognizer
+
+    recognizer = load_recognizer(MODEL, engine="ct2", threads=args.threads)
+    rules, count = dataclasses.replace(SegmentRules(), max_logprob_gap=None), whisper_token_counter()
+    clips, texts = [], []
+    for rec in collect_recordings([str(work / "long.jsonl")]):
+        alignment = align_text(rec.transcript, hypothesis_words(recognizer, rec.audio))
+        _, rejected = segment_alignment(alignment, rec.audio, rules, count, audio_info(rec.audio)[0])
+        for r in (r for r in rejected if _rescuable(r, rules, count)):
+            start, end = _bounds(r, alignment, rules)
+            clips.append(load_audio(rec.audio, offset=start, duration=end - start))
+            texts.append(r.text)
+    heard = [h.text for h in recognizer.decode(clips)]
+    wrong = texts[1:] + texts[:1]
+    n = len(clips)
+    forced = recognizer.force_align(clips * 3, heard + [scoring_text(t) for t in texts] + [scoring_text(t) for t in wrong])
+    hyp, own, other = (np.array([h.avg_logprob for h in forced[k * n : (k + 1) * n]]) for k in range(3))
+    pos, neg = hyp - own, hyp - other
+    keep = {f"{g:.1f}": {"own_kept": int((pos <= g).sum()), "wrong_kept": int((neg <= g).sum())}
+            for g in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)}
+    pct = lambda a: {str(q): round(float(np.percentile(a, q)), 2) for q in (5, 25, 50, 75, 95)}  # noqa: E731
+    return {"stretches": n, "own_transcript_gap_percentiles": pct(pos), "wrong_transcript_gap_percentiles": pct(neg),
+            "kept_at_gap": keep}
 
 
 def align_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -143,7 +189,11 @@ def score_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
     handcut_report = work / "reports" / "handcut"
     for name, model, compare in (("handcut", Path(args.handcut_run) / "best-ct2", None),
                                  ("aligned", work / "run" / "best-ct2", handcut_report)):
-        summary = evaluate(model, test, work / "reports" / name, options, compare=compare, progress=False)
+        done = work / "reports" / name / "report.json"
+        if name == "handcut" and done.is_file():  # the same model and options: its report stands
+            summary = json.loads(done.read_text())
+        else:
+            summary = evaluate(model, test, work / "reports" / name, options, compare=compare, progress=False)
         norm, ci = summary["normalized"], summary["confidence_interval"]["normalized"]
         out[name] = {"wer": round(100 * norm["wer"], 2), "errors": norm["errors"], "ref_words": norm["ref_words"],
                      "ci95": [round(100 * ci["low"], 2), round(100 * ci["high"], 2)]}

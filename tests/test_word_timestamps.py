@@ -75,6 +75,19 @@ def test_decode_without_word_timestamps_has_no_words(whisper, shared_data):
     assert hyp.words is None and hyp.no_speech_prob is not None
 
 
+def test_force_align_times_the_given_text_and_scores_the_right_text_higher(whisper, shared_data):
+    clips = _clips(shared_data)
+    lines = (shared_data / "librispeech-test-clean-40" / "manifest.jsonl").read_text().splitlines()
+    rows = [json.loads(lines[i]) for i in SHORT_CLIPS]
+    own = whisper.force_align(clips, [r["text"].capitalize() for r in rows])
+    swapped = whisper.force_align(clips, [rows[1]["text"].capitalize(), rows[0]["text"].capitalize()])
+    for hyp, row, clip in zip(own, rows, clips):
+        assert [w.text for w in hyp.words] == row["text"].capitalize().split()  # the given text, word for word
+        assert all(0.0 <= w.start <= w.end <= len(clip) / SAMPLE_RATE + 0.02 for w in hyp.words)
+    for right, wrong in zip(own, swapped):  # a transcript of other speech is far less likely on this audio
+        assert right.avg_logprob > wrong.avg_logprob + 1.0
+
+
 def test_engines_agree_on_word_times(shared_data):
     """hf's Python DTW over recorded attention and CTranslate2's C++ align find the same times."""
     require_whisper_package(TINY)

@@ -46,17 +46,28 @@ def align_words(
     ``<|notimestamps|>`` (CTranslate2 adds it); ``mel_frames`` are each clip's log-mel frames
     (10 ms) holding audio. Clips with no text get no words.
     """
+    return [words for words, _ in align_tokens(model, encoded, start_sequence, text_tokens, mel_frames, decode)]
+
+
+def align_tokens(
+    model,
+    encoded,
+    start_sequence: Sequence[int],
+    text_tokens: Sequence[Sequence[int]],
+    mel_frames: Sequence[int],
+    decode: Callable[[list[int]], str],
+) -> list[tuple[list[Word], list[float]]]:
+    """:func:`align_words` plus each text token's probability under the model (teacher-forced)."""
     results = model.align(
         encoded, list(start_sequence), [list(t) for t in text_tokens], [int(n) for n in mel_frames],
         median_filter_width=MEDIAN_FILTER_WIDTH,
     )
-    out = []
+    out: list[tuple[list[Word], list[float]]] = []
     for result, tokens in zip(results, text_tokens):
         if not tokens:
-            out.append([])
+            out.append(([], []))
             continue
         pairs = np.asarray(result.alignments, dtype=np.int64).reshape(-1, 2)
-        out.append(words_from_alignment(
-            list(tokens), decode, pairs[:, 0], pairs[:, 1], list(result.text_token_probs), SECONDS_PER_ENCODER_FRAME,
-        ))
+        probs = list(result.text_token_probs)
+        out.append((words_from_alignment(list(tokens), decode, pairs[:, 0], pairs[:, 1], probs, SECONDS_PER_ENCODER_FRAME), probs))
     return out

@@ -12,7 +12,10 @@ For each recording the driver
    the length of the file; only the words (a few hundred kB an hour) accumulate;
 2. aligns the transcript to the recognised words (:func:`~asrtune.alignment.text_align.align_text`);
 3. cuts segments and rejects mismatched stretches
-   (:func:`~asrtune.alignment.segmenter.segment_alignment`).
+   (:func:`~asrtune.alignment.segmenter.segment_alignment`);
+4. asks the model for a second opinion on rejected stretches that have recognised speech: a
+   transcript it finds nearly as likely as its own hypothesis there was misheard, not wrong,
+   and is kept (:func:`~asrtune.alignment.verify.rescue_stretches`).
 
 Outputs: the segment manifest (``offset``/``duration`` into the original file, or, with
 ``cut_dir``, one FLAC per segment), and ``rejected.jsonl`` beside it (one line per rejected
@@ -28,9 +31,10 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from asrtune.alignment.words import Word
-from asrtune.alignment.limits import TokenCounter
+from asrtune.alignment.limits import TokenCounter, whisper_token_counter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment
 from asrtune.alignment.text_align import align_text
+from asrtune.alignment.verify import rescue_stretches
 from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.errors import AsrtuneError, ConfigError
@@ -131,7 +135,10 @@ def align_recording(
     """Segments, rejected stretches and the audio's duration for one recording."""
     duration = audio_info(recording.audio)[0]
     words = hypothesis_words(recognizer, recording.audio, window_s, vad=vad, transcriber=transcriber, progress=progress)
-    segments, rejected = segment_alignment(align_text(recording.transcript, words), recording.audio, rules, count_tokens, duration)
+    alignment = align_text(recording.transcript, words)
+    count_tokens = count_tokens or whisper_token_counter()
+    segments, rejected = segment_alignment(alignment, recording.audio, rules, count_tokens, duration)
+    segments, rejected = rescue_stretches(recognizer, recording.audio, alignment, segments, rejected, rules, count_tokens)
     return segments, rejected, duration
 
 
@@ -224,6 +231,8 @@ def _progress(items: list, enabled: bool, desc: str, unit: str):
 def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: str | os.PathLike | None) -> Iterator[Utterance]:
     for n, seg in enumerate(segments):
         extra = {**recording.extra, "align_score": seg.score}
+        if seg.logprob_gap is not None:
+            extra["logprob_gap"] = seg.logprob_gap
         if cut_dir is None:
             yield Utterance(recording.audio, seg.text, seg.end - seg.start, seg.start, extra)
             continue

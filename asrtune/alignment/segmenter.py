@@ -45,6 +45,7 @@ AUDIO_NOT_IN_TEXT = "speech not in the transcript"
 LOW_SCORE = "too few words match"
 TOO_LONG = "one word longer than the segment limits"
 CHANCE_MATCH_WORDS = 2  # a matched island this short between longer unmatched runs is chance
+MAX_LOGPROB_GAP = 2.5  # nats/token; see asrtune.alignment.verify for how it was measured
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class SegmentRules:
     # times run early by a few hundred ms, and on the longform check 0.5 s clipped a segment 0.38 s
     # inside its utterance where 1.0 s put every edge inside the true pause
     pad_s: float = 1.0
+    # nats per token the transcript may trail the recogniser's own text on a rejected stretch's
+    # audio and still be kept (asrtune.alignment.verify); None: no second opinion
+    max_logprob_gap: float | None = MAX_LOGPROB_GAP
 
     def check(self) -> "SegmentRules":
         if not self.max_duration_s > 0:
@@ -77,6 +81,8 @@ class SegmentRules:
             raise ConfigError(f"min_score must be between 0 and 1, got {self.min_score}")
         if self.pad_s < 0:
             raise ConfigError(f"pad_s must be >= 0 seconds, got {self.pad_s}")
+        if self.max_logprob_gap is not None and self.max_logprob_gap < 0:
+            raise ConfigError(f"max_logprob_gap must be >= 0 nats per token (or None for no check), got {self.max_logprob_gap}")
         return self
 
 
@@ -91,6 +97,7 @@ class AlignedSegment:
     score: float
     first_word: int
     last_word: int
+    logprob_gap: float | None = None  # set when forced alignment kept a stretch the word match rejected
 
     @property
     def duration(self) -> float:

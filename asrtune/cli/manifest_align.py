@@ -14,7 +14,9 @@ Whisper tokens. The audio is decoded in 10-minute windows with word timestamps, 
 is aligned to the recognised words, and segments are cut at pauses. Each segment keeps the
 transcript's own text (casing, punctuation) and its match score. Stretches where transcript and
 audio disagree (text the speaker skipped, speech the transcript lacks: ads, crosstalk, music)
-are left out and listed with times and reason in rejected.jsonl beside --out.
+are left out and listed with times and reason in rejected.jsonl beside --out. Where the words
+disagree only because the recogniser misheard (accents, noise, jargon), a forced alignment of
+the transcript on that audio says so and the stretch is kept (--max-logprob-gap).
 
 Inputs: AUDIO TRANSCRIPT.txt, or a MANIFEST.jsonl with one line per recording (text = the full
 transcript), or a FOLDER of audio files with same-named .txt transcripts.
@@ -50,6 +52,10 @@ def add_align_parser(sub) -> None:
                    help="a longer run of recognised words missing from the transcript is cut out")
     p.add_argument("--min-score", type=float, default=rules.min_score, help="segments whose share of exactly matched words is lower are rejected")
     p.add_argument("--pad", type=float, default=rules.pad_s, help="seconds kept before the first and after the last word (up to mid-pause)")
+    p.add_argument("--max-logprob-gap", type=_gap, default=rules.max_logprob_gap, metavar="NATS",
+                   help="second opinion on a rejected stretch with recognised speech (Whisper): kept when the model finds "
+                        "the transcript at most this many nats per token less likely than its own hypothesis there "
+                        "(misheard, not wrong); 'off' skips the check")
     add_options(p, RecognizerOptions, exclude=("bias_terms", "term_boost"))
     p.set_defaults(func=run_align)
 
@@ -62,7 +68,7 @@ def run_align(args: argparse.Namespace) -> int:
     from asrtune.options import given_options, update_options
 
     rules = SegmentRules(max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
-                         min_score=args.min_score, pad_s=args.pad).check()
+                         min_score=args.min_score, pad_s=args.pad, max_logprob_gap=args.max_logprob_gap).check()
     recordings = collect_recordings(args.inputs)
     _check_before_model(args)  # a typo should cost a second, not a model load
     opts = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
@@ -74,6 +80,19 @@ def run_align(args: argparse.Namespace) -> int:
     if summary.rejected:
         print(f"rejected stretches listed in {Path(args.out).with_name('rejected.jsonl')}", file=sys.stderr)
     return 0
+
+
+def _gap(value: str) -> float | None:
+    """``--max-logprob-gap``: a number of nats >= 0, or ``off``."""
+    if value.strip().lower() in ("off", "none"):
+        return None
+    try:
+        gap = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of nats per token or 'off', got {value!r}") from None
+    if not gap >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (or 'off'), got {value}")
+    return gap
 
 
 def _check_before_model(args: argparse.Namespace) -> None:

@@ -51,12 +51,21 @@ class Recognizer(abc.ABC):
     engine: str
     source: str
     family: str
+    #: whether :meth:`force_align` works (Whisper engines)
+    can_force_align: bool = False
     #: whether callers that decode on the user's behalf (asrtune transcribe, the server) ask for word times
     word_timestamps: bool = False
 
     @abc.abstractmethod
     def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
         """One :class:`Hypothesis` per clip, in order; with ``word_timestamps`` each has ``words``."""
+
+    def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
+        """Each clip with a given text instead of a decoded one: the text's words timed on the clip
+        and ``avg_logprob`` = how likely the model finds that text there (teacher-forced, mean per
+        token). Comparing it with the model's own hypothesis tells a recognition error from a
+        transcript that does not belong to the audio (:mod:`asrtune.alignment.verify`)."""
+        raise AsrtuneError(f"{self.engine} engine: forced alignment of a given text is not available")
 
     def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
         """One transcript per clip, in order."""

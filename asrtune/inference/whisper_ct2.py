@@ -33,6 +33,7 @@ class WhisperCT2Recognizer(Recognizer):
     """
 
     engine = "ct2"
+    can_force_align = True
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, compute_type: str = "int8",
@@ -112,6 +113,31 @@ class WhisperCT2Recognizer(Recognizer):
                 # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
                 avg_logprob = r.scores[0] * len(ids) / (len(ids) + 1)
                 out.append(self._hypothesis(ids, None if words is None else words[i], avg_logprob, r.no_speech_prob))
+        return out
+
+    def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
+        """``avg_logprob`` is the mean log-probability of the text's tokens from CTranslate2's
+        ``Whisper.align`` (which reports text-token probabilities, not the end-of-text one)."""
+        import ctranslate2
+
+        from asrtune.alignment.ct2 import align_tokens
+
+        clips = check_clips(audios)
+        tokens = [self.tokenizer.encode(" " + t.strip(), add_special_tokens=False) if t.strip() else [] for t in texts]
+        out: list[Hypothesis] = []
+        for start in range(0, len(clips), self.batch_size):
+            batch, ids = clips[start : start + self.batch_size], tokens[start : start + self.batch_size]
+            if self.features == "hf" and self._hf_extractor is None:
+                from transformers import WhisperFeatureExtractor
+
+                self._hf_extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
+            mel = log_mel_batch(batch, self.n_mels, self.features, self._hf_extractor)
+            encoded = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)))
+            aligned = align_tokens(self.model, encoded, self.prompt.sot[:-1], ids, [content_frames(c) for c in batch],
+                                   self.tokenizer.decode)
+            for text_ids, (words, probs) in zip(ids, aligned):
+                logprob = float(np.mean(np.log(np.maximum(probs, 1e-12)))) if probs else 0.0
+                out.append(Hypothesis(self.tokenizer.decode(text_ids).strip(), words, logprob, None, text_ids))
         return out
 
     def _words(self, encoded, tokens: list[list[int]], mel_frames: list[int]):

@@ -39,6 +39,7 @@ class WhisperHFRecognizer(Recognizer):
     """
 
     engine = "hf"
+    can_force_align = True
 
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, term_boost: float | None = None, features: str = "hf",
@@ -131,6 +132,18 @@ class WhisperHFRecognizer(Recognizer):
                 out += self._decode_encoded(encoded, [content_frames(c) for c in batch], word_timestamps)
         return out
 
+    def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
+        clips = check_clips(audios)
+        tokens = [self.processor.tokenizer.encode(" " + t.strip(), add_special_tokens=False) if t.strip() else [] for t in texts]
+        out: list[Hypothesis] = []
+        for start in range(0, len(clips), SCORE_BATCH):
+            part = slice(start, start + SCORE_BATCH)
+            with self._torch.inference_mode():
+                encoded = self._encode(clips[part])
+                scored = self._score(encoded, tokens[part], [content_frames(c) for c in clips[part]], True, forced=True)
+            out += scored
+        return out
+
     def transcribe_encoded(self, encoder_outputs: np.ndarray) -> list[str]:
         """Transcripts from cached encoder outputs ``(clips, 1500, d_model)`` (the trainer's encoder
         cache), with exactly the prompt, suppression and generation settings of :meth:`decode`. The
@@ -152,8 +165,10 @@ class WhisperHFRecognizer(Recognizer):
             hyps += self._score(encoded[part], tokens[part], n_frames[part], word_timestamps)
         return hyps
 
-    def _score(self, encoded, tokens: list[list[int]], n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
-        """One teacher-forced decoder pass over prefix + text + end-of-text for a few clips."""
+    def _score(self, encoded, tokens: list[list[int]], n_frames: list[int], word_timestamps: bool,
+               forced: bool = False) -> list[Hypothesis]:
+        """One teacher-forced decoder pass over prefix + text + end-of-text for a few clips
+        (``forced``: the text was given, so the no-speech rule does not blank it)."""
         torch = self._torch
         prefix = self.prompt.tokens()
         max_len = self.model.config.max_target_positions
@@ -188,7 +203,10 @@ class WhisperHFRecognizer(Recognizer):
                     window, token_rows, n_frames[b] // MEL_FRAMES_PER_ENCODER_FRAME, text_tokens,
                     logprobs[: len(text_tokens)].exp().tolist(), self._decode_tokens,
                 )
-            hyps.append(self._hypothesis(text_tokens, words, avg_logprob, no_speech_prob))
+            if forced:
+                hyps.append(Hypothesis(self._decode_tokens(text_tokens).strip(), words, avg_logprob, no_speech_prob, text_tokens))
+            else:
+                hyps.append(self._hypothesis(text_tokens, words, avg_logprob, no_speech_prob))
         return hyps
 
     def _hypothesis(self, tokens: list[int], words, avg_logprob: float, no_speech_prob: float | None) -> Hypothesis:
