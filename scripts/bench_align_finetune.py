@@ -108,7 +108,7 @@ def gap_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
 
     from asrtune.alignment.limits import whisper_token_counter
     from asrtune.alignment.long_audio import collect_recordings, hypothesis_words
-    from asrtune.alignment.segmenter import SegmentRules, segment_alignment
+    from asrtune.alignment.segmenter import SegmentRules, segment_alignment, speech_limits
     from asrtune.alignment.text_align import align_text
     from asrtune.alignment.verify import _bounds, _rescuable, scoring_text
     from asrtune.data.audio import audio_info, load_audio
@@ -119,11 +119,14 @@ def gap_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     clips, texts = [], []
     for rec in collect_recordings([str(work / "long.jsonl")]):
         alignment = align_text(rec.transcript, hypothesis_words(recognizer, rec.audio))
-        _, rejected = segment_alignment(alignment, rec.audio, rules, count, audio_info(rec.audio)[0])
+        duration = audio_info(rec.audio)[0]
+        _, rejected = segment_alignment(alignment, rec.audio, rules, count, duration)
+        limits = speech_limits(alignment, duration)
         for r in (r for r in rejected if _rescuable(r, rules, count)):
-            start, end = _bounds(r, alignment, rules)
-            clips.append(load_audio(rec.audio, offset=start, duration=end - start))
-            texts.append(r.text)
+            span = _bounds(r, alignment, rules, limits)
+            if span is not None:
+                clips.append(load_audio(rec.audio, offset=span[0], duration=span[1] - span[0]))
+                texts.append(r.text)
     heard = [h.text for h in recognizer.decode(clips)]
     wrong = texts[1:] + texts[:1]
     n = len(clips)

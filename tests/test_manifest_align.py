@@ -171,7 +171,7 @@ def run_alignment(words, reference: str, audio, recognizer=None, rules: SegmentR
     segments, rejected = segment_alignment(alignment, str(audio), rules, count, audio_info(audio)[0])
     if recognizer is None:
         return segments, rejected
-    return rescue_stretches(recognizer, str(audio), alignment, segments, rejected, rules, count)
+    return rescue_stretches(recognizer, str(audio), alignment, segments, rejected, rules, count, audio_info(audio)[0])
 
 
 def every_word_once(segments, rejected, n_words: int) -> bool:

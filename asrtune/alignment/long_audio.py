@@ -138,7 +138,7 @@ def align_recording(
     alignment = align_text(recording.transcript, words)
     count_tokens = count_tokens or whisper_token_counter()
     segments, rejected = segment_alignment(alignment, recording.audio, rules, count_tokens, duration)
-    segments, rejected = rescue_stretches(recognizer, recording.audio, alignment, segments, rejected, rules, count_tokens)
+    segments, rejected = rescue_stretches(recognizer, recording.audio, alignment, segments, rejected, rules, count_tokens, duration)
     return segments, rejected, duration
 
 

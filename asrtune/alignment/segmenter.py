@@ -269,6 +269,12 @@ def _blocks(n: int, bad: set[int], cuts: set[int]) -> list[tuple[int, int]]:
     return out
 
 
+def speech_limits(alignment: TextAlignment, audio_duration: float | None = None) -> "_Evidence":
+    """Where recognised speech is: the limits rule 4 puts on segment edges, for callers that add
+    segments of their own (:mod:`asrtune.alignment.verify`)."""
+    return _Evidence(_units(alignment.words), alignment.extra, audio_duration)
+
+
 class _Evidence:
     """Where recognised speech is: segment edges stop half-way to speech outside the segment."""
 

@@ -31,8 +31,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from asrtune.alignment.limits import TokenCounter
-from asrtune.alignment.segmenter import LOW_SCORE, MISMATCH, AlignedSegment, RejectedStretch, SegmentRules
-from asrtune.alignment.text_align import MATCH, TextAlignment
+from asrtune.alignment.segmenter import LOW_SCORE, MISMATCH, AlignedSegment, RejectedStretch, SegmentRules, speech_limits
+from asrtune.alignment.text_align import MATCH, SUBSTITUTED, TextAlignment
 from asrtune.data.audio import load_audio
 
 RESCUABLE = (MISMATCH, LOW_SCORE)  # reasons with recognised speech to compare against
@@ -66,14 +66,20 @@ def rescue_stretches(
     rejected: list[RejectedStretch],
     rules: SegmentRules,
     count_tokens: TokenCounter,
+    audio_duration: float | None = None,
 ) -> tuple[list[AlignedSegment], list[RejectedStretch]]:
     """Move rejected stretches whose transcript the model finds plausible into ``segments``."""
     if rules.max_logprob_gap is None or not getattr(recognizer, "can_force_align", False):
         return segments, rejected
-    candidates = [r for r in rejected if _rescuable(r, rules, count_tokens)]
+    limits = speech_limits(alignment, audio_duration)
+    candidates, bounds = [], []
+    for r in rejected:
+        span = _bounds(r, alignment, rules, limits) if _rescuable(r, rules, count_tokens) else None
+        if span is not None:
+            candidates.append(r)
+            bounds.append(span)
     if not candidates:
         return segments, rejected
-    bounds = [_bounds(r, alignment, rules) for r in candidates]
     clips = [load_audio(audio_path, offset=start, duration=end - start) for start, end in bounds]
     heard = recognizer.decode(clips)
     texts = [scoring_text(r.text) for r in candidates]
@@ -93,8 +99,7 @@ def rescue_stretches(
             still.append(replace(r, reason=f"{r.reason}; forced alignment: transcript {gap:.2f} nats/token "
                                           f"less likely than the recogniser's text (> {rules.max_logprob_gap})"))
     others = [r for r in rejected if not any(r is c for c in candidates)]
-    kept.sort(key=lambda s: (s.start, s.first_word))
-    return kept, sorted(others + still, key=lambda r: (r.first_word, r.start))
+    return _without_overlaps(sorted(kept, key=lambda s: s.first_word), alignment), sorted(others + still, key=lambda r: (r.first_word, r.start))
 
 
 def _rescuable(r: RejectedStretch, rules: SegmentRules, count_tokens: TokenCounter) -> bool:
@@ -102,20 +107,37 @@ def _rescuable(r: RejectedStretch, rules: SegmentRules, count_tokens: TokenCount
             and r.end - r.start <= rules.max_duration_s and count_tokens(r.text) <= rules.max_tokens)
 
 
-def _bounds(r: RejectedStretch, alignment: TextAlignment, rules: SegmentRules) -> tuple[float, float]:
-    """The audio of a rejected stretch as a segment would take it.
+def _bounds(r: RejectedStretch, alignment: TextAlignment, rules: SegmentRules, limits) -> tuple[float, float] | None:
+    """The audio of a rejected stretch as a segment would take it (None: nothing recognised in it).
 
-    A low-score stretch was a segment already. A mismatched run spans from the last word before
-    it to the first after it; the segments on either side reach half-way to its first and last
-    recognised words, so it takes the other halves (plus at most ``pad_s``), never overlapping them.
+    A low-score stretch was a segment already. A mismatched run takes the segmenter's own edge
+    rule (its first and last *recognised* words, ``pad_s`` either side, at most half-way to the
+    recognised speech outside), so it meets its neighbours half-way.
     """
     if r.reason.startswith(LOW_SCORE):
         return r.start, r.end
-    timed = [w for w in alignment.words[r.first_word : r.last_word] if w.scored]
-    first, last = min(w.start for w in timed), max(w.end for w in timed)
-    start = max(first - rules.pad_s, (r.start + first) / 2) if first > r.start else r.start
-    end = min(last + rules.pad_s, (last + r.end) / 2) if last < r.end else r.end
-    return start, max(end, start)
+    heard = [w for w in alignment.words[r.first_word : r.last_word] if w.status in (MATCH, SUBSTITUTED)]
+    if not heard:
+        return None
+    first, last = heard[0], heard[-1]
+    start = max(first.start - rules.pad_s, limits.start_limit(first.start), 0.0)
+    end = max(min(last.end + rules.pad_s, limits.end_limit(last.end)), last.end)
+    return (start, end) if end - start <= rules.max_duration_s else None
+
+
+def _without_overlaps(segments: list[AlignedSegment], alignment: TextAlignment) -> list[AlignedSegment]:
+    """Neighbours whose padded edges overlap (words with no pause between them) meet half-way
+    between the last word of one and the first of the other."""
+    out: list[AlignedSegment] = []
+    for seg in segments:
+        if out and out[-1].end > seg.start:
+            prev = out[-1]
+            cut = (alignment.words[prev.last_word - 1].end + alignment.words[seg.first_word].start) / 2
+            cut = round(min(max(cut, seg.start, prev.start), prev.end, seg.end), 3)
+            out[-1] = replace(prev, end=cut)
+            seg = replace(seg, start=cut)
+        out.append(seg)
+    return out
 
 
 def _matched_share(alignment: TextAlignment, r: RejectedStretch) -> float:
