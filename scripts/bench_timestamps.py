@@ -134,8 +134,8 @@ def available_models(runs: Path) -> dict[str, Path]:
     if not (base / "model.bin").is_file():
         hf_to_ct2(resolve_model(MODEL).path, base, quantization="int8")
     models = {"base": base}
-    for name in TUNES:
-        if (runs / name / "best-ct2" / "model.bin").is_file():
+    for name in [*TUNES, *sorted(p.name for p in runs.iterdir() if p.name not in TUNES)]:  # the two tunes first, then
+        if (runs / name / "best-ct2" / "model.bin").is_file():  # any other run put here (e.g. a link to one)
             models[f"tuned-{name}"] = runs / name / "best-ct2"
     return models
 

@@ -70,6 +70,14 @@ def test_manifest_and_rejected_lines(tmp_path):
         (MISMATCH, " ".join(reference[40:50]), 40, 50)]
     assert rejected[0]["hypothesis"] == " ".join(f"s{i}" for i in range(40, 50)) and rejected[0]["start"] == pytest.approx(39.6) and rejected[0]["end"] == pytest.approx(50.1)
     assert all(u.offset + u.duration <= 40.1 or u.offset >= 49.6 for u in utts)  # nothing of the unread stretch
+    for u in utts:  # every "S<i>." ends a sentence: one timed part each, in order, inside the segment
+        parts = u.extra["segments"]
+        assert " ".join(p["text"] for p in parts) == u.text and len(parts) == len(u.text.split())
+        assert all(0 <= p["start"] <= p["end"] <= u.duration for p in parts)
+        assert all(a["end"] <= b["start"] for a, b in zip(parts, parts[1:]))
+    from asrtune.training.targets import utterance_segments
+
+    assert all(utterance_segments(u.extra, u.duration) for u in utts)  # the trainer takes them as they are
 
 
 def test_cut_writes_one_flac_per_segment(tmp_path):
@@ -189,6 +197,16 @@ def test_real_longform_alignment_keeps_speech_and_cuts_at_joins(longform, tiny_w
     assert [i for s in segments for i in range(s.first_word, s.last_word)] == list(range(len(reference.split())))
     assert all(s.end - s.start <= 30.0 for s in segments)
     assert kept_speech(segments, utts) >= 0.95
+    from asrtune.alignment.segmenter import segment_parts
+    from asrtune.alignment.text_align import align_text
+
+    alignment = align_text(reference, tiny_words)
+    inner = [s.start + a for s in segments for a, _, _ in segment_parts(alignment, s)[1:]]  # where parts start
+    joins = [u[0] for u in utts if any(s.start + 1.0 < u[0] < s.end - 1.0 for s in segments)]  # utterances starting mid-segment
+    # a part starts at the first word, after the utterance's own leading silence
+    found = [j for j in joins if any(j - BOUNDARY_TOLERANCE_S <= t <= j + 1.0 for t in inner)]
+    print(f"\nparts: {len(inner) + len(segments)} in {len(segments)} segments; {len(found)} of {len(joins)} inner joins start one")
+    assert len(found) >= 0.9 * len(joins)  # utterances inside a segment start timed parts (phrase pauses add more)
     errors = boundary_errors(segments, utts)
     print(f"\nclean: {len(segments)} segments, boundary error median {statistics.median(errors):.3f} s, max {max(errors):.3f} s, "
           f"speech kept {100 * kept_speech(segments, utts):.1f} %")

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from asrtune.alignment.words import Word
 from asrtune.alignment.limits import TokenCounter, whisper_token_counter
-from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment
+from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment, segment_parts
 from asrtune.alignment.text_align import align_text
 from asrtune.alignment.verify import rescue_stretches
 from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio
@@ -139,6 +139,7 @@ def align_recording(
     count_tokens = count_tokens or whisper_token_counter()
     segments, rejected = segment_alignment(alignment, recording.audio, rules, count_tokens, duration)
     segments, rejected = rescue_stretches(recognizer, recording.audio, alignment, segments, rejected, rules, count_tokens, duration)
+    segments = [replace(s, parts=segment_parts(alignment, s)) for s in segments]
     return segments, rejected, duration
 
 
@@ -233,6 +234,8 @@ def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: s
         extra = {**recording.extra, "align_score": seg.score}
         if seg.logprob_gap is not None:
             extra["logprob_gap"] = seg.logprob_gap
+        if len(seg.parts) > 1:  # Whisper's timestamp targets use these (asrtune.training.targets)
+            extra["segments"] = [{"start": a, "end": b, "text": t} for a, b, t in seg.parts]
         if cut_dir is None:
             yield Utterance(recording.audio, seg.text, seg.end - seg.start, seg.start, extra)
             continue

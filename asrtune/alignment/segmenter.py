@@ -98,6 +98,9 @@ class AlignedSegment:
     first_word: int
     last_word: int
     logprob_gap: float | None = None  # set when forced alignment kept a stretch the word match rejected
+    # (start, end, text) stretches inside the segment, times from its start: its sentences or
+    # pause-separated phrases, for Whisper's multi-segment timestamp targets
+    parts: tuple[tuple[float, float, str], ...] = ()
 
     @property
     def duration(self) -> float:
@@ -267,6 +270,45 @@ def _blocks(n: int, bad: set[int], cuts: set[int]) -> list[tuple[int, int]]:
     if start is not None:
         out.append((start, n - 1))
     return out
+
+
+PART_PAUSE_S = 0.5  # s of silence between recognised words that start a new part inside a segment
+SENTENCE_END = (".", "!", "?")
+
+
+def segment_parts(alignment: TextAlignment, segment: AlignedSegment, pause_s: float = PART_PAUSE_S) -> tuple[tuple[float, float, str], ...]:
+    """The segment's text split into parts at sentence ends and at pauses of at least ``pause_s``
+    between recognised words, each with its times relative to the segment start.
+
+    Whisper was trained on 30 s windows holding several timed segments; a fine-tune whose
+    timestamped targets are all one segment per example learns to stretch one segment over the
+    window (measured: ``scripts/bench_timestamps.py``), so aligned segments carry their parts.
+    """
+    words = alignment.words[segment.first_word : segment.last_word]
+    parts: list[tuple[float, float, str]] = []
+    current: list[TimedWord] = []
+    heard_end: float | None = None  # end of the last recognised word in the current part
+    for w in words:
+        recognised = w.status in (MATCH, SUBSTITUTED)
+        if current and recognised and heard_end is not None and w.start - heard_end >= pause_s:
+            parts.append(_part(current, segment))
+            current, heard_end = [], None
+        current.append(w)
+        if recognised:
+            heard_end = w.end
+        if w.text.endswith(SENTENCE_END):
+            parts.append(_part(current, segment))
+            current, heard_end = [], None
+    if current:
+        parts.append(_part(current, segment))
+    return tuple(parts)
+
+
+def _part(words: list[TimedWord], segment: AlignedSegment) -> tuple[float, float, str]:
+    span = segment.end - segment.start
+    start = min(max(words[0].start - segment.start, 0.0), span)
+    end = min(max(words[-1].end - segment.start, start), span)
+    return round(start, 2), round(end, 2), " ".join(w.text for w in words)
 
 
 def speech_limits(alignment: TextAlignment, audio_duration: float | None = None) -> "_Evidence":
