@@ -55,6 +55,7 @@ def main() -> int:
                    help="the hand-cut run (bench_timestamps.py --row tune-mixed)")
     p.add_argument("--out", default=str(REPO / "bench_results" / "align_finetune.json"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-segment-s", type=float, default=30.0, help="align: longest segment (manifest align --max-duration)")
     args = p.parse_args()
     work = Path(args.work)
     for row in args.row or ROWS:
@@ -143,16 +144,18 @@ def gap_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
 def align_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``asrtune manifest align long.jsonl --out aligned.jsonl`` (tiny.en, ct2), as a user runs it."""
     from asrtune.alignment.long_audio import align_to_manifest, collect_recordings
+    from asrtune.alignment.segmenter import SegmentRules
     from asrtune.data.manifest import load_manifest
     from asrtune.inference import load_recognizer
 
     recognizer = load_recognizer(MODEL, engine="ct2", threads=args.threads)
     start = time.time()
-    summary = align_to_manifest(recognizer, collect_recordings([str(work / "long.jsonl")]), work / "aligned.jsonl")
+    rules = SegmentRules(max_duration_s=args.max_segment_s)
+    summary = align_to_manifest(recognizer, collect_recordings([str(work / "long.jsonl")]), work / "aligned.jsonl", rules=rules)
     seconds = time.time() - start
     segments = load_manifest(work / "aligned.jsonl")
     durations = sorted(u.duration for u in segments)
-    return {"summary": summary.line(), "segments": len(segments), "rejected": summary.rejected,
+    return {"summary": summary.line(), "max_segment_s": args.max_segment_s, "segments": len(segments), "rejected": summary.rejected,
             "kept_speech_pct": round(100 * summary.kept_s / summary.audio_s, 1),
             "kept_words_pct": round(100 * summary.kept_words / max(summary.words, 1), 1),
             "segment_s": {"mean": round(sum(durations) / len(durations), 2), "min": durations[0], "max": durations[-1]},

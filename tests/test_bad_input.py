@@ -210,6 +210,8 @@ CASES = [
          "--window", out="{d}/m.jsonl"),
     case("align-unknown-model", "manifest align {d}/clip.wav {d}/domain.txt --model nobody/nothing --out {d}/m.jsonl",
          "nobody/nothing", out="{d}/m.jsonl"),
+    case("align-duration-over-window", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl "
+         "--max-duration 40", "--max-duration", out="{d}/m.jsonl"),
     case("align-negative-logprob-gap", f"manifest align {{d}}/clip.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl "
          "--max-logprob-gap -1", "--max-logprob-gap", out="{d}/m.jsonl"),
 ]

@@ -54,7 +54,7 @@ class SegmentRules:
 
     >>> SegmentRules(max_duration_s=0).check()
     Traceback (most recent call last):
-    asrtune.errors.ConfigError: max_duration_s must be > 0 seconds, got 0
+    asrtune.errors.ConfigError: max_duration_s must be > 0 and at most 30 seconds (Whisper's window), got 0
     """
 
     max_duration_s: float = MAX_SEGMENT_S
@@ -71,8 +71,9 @@ class SegmentRules:
     max_logprob_gap: float | None = MAX_LOGPROB_GAP
 
     def check(self) -> "SegmentRules":
-        if not self.max_duration_s > 0:
-            raise ConfigError(f"max_duration_s must be > 0 seconds, got {self.max_duration_s}")
+        if not 0 < self.max_duration_s <= MAX_SEGMENT_S:
+            raise ConfigError(f"max_duration_s must be > 0 and at most {MAX_SEGMENT_S:.0f} seconds (Whisper's window), "
+                              f"got {self.max_duration_s}")
         if self.max_tokens < 1:
             raise ConfigError(f"max_tokens must be >= 1, got {self.max_tokens}")
         if self.max_unmatched_words < 0 or self.max_extra_words < 0:

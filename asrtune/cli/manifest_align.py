@@ -46,6 +46,9 @@ def add_align_parser(sub) -> None:
     p.add_argument("--cut", metavar="DIR", help="write each segment as its own FLAC in DIR (the manifest then points at them)")
     p.add_argument("--window", type=float, default=WINDOW_S, help="seconds of audio decoded at once (bounds memory)")
     p.add_argument("--vad", default="silero", choices=["silero", "energy"], help="voice-activity detector cutting each window")
+    p.add_argument("--max-duration", type=float, default=rules.max_duration_s, metavar="SECONDS",
+                   help="longest segment (Whisper's window is 30 s; shorter segments, cut at the largest pauses, "
+                        "match a test set of short clips)")
     p.add_argument("--max-unmatched-words", type=int, default=rules.max_unmatched_words,
                    help="a longer run of transcript words the recogniser did not hear is rejected")
     p.add_argument("--max-extra-words", type=int, default=rules.max_extra_words,
@@ -67,8 +70,17 @@ def run_align(args: argparse.Namespace) -> int:
     from asrtune.inference.options import RecognizerOptions
     from asrtune.options import given_options, update_options
 
-    rules = SegmentRules(max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
-                         min_score=args.min_score, pad_s=args.pad, max_logprob_gap=args.max_logprob_gap).check()
+    from asrtune.errors import ConfigError
+
+    rules = SegmentRules(max_duration_s=args.max_duration, max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
+                         min_score=args.min_score, pad_s=args.pad, max_logprob_gap=args.max_logprob_gap)
+    try:
+        rules.check()
+    except ConfigError as e:  # name the flag, not the field
+        message = str(e)
+        for field, flag in RULE_FLAGS.items():
+            message = message.replace(field, flag)
+        raise ConfigError(message) from None
     recordings = collect_recordings(args.inputs)
     _check_before_model(args)  # a typo should cost a second, not a model load
     opts = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
@@ -80,6 +92,11 @@ def run_align(args: argparse.Namespace) -> int:
     if summary.rejected:
         print(f"rejected stretches listed in {Path(args.out).with_name('rejected.jsonl')}", file=sys.stderr)
     return 0
+
+
+RULE_FLAGS = {"max_duration_s": "--max-duration", "max_unmatched_words": "--max-unmatched-words",
+              "max_extra_words": "--max-extra-words", "min_score": "--min-score", "pad_s": "--pad",
+              "max_logprob_gap": "--max-logprob-gap"}
 
 
 def _gap(value: str) -> float | None:
