@@ -32,23 +32,6 @@ def check_alignment_heads(ct2_dir: str | Path) -> bool:
     return bool(heads)
 
 
-def align_words(
-    model,
-    encoded,
-    start_sequence: Sequence[int],
-    text_tokens: Sequence[Sequence[int]],
-    mel_frames: Sequence[int],
-    decode: Callable[[list[int]], str],
-) -> list[list[Word]]:
-    """Words (seconds from each clip's start) for a batch already encoded by ``model``.
-
-    ``start_sequence`` is ``<|startoftranscript|>`` [+ language + task], without
-    ``<|notimestamps|>`` (CTranslate2 adds it); ``mel_frames`` are each clip's log-mel frames
-    (10 ms) holding audio. Clips with no text get no words.
-    """
-    return [words for words, _ in align_tokens(model, encoded, start_sequence, text_tokens, mel_frames, decode)]
-
-
 def align_tokens(
     model,
     encoded,
@@ -57,7 +40,13 @@ def align_tokens(
     mel_frames: Sequence[int],
     decode: Callable[[list[int]], str],
 ) -> list[tuple[list[Word], list[float]]]:
-    """:func:`align_words` plus each text token's probability under the model (teacher-forced)."""
+    """Words (seconds from each clip's start) and each text token's probability (teacher-forced)
+    for a batch already encoded by ``model``.
+
+    ``start_sequence`` is ``<|startoftranscript|>`` [+ language + task], without
+    ``<|notimestamps|>`` (CTranslate2 adds it); ``mel_frames`` are each clip's log-mel frames
+    (10 ms) holding audio. Clips with no text get no words.
+    """
     results = model.align(
         encoded, list(start_sequence), [list(t) for t in text_tokens], [int(n) for n in mel_frames],
         median_filter_width=MEDIAN_FILTER_WIDTH,

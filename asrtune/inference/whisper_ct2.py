@@ -141,12 +141,13 @@ class WhisperCT2Recognizer(Recognizer):
         return out
 
     def _words(self, encoded, tokens: list[list[int]], mel_frames: list[int]):
-        from asrtune.alignment.ct2 import align_words, check_alignment_heads
+        from asrtune.alignment.ct2 import align_tokens, check_alignment_heads
 
         if self._heads_checked is None:
             self._heads_checked = check_alignment_heads(self.ct2_path)
         # CTranslate2 appends <|notimestamps|> itself; its start sequence is the rest of the prefix
-        return align_words(self.model, encoded, self.prompt.sot[:-1], tokens, mel_frames, self.tokenizer.decode)
+        aligned = align_tokens(self.model, encoded, self.prompt.sot[:-1], tokens, mel_frames, self.tokenizer.decode)
+        return [words for words, _ in aligned]
 
     def _hypothesis(self, tokens: list[int], words, avg_logprob: float, no_speech_prob: float) -> Hypothesis:
         if is_no_speech(no_speech_prob, avg_logprob, self.no_speech_threshold, self.log_prob_threshold):
