@@ -85,17 +85,10 @@ class WhisperCT2Recognizer(Recognizer):
         return d
 
     def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
-        import ctranslate2
-
         clips = check_clips(audios)
         out: list[Hypothesis] = []
         for batch in batches(clips, self.batch_size):
-            if self.features == "hf" and self._hf_extractor is None:
-                from transformers import WhisperFeatureExtractor
-
-                self._hf_extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
-            mel = log_mel_batch(batch, self.n_mels, self.features, self._hf_extractor)
-            encoded = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)))
+            encoded = self._encode(batch)
             results = self.model.generate(
                 encoded,
                 [self.prompt.tokens()] * len(batch),
@@ -115,11 +108,19 @@ class WhisperCT2Recognizer(Recognizer):
                 out.append(self._hypothesis(ids, None if words is None else words[i], avg_logprob, r.no_speech_prob))
         return out
 
+    def _encode(self, clips: list[np.ndarray]):
+        import ctranslate2
+
+        if self.features == "hf" and self._hf_extractor is None:
+            from transformers import WhisperFeatureExtractor
+
+            self._hf_extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
+        mel = log_mel_batch(clips, self.n_mels, self.features, self._hf_extractor)
+        return self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)))
+
     def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
         """``avg_logprob`` is the mean log-probability of the text's tokens from CTranslate2's
         ``Whisper.align`` (which reports text-token probabilities, not the end-of-text one)."""
-        import ctranslate2
-
         from asrtune.alignment.ct2 import align_tokens
 
         clips = check_clips(audios)
@@ -127,12 +128,7 @@ class WhisperCT2Recognizer(Recognizer):
         out: list[Hypothesis] = []
         for start in range(0, len(clips), self.batch_size):
             batch, ids = clips[start : start + self.batch_size], tokens[start : start + self.batch_size]
-            if self.features == "hf" and self._hf_extractor is None:
-                from transformers import WhisperFeatureExtractor
-
-                self._hf_extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
-            mel = log_mel_batch(batch, self.n_mels, self.features, self._hf_extractor)
-            encoded = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)))
+            encoded = self._encode(batch)
             aligned = align_tokens(self.model, encoded, self.prompt.sot[:-1], ids, [content_frames(c) for c in batch],
                                    self.tokenizer.decode)
             for text_ids, (words, probs) in zip(ids, aligned):
