@@ -111,7 +111,7 @@ def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(["manifest", "align", str(tmp_path / "none.flac"), str(tmp_path / "none.txt"), "--model", "x", "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "none.flac: file not found" in capsys.readouterr().err
     assert main(["manifest", "align", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o.jsonl"), "--min-score", "2"]) == 2
-    assert "min_score must be between 0 and 1" in capsys.readouterr().err
+    assert "--min-score must be between 0 and 1" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ slow: real speech, tiny.en

@@ -17,7 +17,7 @@ from asrtune.models.whisper_spec import timestamp_token_id
 from asrtune.training import TrainConfig, train
 from asrtune.training.adapters.base import IGNORE_INDEX
 from asrtune.training.no_speech import KINDS, MAX_SECONDS, MIN_SECONDS, no_speech_clip, no_speech_utterances
-from asrtune.training.targets import WhisperTargets, decode_target, picked, utterance_segments
+from asrtune.training.targets import WhisperTargets, decode_target, pick_key, picked, utterance_segments
 
 from conftest import require_whisper_package
 from test_train import tiny_whisper  # noqa: F401  (fixture: random 2+2-layer Whisper with the real tokenizer)
@@ -133,7 +133,7 @@ def test_no_speech_target_ends_after_the_forced_prefix_and_trains_no_speech_at_s
 
 
 def test_fractions_pick_their_share_deterministically(shared_data):
-    keys = [u.id for u in load_manifest(shared_data / "speechocean762" / "train.jsonl")]
+    keys = [pick_key(u.audio_filepath, u.offset) for u in load_manifest(shared_data / "speechocean762" / "train.jsonl")]
     for fraction in (0.05, 0.3, 0.5):
         chosen = [picked(fraction, 0, 0, "timestamps", k) for k in keys]
         assert abs(sum(chosen) / len(keys) - fraction) < 0.035, fraction  # 1200 draws: ~2.5 standard errors

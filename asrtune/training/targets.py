@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 from asrtune.inference.whisper_common import no_speech_token, timestamp_token
@@ -85,6 +86,22 @@ class Segment:
     start: float
     end: float
     text: str
+
+
+PICK_KEY_PARTS = 3  # trailing path components that name an utterance for picked(): "speaker/chapter/file.flac"
+
+
+def pick_key(audio_filepath: str, offset: float = 0.0) -> str:
+    """The utterance's name for :func:`picked`: the last path components (plus the offset of a
+    segment), not the absolute path, so the same data picks the same examples wherever it lives.
+
+    >>> pick_key("/data/so762/audio/9615/096150003.flac") == pick_key("/mnt/copy/audio/9615/096150003.flac")
+    True
+    >>> pick_key("/data/long/ep1.flac", 12.5)
+    'data/long/ep1.flac@12.500'
+    """
+    name = "/".join(Path(audio_filepath).parts[-PICK_KEY_PARTS:])
+    return f"{name}@{offset:.3f}" if offset else name
 
 
 def picked(fraction: float, seed: int, epoch: int, purpose: str, key: str) -> bool:

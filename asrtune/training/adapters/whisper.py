@@ -46,7 +46,7 @@ from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
 from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
-from asrtune.training.targets import Target, WhisperTargets, picked, utterance_segments
+from asrtune.training.targets import Target, WhisperTargets, pick_key, picked, utterance_segments
 from asrtune.training.text_policy import apply_text_policy
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class WhisperAdapter(ModelAdapter):
     def target(self, utt: Any, target_text: str) -> Target:
         """This epoch's target for ``utt``: no-speech, or plain/timestamped with or without a prompt
         (chosen by :func:`~asrtune.training.targets.picked` from seed, epoch and utterance)."""
-        cfg, key = self.config, utt.id
+        cfg, key = self.config, pick_key(utt.audio_filepath, utt.offset)
         if is_no_speech_clip(utt):
             return self.targets.no_speech_target(picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key))
         prompt = self._prompt(utt) if picked(cfg.prompt_fraction, cfg.seed, self.epoch, "prompt", key) else None
@@ -139,7 +139,7 @@ class WhisperAdapter(ModelAdapter):
         """A random subset of ``--prompt-terms`` or the previous utterance's text (None for the first)."""
         if not self.terms:
             return self.previous_text.get(id(utt))
-        digest = hashlib.sha256(f"{self.config.seed}|{self.epoch}|terms|{utt.id}".encode()).digest()
+        digest = hashlib.sha256(f"{self.config.seed}|{self.epoch}|terms|{pick_key(utt.audio_filepath, utt.offset)}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "big"))
         k = int(rng.integers(1, min(len(self.terms), MAX_PROMPT_TERMS) + 1))
         return ", ".join(self.terms[i] for i in sorted(rng.choice(len(self.terms), size=k, replace=False)))
