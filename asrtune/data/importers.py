@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.data.subtitles import iter_subtitles
-from asrtune.data.textfile import iter_text_lines, pick_column, read_text
+from asrtune.data.textfile import iter_json_lines, iter_text_lines, pick_column, read_text
 from asrtune.errors import AsrtuneError, AudioError, ConfigError, ManifestError
 
 AUDIO_COLUMN_CANDIDATES = ("audio_filepath", "audio", "path", "file_name", "filename", "file", "wav", "audio_path")
@@ -195,13 +195,7 @@ def iter_audiofolder(src: str | os.PathLike, text_column: str | None = None) -> 
         yield from iter_csv(csv_meta, audio_column="file_name", text_column=text_column or _audiofolder_text_column(csv_meta))
         return
     if jsonl_meta.is_file():
-        for line_no, line in iter_text_lines(jsonl_meta):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ManifestError(str(jsonl_meta), line_no, f"not valid JSON ({e.msg})") from None
+        for line_no, row in iter_json_lines(jsonl_meta):
             columns = list(row)
             pick_column(columns, "file_name", (), "audio", f"{jsonl_meta}:{line_no}", "file_name")
             text_col = pick_column(columns, text_column, ("transcription", "text"), "text", f"{jsonl_meta}:{line_no}", "--text-column")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from asrtune.data.textfile import iter_text_lines
+from asrtune.data.textfile import iter_text_lines, parse_json_line
 from asrtune.errors import ManifestError
 from asrtune.fileio import atomic_open
 
@@ -72,12 +72,7 @@ class Utterance:
 
 def parse_manifest_line(line: str, manifest_path: str | os.PathLike, line_no: int) -> Utterance:
     """Turn one JSONL line into an :class:`Utterance`, or raise :class:`ManifestError` naming the line."""
-    where = str(manifest_path)
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ManifestError(where, line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
-    return utterance_from_object(obj, manifest_path, line_no)
+    return utterance_from_object(parse_json_line(line, manifest_path, line_no), manifest_path, line_no)
 
 
 def utterance_from_object(obj: Any, manifest_path: str | os.PathLike, line_no: int) -> Utterance:

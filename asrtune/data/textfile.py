@@ -15,9 +15,10 @@ being read as mojibake ("not valid JSON", an LM trained on garbage).
 from __future__ import annotations
 
 import codecs
+import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from asrtune.errors import ConfigError, ManifestError
 
@@ -40,6 +41,22 @@ def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                 raise ManifestError(
                     str(path), line_no, f"not UTF-8 text (byte {e.start + 1} of the line); save the file as UTF-8"
                 ) from None
+
+
+def parse_json_line(line: str, path: str | os.PathLike, line_no: int) -> Any:
+    """One JSONL line as a JSON value, or :class:`ManifestError` naming the file, line and column."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
+
+
+def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_no, value)`` for every non-blank line of a JSONL file, streaming; one error
+    naming the line for text that is not UTF-8 or not JSON."""
+    for line_no, line in iter_text_lines(path):
+        if line.strip():
+            yield line_no, parse_json_line(line, path, line_no)
 
 
 def read_text(path: str | os.PathLike) -> str:

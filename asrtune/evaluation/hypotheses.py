@@ -16,13 +16,12 @@ utterance; otherwise one :class:`AsrtuneError` line names the first ids missing 
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from asrtune.data.manifest import Utterance
-from asrtune.data.textfile import iter_text_lines
+from asrtune.data.textfile import iter_json_lines
 from asrtune.errors import AsrtuneError, ManifestError
 
 TEXT_FIELDS = ("hypothesis", "hyp", "text")
@@ -42,13 +41,7 @@ def read_hypotheses(path: str | os.PathLike) -> dict[str, str]:
         raise AsrtuneError(f"--hypotheses {path}: file not found")
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    for line_no, line in iter_text_lines(path):  # not UTF-8 text: one error naming the line
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ManifestError(str(path), line_no, f"not valid JSON ({e.msg} at column {e.colno})") from None
+    for line_no, obj in iter_json_lines(path):  # not UTF-8 text or not JSON: one error naming the line
         key, text = _key(obj, path, line_no), _text(obj, path, line_no)
         if key in out:
             raise ManifestError(str(path), line_no, f"second hypothesis for {key!r} (first on line {first_line[key]})")
