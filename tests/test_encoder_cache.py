@@ -85,3 +85,32 @@ def test_interrupted_build_keeps_finished_shards_and_resumes(tmp_path, monkeypat
     assert again.missing(utts) == utts[2:]  # the first shard survived the interruption
     assert again.build(utts, encode, load, batch_size=1, progress=False) == 3
     np.testing.assert_allclose(again.get(utts[4]), np.float16(0.05), rtol=1e-3)
+
+
+def test_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A sparse memmap on a full disk dies of SIGBUS; the shard is allocated first to fail cleanly.
+
+    The full disk itself cannot be made here (no loop mounts), so the allocation call fails as the
+    kernel does on one: ENOSPC.
+    """
+    import errno
+
+    import pytest
+
+    from asrtune.errors import AsrtuneError
+
+    if not hasattr(os, "posix_fallocate"):
+        pytest.skip("no posix_fallocate on this platform")
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    utts = make_utts(tmp_path)
+    encode, calls = fake_encode_calls()
+    cache = EncoderCache(tmp_path / "c", {"encoder_weights": "w1"}, (4, 2))
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(AsrtuneError, match=r"no disk space for the encoder cache in .*--cache-dir.*--cache off"):
+        cache.build(utts, encode, load, progress=False)
+    assert calls == [] and not list((tmp_path / "c").glob("*shard-*"))
+    monkeypatch.undo()
+    assert EncoderCache(tmp_path / "c", {"encoder_weights": "w1"}, (4, 2)).build(utts, encode, load, progress=False) == 3

@@ -25,16 +25,19 @@ the folder to reclaim the space.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from asrtune.errors import AsrtuneError
 from asrtune.fileio import write_json_atomic
 
 CACHE_VERSION = 1  # bump when the on-disk layout changes
@@ -52,6 +55,28 @@ def utterance_key(utt: Any) -> str:
         stamp = "missing"
     raw = f"{path}|{utt.offset:.4f}|{utt.duration:.4f}|{stamp}"
     return hashlib.sha1(raw.encode()).hexdigest()
+
+
+def _allocate(path: Path, utterances: int) -> None:
+    """Give a fresh memory-mapped shard its disk blocks now, or fail with a clear error.
+
+    ``open_memmap`` makes a sparse file; on a full disk, storing into its pages later kills the
+    process with SIGBUS (no traceback, no message). Allocating up front turns that into ENOSPC here.
+    """
+    if not hasattr(os, "posix_fallocate"):  # macOS: no preallocation; a full disk still fails late
+        return
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, size)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            free_gb = shutil.disk_usage(path.parent).free / 1e9
+            raise AsrtuneError(
+                f"no disk space for the encoder cache in {path.parent}: a shard of {utterances} utterances needs "
+                f"{size / 1e9:.2f} GB, {free_gb:.2f} GB are free; free some space, point --cache-dir at a bigger "
+                "disk, or pass --cache off") from None
 
 
 class EncoderCache:
@@ -165,6 +190,7 @@ class EncoderCache:
         tmp = self.dir / f".{name}.partial"
         try:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(utts), *self.shape))
+            _allocate(tmp, len(utts))
             for start in range(0, len(utts), batch_size):
                 chunk = utts[start : start + batch_size]
                 encoded = encode(list(map_fn(load, chunk)))
