@@ -117,7 +117,7 @@ class TrainConfig:
                                       help="stop when the smoothed loss exceeds this multiple of its best (and has risen by over 0.5 nats)")
 
     text_policy: str = option("sentence", choices=POLICIES, group=TARGETS,
-                              help="target text: sentence = ALL-CAPS transcripts become sentence case, keep = as written, "
+                              help="target text: sentence = ALL-CAPS transcripts become sentence case ending in a full stop, keep = as written, "
                                    "lower = lower case, normalize = Whisper's English normaliser")
     language: str | None = option(None, group=TARGETS, help="language of a multilingual Whisper (none = English)")
     task: str = option("transcribe", choices=TASK_CHOICES, group=TARGETS, help="Whisper task")
