@@ -142,6 +142,20 @@ def test_token_grouping_merges_punctuation_and_keeps_word_times():
     assert ok.start == 1.2 and ok.probability == 0.5  # " ok", with "(" before it and ")" after
 
 
+def test_a_pause_inside_unpunctuated_text_is_cut_from_the_word_after_it():
+    """No full stop marks the sentence end, so only the length rule can give the pause back."""
+    vocab = {1: " one", 2: " two", 3: " three", 4: " four", 5: " five"}
+    decode = lambda ids: "".join(vocab[i] for i in ids)  # noqa: E731
+    # rows entered at frames 0, 15, 30, 45, 105, end of text at 120 (0.02 s frames): the path enters
+    # " four" as the pause begins (0.9 s), as DTW on real attention does, so " four" spans the 0.9 s
+    # pause and its 0.3 s of speech; every other word lasts 0.3 s
+    words = words_from_alignment([1, 2, 3, 4, 5], decode, np.arange(6), np.array([0, 15, 30, 45, 105, 120]), [0.9] * 5, 0.02)
+    assert [(w.start, w.end) for w in words[:3]] == [(0.0, 0.3), (0.3, 0.6), (0.6, 0.9)]
+    four = words[3]
+    assert four.end == 2.1 and abs(four.start - 1.5) < 1e-9  # at most 2 x the median word (0.3 s)
+    assert (words[4].start, words[4].end) == (2.1, 2.4)
+
+
 def test_dtw_follows_the_cheap_diagonal_and_median_filter_keeps_shape():
     cost = np.ones((3, 6))
     for i, j in [(0, 0), (0, 1), (1, 2), (1, 3), (2, 4), (2, 5)]:

@@ -142,9 +142,16 @@ def words_from_alignment(
 
 
 def _clamp_long_words(words: list[_Timed]) -> None:
-    """Trim words that swallowed a pause: at the clip's edges and at sentence boundaries, no word
-    may last more than twice the median word duration (openai-whisper's rule). DTW tends to give
-    the leading or trailing silence to the first or last word."""
+    """Trim words that swallowed a pause: no word may last more than twice the median word
+    duration (openai-whisper's rule, which it applies only at the clip's edges and at sentence
+    boundaries). DTW gives a pause to a word beside it: the first word keeps the leading silence,
+    the last the trailing one, and inside the text the path tends to enter the next word's row
+    as the pause begins, so the word after the pause gets it. So an over-long word loses its
+    start, except the last word or one ending a sentence, which loses its end. Applying the rule
+    mid-text too matters for text without punctuation (a model tuned on unpunctuated targets, or
+    ``--text-policy normalize``): tiny.en's own transcript of the long-form file with its
+    punctuation stripped has a median word-boundary error of 0.289 s with the edge-only rule and
+    0.236 s with this one; with punctuation both give 0.096 s."""
     durations = np.array([w.end - w.start for w in words])
     durations = durations[durations > 0]
     if durations.size == 0:
@@ -153,12 +160,12 @@ def _clamp_long_words(words: list[_Timed]) -> None:
     for i, w in enumerate(words):
         if w.end - w.start <= max_s:
             continue
-        text = w.text.strip()
         after_sentence = i > 0 and words[i - 1].text.strip()[-1:] in SENTENCE_END_MARKS
-        if i == 0 or after_sentence:
-            w.start = w.end - max_s
-        elif i == len(words) - 1 or text[-1:] in SENTENCE_END_MARKS:
+        ends_text = i == len(words) - 1 or w.text.strip()[-1:] in SENTENCE_END_MARKS
+        if ends_text and not (i == 0 or after_sentence):
             w.end = w.start + max_s
+        else:
+            w.start = w.end - max_s
 
 
 def _join_unspaced(words: list[_Timed]) -> list[_Timed]:
