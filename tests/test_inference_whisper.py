@@ -175,3 +175,43 @@ def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
         assert results["ct2"][1] < 0.04  # LibriSpeech test-clean: tiny.en is about 2.7 %
     for engine, (value, reference) in results.items():
         assert abs(value - reference) <= WER_TOLERANCE, (engine, value, reference)
+
+
+def test_fallback_replaces_only_looping_clips_and_stops_at_the_first_good_temperature():
+    from asrtune.inference.base import Hypothesis
+    from asrtune.inference.whisper_common import decode_with_fallback
+
+    loop = "I want all the people, " * 20
+    calls = []
+
+    def sample(indices, temperature):  # clip 2 keeps looping until 0.6; clip 0 loops at every temperature
+        calls.append((list(indices), temperature))
+        return [Hypothesis(loop if i == 0 or temperature < 0.6 else f"clip {i}", temperature=temperature) for i in indices]
+
+    hyps = [Hypothesis(loop), Hypothesis("He hoped there would be stew."), Hypothesis(loop)]
+    out = decode_with_fallback(hyps, sample, threshold=2.4)
+    assert calls == [([0, 2], 0.2), ([0, 2], 0.4), ([0, 2], 0.6), ([0], 0.8), ([0], 1.0)]
+    assert [h.temperature for h in out] == [1.0, 0.0, 0.6] and out[2].text == "clip 2"
+    assert decode_with_fallback([Hypothesis(loop)], sample, threshold=0)[0].temperature == 0.0  # 0 = off
+
+
+@pytest.mark.parametrize("engine", ["hf", "ct2"])
+def test_fallback_sampling_on_a_real_model_is_seeded_and_leaves_the_callers_random_state(tiny, shared_data, engine):
+    """A threshold of 1.0 makes any long transcript count as a loop, so the real sampling path runs."""
+    import torch
+
+    from asrtune.inference.options import RecognizerOptions
+    from asrtune.inference.whisper_common import compression_ratio
+
+    clips, _ = librispeech(shared_data, 1)
+    greedy = load_recognizer(tiny, engine=engine, compression_ratio_threshold=0).decode(clips)[0]
+    assert greedy.temperature == 0.0 and compression_ratio(greedy.text) > 1.0
+    rec = load_recognizer(tiny, engine=engine, compression_ratio_threshold=1.0)
+    state = torch.get_rng_state()
+    first, again = rec.decode(clips)[0], rec.decode(clips)[0]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert first.temperature > 0 and first.text and first.avg_logprob is not None
+    if engine == "hf":  # CTranslate2 seeds its sampler once per process (see whisper_ct2), so only hf repeats
+        assert (first.text, first.temperature) == (again.text, again.temperature)
+    with pytest.raises(ConfigError, match="--compression-ratio-threshold must be 0 \\(off\\) or >= 1"):
+        RecognizerOptions(compression_ratio_threshold=0.5).validate()

@@ -190,6 +190,8 @@ def test_text_srt_vtt_and_verbose_json_carry_the_same_transcript(client, clips, 
     assert verbose.duration == pytest.approx(record["duration"])
     assert [(s.start, s.end, s.text) for s in verbose.segments] == [
         (s["start"], s["end"], s["text"]) for s in record["segments"]]
+    # the decoder's own numbers, not placeholders: no loop here, so no sampling either
+    assert all(s.temperature == 0.0 and 0 < s.compression_ratio < 2.4 and s.avg_logprob < 0 for s in verbose.segments)
 
 
 def test_prompt_is_used_per_request(recognizer, client, clips, tmp_path):

@@ -65,7 +65,8 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
         raise ConfigError("--lm is for CTC models; Whisper decodes with its own language model")
     common = dict(device=opts.device, batch_size=opts.batch_size, terms=terms, prompt=opts.prompt, language=opts.language,
                   beam_size=opts.beam_size, features=opts.features, word_timestamps=opts.word_timestamps,
-                  no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold)
+                  no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,
+                  compression_ratio_threshold=opts.compression_ratio_threshold)
     if opts.engine == "ct2":
         from asrtune.inference.whisper_ct2 import WhisperCT2Recognizer
 

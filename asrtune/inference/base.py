@@ -24,7 +24,8 @@ class Hypothesis:
     ``words`` (times in seconds from the clip start) is filled when word timestamps were asked
     for, else None. ``avg_logprob`` (mean log-probability per token, end-of-text included) and
     ``no_speech_prob`` (Whisper's probability of "no speech" at the first decoding step) come
-    from Whisper engines; CTC models leave them None. ``tokens`` are the decoded text token ids.
+    from Whisper engines; CTC models leave them None. ``tokens`` are the decoded text token ids;
+    ``temperature`` is the sampling temperature of a Whisper fallback decode (0: greedy or beam).
 
     >>> Hypothesis("Hello.", words=[Word("Hello.", 0.3, 0.8, 0.9)]).words[0].end
     0.8
@@ -35,6 +36,7 @@ class Hypothesis:
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
     tokens: list[int] = field(default_factory=list)
+    temperature: float = 0.0
 
 
 class Recognizer(abc.ABC):

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from asrtune.errors import ConfigError
+from asrtune.inference.whisper_common import (
+    COMPRESSION_RATIO_THRESHOLD, FEATURE_STYLES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, check_thresholds,
+)
 from asrtune.options import check_choices, option, update_options
 
 ENGINES = ("hf", "ct2")
-FEATURE_STYLES = ("hf", "faster-whisper")
 DEFAULT_TERM_BOOST = 2.0  # nats added to the logits of tokens that continue a bias term (see biasing.py)
 GROUP = "decoding"
 
@@ -55,11 +57,15 @@ class RecognizerOptions:
     threads: int | None = option(None, group=GROUP, help="CPU threads of the decoder (none = all cores)")
     word_timestamps: bool = option(False, group=GROUP,
                                    help="time every word (Whisper: cross-attention DTW; CTC: forced alignment); adds words to json/jsonl and word-timed subtitles")
-    no_speech_threshold: float = option(0.6, group=GROUP,
+    no_speech_threshold: float = option(NO_SPEECH_THRESHOLD, group=GROUP,
                                         help="Whisper: a segment whose no-speech probability is above this AND whose mean token "
                                              "log-probability is below --log-prob-threshold is silence (empty text); 1 turns it off")
-    log_prob_threshold: float = option(-1.0, group=GROUP,
+    log_prob_threshold: float = option(LOG_PROB_THRESHOLD, group=GROUP,
                                        help="Whisper: mean token log-probability (nats, <= 0) under which a likely no-speech segment is dropped")
+    compression_ratio_threshold: float = option(
+        COMPRESSION_RATIO_THRESHOLD, group=GROUP,
+        help="Whisper: a transcript that compresses more than this (gzip ratio: a repetition loop) is decoded again by "
+             "sampling at temperatures 0.2 ... 1.0, best of 5, seeded; 0 turns it off")
 
     def validate(self) -> "RecognizerOptions":
         """Check every option; raise ConfigError naming the first bad one. Returns self."""
@@ -74,10 +80,7 @@ class RecognizerOptions:
             raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise ConfigError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
-        if not 0.0 <= self.no_speech_threshold <= 1.0:
-            raise ConfigError(f"--no-speech-threshold must be a probability between 0 and 1, got {self.no_speech_threshold}")
-        if not self.log_prob_threshold <= 0.0:
-            raise ConfigError(f"--log-prob-threshold must be <= 0 (a mean log-probability in nats), got {self.log_prob_threshold}")
+        check_thresholds(self.no_speech_threshold, self.log_prob_threshold, self.compression_ratio_threshold)
         if self.engine == "ct2" and self.bias_terms:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
         return self

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import zlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
-from dataclasses import dataclass
 
 from asrtune.errors import ConfigError
 from asrtune.models import whisper_spec
@@ -173,12 +175,69 @@ def is_no_speech(no_speech_prob: float | None, avg_logprob: float | None,
     return no_speech_prob > no_speech_threshold and avg_logprob < log_prob_threshold
 
 
-def check_thresholds(no_speech_threshold: float, log_prob_threshold: float) -> None:
+def check_thresholds(no_speech_threshold: float, log_prob_threshold: float,
+                     compression_ratio_threshold: float = 0.0) -> None:
     """ConfigError for a threshold outside its range."""
     if not 0.0 <= no_speech_threshold <= 1.0:
         raise ConfigError(f"--no-speech-threshold must be a probability between 0 and 1, got {no_speech_threshold}")
     if not log_prob_threshold <= 0.0:
         raise ConfigError(f"--log-prob-threshold must be <= 0 (a mean log-probability in nats), got {log_prob_threshold}")
+    if not (compression_ratio_threshold == 0.0 or compression_ratio_threshold >= 1.0):
+        raise ConfigError(f"--compression-ratio-threshold must be 0 (off) or >= 1, got {compression_ratio_threshold}")
+
+
+# --- temperature fallback -----------------------------------------------------------------------
+
+#: gzip compression ratio above which a text is a repetition loop ("I want all the people, I want
+#: all the people, ...": greedy decoding stuck on one phrase until the token limit); openai-whisper's value
+COMPRESSION_RATIO_THRESHOLD = 2.4
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # openai-whisper's and faster-whisper's schedule after 0
+BEST_OF = 5  # samples per clip and temperature; the one with the highest mean log-probability is kept
+FALLBACK_SEED = 0  # sampling seed: the same input gives the same transcript on every run
+
+
+def compression_ratio(text: str) -> float:
+    """How well ``text`` compresses (bytes / zlib bytes): about 1-2 for speech, far more for a loop.
+
+    >>> round(compression_ratio("He hoped there would be stew for dinner."), 2)
+    0.83
+    >>> compression_ratio("I want all the people, " * 20) > COMPRESSION_RATIO_THRESHOLD
+    True
+    """
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
+
+
+def needs_fallback(text: str, threshold: float) -> bool:
+    """Whether a decoded text is a repetition loop (``threshold`` 0 turns the check off)."""
+    return threshold > 0 and compression_ratio(text) > threshold
+
+
+def decode_with_fallback(hypotheses: list, sample: Callable[[list[int], float], list], threshold: float,
+                         temperatures: Sequence[float] = FALLBACK_TEMPERATURES) -> list:
+    """Replace looping hypotheses with sampled ones, at rising temperatures (openai-whisper's rule).
+
+    ``sample(indices, temperature)`` decodes those clips of the batch again with sampling and
+    returns one hypothesis each (the best of :data:`BEST_OF`). A clip keeps its first
+    non-looping hypothesis; one that loops at every temperature keeps the last. Unlike
+    openai-whisper and faster-whisper, a low mean log-probability alone does not trigger
+    sampling: on accented or noisy speech many clips are merely hard, and a deterministic
+    transcript serves them better than a sampled one.
+    """
+    todo = [i for i, h in enumerate(hypotheses) if needs_fallback(h.text, threshold)]
+    for temperature in temperatures:
+        if not todo:
+            break
+        for i, hyp in zip(todo, sample(todo, temperature)):
+            hypotheses[i] = hyp
+        todo = [i for i in todo if needs_fallback(hypotheses[i].text, threshold)]
+    return hypotheses
+
+
+def best_of(candidates: list, per_clip: int) -> list:
+    """The candidate with the highest mean log-probability in each run of ``per_clip``."""
+    groups = [candidates[i : i + per_clip] for i in range(0, len(candidates), per_clip)]
+    return [max(group, key=lambda h: h.avg_logprob if h.avg_logprob is not None else -np.inf) for group in groups]
 
 
 def content_frames(clip: np.ndarray) -> int:

@@ -15,8 +15,9 @@ import numpy as np
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
-    LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt, check_thresholds, content_frames, feature_style, is_no_speech,
-    load_terms_arg, log_mel_batch, suppress_ids,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt,
+    check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg, log_mel_batch,
+    suppress_ids,
 )
 
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_LENGTH  # decoder positions, prompt included
@@ -38,7 +39,8 @@ class WhisperCT2Recognizer(Recognizer):
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, compute_type: str = "int8",
                  features: str = "hf", threads: int | None = None, word_timestamps: bool = False,
-                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD):
+                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
+                 compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
         import ctranslate2
         from transformers import GenerationConfig, WhisperTokenizer
 
@@ -46,9 +48,10 @@ class WhisperCT2Recognizer(Recognizer):
 
         if load_terms_arg(terms):
             raise AsrtuneError("term biasing (--terms) needs the hf engine; CTranslate2 takes no logits processor")
-        check_thresholds(no_speech_threshold, log_prob_threshold)
+        check_thresholds(no_speech_threshold, log_prob_threshold, compression_ratio_threshold)
         self.word_timestamps = bool(word_timestamps)
         self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
+        self.compression_ratio_threshold = compression_ratio_threshold
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.batch_size, self.beam_size, self.compute_type = batch_size, beam_size, compute_type
         self.features = feature_style(features)
@@ -81,32 +84,60 @@ class WhisperCT2Recognizer(Recognizer):
         d = super().describe()
         d.update(beam_size=self.beam_size, compute_type=self.compute_type, language=self.language,
                  prompt=self.prompt_text, features=self.features,
-                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold)
+                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold,
+                 compression_ratio_threshold=self.compression_ratio_threshold)
         return d
 
     def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:
         clips = check_clips(audios)
         out: list[Hypothesis] = []
         for batch in batches(clips, self.batch_size):
-            encoded = self._encode(batch)
-            results = self.model.generate(
-                encoded,
-                [self.prompt.tokens()] * len(batch),
-                beam_size=self.beam_size,
-                max_length=MAX_LENGTH,
-                suppress_blank=True,
-                suppress_tokens=self.suppress,
-                return_scores=True,
-                return_no_speech_prob=True,
-            )
-            tokens = [[t for t in r.sequences_ids[0] if t < self.eot] for r in results]
-            words = self._words(encoded, tokens, [content_frames(c) for c in batch]) if word_timestamps else None
-            for i, (r, ids) in enumerate(zip(results, tokens)):
-                # CTranslate2's score is the length-normalised sum (end-of-text included): back to a
-                # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
-                avg_logprob = r.scores[0] * len(ids) / (len(ids) + 1)
-                out.append(self._hypothesis(ids, None if words is None else words[i], avg_logprob, r.no_speech_prob))
+            hyps = self._decode_batch(batch, word_timestamps)
+
+            def sample(indices: list[int], temperature: float, batch=batch) -> list[Hypothesis]:
+                return self._decode_batch([batch[i] for i in indices], word_timestamps, temperature)
+
+            out += decode_with_fallback(hyps, sample, self.compression_ratio_threshold)
         return out
+
+    def _decode_batch(self, batch: list[np.ndarray], word_timestamps: bool, temperature: float = 0.0) -> list[Hypothesis]:
+        """Greedy or beam decoding; with ``temperature`` > 0, the best of :data:`BEST_OF` samples per clip.
+
+        CTranslate2 keeps one random generator per worker thread, seeded from the global seed when
+        the thread first samples: a new process gives the same samples for the same inputs, but a
+        second fallback in one process continues the stream (the hf engine reseeds every time)."""
+        import ctranslate2
+
+        encoded = self._encode(batch)
+        if temperature > 0:
+            ctranslate2.set_random_seed(FALLBACK_SEED)
+            search = dict(beam_size=1, num_hypotheses=BEST_OF, sampling_topk=0, sampling_temperature=temperature)
+        else:
+            search = dict(beam_size=self.beam_size)
+        results = self.model.generate(
+            encoded,
+            [self.prompt.tokens()] * len(batch),
+            max_length=MAX_LENGTH,
+            suppress_blank=True,
+            suppress_tokens=self.suppress,
+            return_scores=True,
+            return_no_speech_prob=True,
+            **search,
+        )
+        picks = []
+        for r in results:
+            # CTranslate2's score is the length-normalised sum (end-of-text included): back to a
+            # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
+            candidates = [([t for t in ids if t < self.eot], score) for ids, score in zip(r.sequences_ids, r.scores)]
+            ids, score = max(candidates, key=lambda c: c[1] * len(c[0]) / (len(c[0]) + 1))
+            picks.append((ids, score * len(ids) / (len(ids) + 1), r.no_speech_prob))
+        tokens = [ids for ids, _, _ in picks]
+        words = self._words(encoded, tokens, [content_frames(c) for c in batch]) if word_timestamps else None
+        hyps = [self._hypothesis(ids, None if words is None else words[i], avg_logprob, no_speech_prob)
+                for i, (ids, avg_logprob, no_speech_prob) in enumerate(picks)]
+        for hyp in hyps:
+            hyp.temperature = temperature
+        return hyps
 
     def _encode(self, clips: list[np.ndarray]):
         import ctranslate2

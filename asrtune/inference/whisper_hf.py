@@ -18,8 +18,9 @@ from asrtune.alignment.cross_attention import (
 )
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
-    LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, build_prompt, check_thresholds, content_frames, feature_style,
-    is_no_speech, load_terms_arg, log_mel_batch, no_speech_token, suppress_ids, term_processor,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, best_of,
+    build_prompt, check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg,
+    log_mel_batch, no_speech_token, suppress_ids, term_processor,
 )
 
 SCORE_BATCH = 8  # clips per teacher-forced scoring pass (bounds the recorded attention's memory)
@@ -44,12 +45,13 @@ class WhisperHFRecognizer(Recognizer):
     def __init__(self, resolved, device: str = "cpu", batch_size: int = 16, terms=None, prompt: str | None = None,
                  language: str | None = None, beam_size: int = 1, term_boost: float | None = None, features: str = "hf",
                  model=None, processor=None, word_timestamps: bool = False,
-                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD):
+                 no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
+                 compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
         import torch
 
         from asrtune.models.loading import load_whisper
 
-        check_thresholds(no_speech_threshold, log_prob_threshold)
+        check_thresholds(no_speech_threshold, log_prob_threshold, compression_ratio_threshold)
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.device, self.batch_size, self.beam_size = device, batch_size, beam_size
         if model is None or processor is None:
@@ -66,6 +68,7 @@ class WhisperHFRecognizer(Recognizer):
         self.features = feature_style(features)
         self.word_timestamps = bool(word_timestamps)
         self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
+        self.compression_ratio_threshold = compression_ratio_threshold
         self.eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         self.no_speech_id = no_speech_token(tokenizer)
         self._heads: list[tuple[int, int]] | None = None
@@ -75,17 +78,19 @@ class WhisperHFRecognizer(Recognizer):
         d = super().describe()
         d.update(beam_size=self.beam_size, language=self.language, prompt=self.prompt_text,
                  features=self.features, terms=len(self.terms or []), term_boost=self.term_boost if self.terms else None,
-                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold)
+                 no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold,
+                 compression_ratio_threshold=self.compression_ratio_threshold)
         return d
 
-    def _generation_config(self):
+    def _generation_config(self, temperature: float = 0.0):
         from transformers import GenerationConfig
 
         gc = self.model.generation_config
+        sampling = dict(do_sample=True, temperature=temperature, top_k=0) if temperature > 0 else dict(do_sample=False)
         return GenerationConfig(
             max_length=self.model.config.max_target_positions,  # prefix included, as in faster-whisper
-            num_beams=self.beam_size,
-            do_sample=False,
+            num_beams=self.beam_size if temperature == 0 else 1,
+            **sampling,
             suppress_tokens=self.suppress,
             begin_suppress_tokens=list(getattr(gc, "begin_suppress_tokens", None) or [220, self.eot]),
             eos_token_id=self.eot,
@@ -93,8 +98,9 @@ class WhisperHFRecognizer(Recognizer):
             decoder_start_token_id=self.prompt.sot[0],
         )
 
-    def _generate(self, encoded) -> list[list[int]]:
-        """Text token ids after the prefix (end-of-text and padding removed), one list per clip."""
+    def _generate(self, encoded, temperature: float = 0.0) -> list[list[int]]:
+        """Text token ids after the prefix (end-of-text and padding removed), one list per clip
+        (``temperature`` > 0: sampled from the whole distribution at that temperature)."""
         from transformers import GenerationMixin, LogitsProcessorList
         from transformers.modeling_outputs import BaseModelOutput
 
@@ -110,7 +116,7 @@ class WhisperHFRecognizer(Recognizer):
             encoder_outputs=BaseModelOutput(last_hidden_state=encoded),
             # unused (the encoder already ran); given so generate does not warn about padding
             attention_mask=torch.ones(encoded.shape[:2], dtype=torch.long, device=self.device),
-            generation_config=self._generation_config(),
+            generation_config=self._generation_config(temperature),
             decoder_input_ids=prefix,
             **extra,
         )
@@ -158,7 +164,28 @@ class WhisperHFRecognizer(Recognizer):
         return texts
 
     def _decode_encoded(self, encoded, n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
-        tokens = self._generate(encoded)
+        hyps = self._score_all(encoded, self._generate(encoded), n_frames, word_timestamps)
+
+        def sample(indices: list[int], temperature: float) -> list[Hypothesis]:
+            return self._sample(encoded[indices], [n_frames[i] for i in indices], temperature, word_timestamps)
+
+        return decode_with_fallback(hyps, sample, self.compression_ratio_threshold)
+
+    def _sample(self, encoded, n_frames: list[int], temperature: float, word_timestamps: bool) -> list[Hypothesis]:
+        """Each clip decoded :data:`BEST_OF` times by sampling; the most likely sample is kept."""
+        torch = self._torch
+        repeated = encoded.repeat_interleave(BEST_OF, dim=0)
+        cuda = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda):  # seeded, and the caller's random state untouched
+            torch.manual_seed(FALLBACK_SEED)
+            tokens = self._generate(repeated, temperature)
+        candidates = self._score_all(repeated, tokens, [f for f in n_frames for _ in range(BEST_OF)], word_timestamps)
+        chosen = best_of(candidates, BEST_OF)
+        for hyp in chosen:
+            hyp.temperature = temperature
+        return chosen
+
+    def _score_all(self, encoded, tokens: list[list[int]], n_frames: list[int], word_timestamps: bool) -> list[Hypothesis]:
         hyps: list[Hypothesis] = []
         for start in range(0, len(tokens), SCORE_BATCH):
             part = slice(start, start + SCORE_BATCH)

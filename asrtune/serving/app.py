@@ -220,7 +220,8 @@ def _field(form, name: str) -> str | None:
 
 
 def _check_temperature(value) -> None:
-    """Accepted as the API allows (0..1) but not used: decoding is greedy or beam search."""
+    """Accepted as the API allows (0..1) but not used: decoding is greedy or beam search, and samples only
+    to escape a repetition loop (the served model's --compression-ratio-threshold)."""
     if value in (None, ""):
         return
     try:

@@ -19,7 +19,6 @@ from asrtune.transcription.writers import to_srt, to_vtt
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("segment", "word")
-DECODING_TEMPERATURE = 0.0  # asrtune decodes greedily (or with beam search); a requested temperature is not used
 
 
 def check_format(response_format: str, granularities: tuple[str, ...]) -> None:
@@ -57,8 +56,8 @@ def verbose(record: dict, granularities: tuple[str, ...], language: str | None) 
     if "segment" in granularities or not granularities:
         body["segments"] = [
             {"id": i, "seek": 0, "start": s["start"], "end": s["end"], "text": s["text"], "tokens": [],
-             "temperature": DECODING_TEMPERATURE, "avg_logprob": s.get("avg_logprob"),
-             "compression_ratio": None, "no_speech_prob": s.get("no_speech_prob")}
+             "temperature": s.get("temperature", 0.0), "avg_logprob": s.get("avg_logprob"),
+             "compression_ratio": s.get("compression_ratio"), "no_speech_prob": s.get("no_speech_prob")}
             for i, s in enumerate(record["segments"])
         ]
     if "word" in granularities:

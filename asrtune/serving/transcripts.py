@@ -12,6 +12,7 @@ import numpy as np
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.transcription.vad import MAX_SEGMENT_S
 
+from asrtune.inference.whisper_common import compression_ratio
 from asrtune.transcription.longform import transcribe_audio
 
 
@@ -32,6 +33,8 @@ def transcript_record(recognizer, audio: np.ndarray, *, word_timestamps: bool = 
         for name in ("avg_logprob", "no_speech_prob"):
             if getattr(seg, name, None) is not None:
                 item[name] = float(getattr(seg, name))
+        item["temperature"] = float(seg.temperature)
+        item["compression_ratio"] = round(compression_ratio(text), 3)
         if word_timestamps:
             item["words"] = [_word(w) for w in (seg.words or [])]
         out.append(item)

@@ -31,6 +31,9 @@ TIME_DECIMALS = 3  # ms resolution in records
 class Segment:
     """A decoded stretch of a recording; times in seconds from the start of the file.
 
+    ``avg_logprob``, ``no_speech_prob`` and ``temperature`` are the Whisper decoder's (see
+    :class:`~asrtune.inference.base.Hypothesis`); the server reports them, records leave them out.
+
     >>> Segment(1.0, 2.5, "Hi.", [Word("Hi.", 1.2, 1.5, 0.9)]).to_dict()
     {'start': 1.0, 'end': 2.5, 'text': 'Hi.', 'words': [{'text': 'Hi.', 'start': 1.2, 'end': 1.5, 'probability': 0.9}]}
     >>> Segment(0.0, 1.0, "Hi.").to_dict()
@@ -41,6 +44,9 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    temperature: float = 0.0
 
     def to_dict(self) -> dict:
         """The record form (json/jsonl); ``words`` only when there are word times."""
@@ -65,7 +71,8 @@ def make_segment(span: Span, hypothesis, duration: float) -> Segment | None:
         return None
     end = min(span.end, duration)
     words = [_inside(w.shifted(span.start), span.start, end) for w in hypothesis.words or []]
-    return Segment(span.start, end, text, words)
+    return Segment(span.start, end, text, words, getattr(hypothesis, "avg_logprob", None),
+                   getattr(hypothesis, "no_speech_prob", None), getattr(hypothesis, "temperature", 0.0))
 
 
 def make_segments(spans: Sequence[Span], hypotheses: Sequence, duration: float) -> list[Segment]:
