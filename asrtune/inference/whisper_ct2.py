@@ -124,17 +124,19 @@ class WhisperCT2Recognizer(Recognizer):
             return_no_speech_prob=True,
             **search,
         )
-        picks = []
+        picks = []  # (avg_logprob, text token ids) of each clip's most likely hypothesis
         for r in results:
-            # CTranslate2's score is the length-normalised sum (end-of-text included): back to a
-            # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
-            candidates = [([t for t in ids if t < self.eot], score) for ids, score in zip(r.sequences_ids, r.scores)]
-            ids, score = max(candidates, key=lambda c: c[1] * len(c[0]) / (len(c[0]) + 1))
-            picks.append((ids, score * len(ids) / (len(ids) + 1), r.no_speech_prob))
-        tokens = [ids for ids, _, _ in picks]
+            candidates = []
+            for ids, score in zip(r.sequences_ids, r.scores):
+                ids = [t for t in ids if t < self.eot]
+                # CTranslate2's score is the length-normalised sum (end-of-text included): back to a
+                # per-token mean over len + 1 tokens, as faster-whisper computes avg_logprob
+                candidates.append((score * len(ids) / (len(ids) + 1), ids))
+            picks.append(max(candidates, key=lambda c: c[0]))
+        tokens = [ids for _, ids in picks]
         words = self._words(encoded, tokens, [content_frames(c) for c in batch]) if word_timestamps else None
-        hyps = [self._hypothesis(ids, None if words is None else words[i], avg_logprob, no_speech_prob)
-                for i, (ids, avg_logprob, no_speech_prob) in enumerate(picks)]
+        hyps = [self._hypothesis(ids, None if words is None else words[i], avg_logprob, r.no_speech_prob)
+                for i, ((avg_logprob, ids), r) in enumerate(zip(picks, results))]
         for hyp in hyps:
             hyp.temperature = temperature
         return hyps
