@@ -74,8 +74,7 @@ def build_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
     """One FLAC + transcript per speaker of speechocean762 train, listed in ``long.jsonl``."""
     import numpy as np
 
-    from asrtune.alignment.long_audio import write_flac
-    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.audio import SAMPLE_RATE, load_audio, write_flac
     from asrtune.data.manifest import Utterance, load_manifest, write_manifest
 
     by_speaker: dict[str, list] = defaultdict(list)

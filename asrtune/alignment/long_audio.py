@@ -35,7 +35,7 @@ from asrtune.alignment.limits import TokenCounter, whisper_token_counter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment, segment_parts
 from asrtune.alignment.text_align import align_text
 from asrtune.alignment.verify import rescue_stretches
-from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio
+from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio, write_flac
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_open
@@ -244,12 +244,4 @@ def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: s
         yield Utterance(str(path.resolve()), seg.text, seg.end - seg.start, 0.0, {**extra, "source": recording.audio, "source_start": seg.start})
 
 
-def write_flac(path: Path, samples) -> None:
-    """Write 16 kHz mono ``samples`` as FLAC atomically."""
-    import soundfile as sf
-
-    with atomic_open(path, "wb") as f:
-        sf.write(f, samples, SAMPLE_RATE, format="FLAC")
-
-
-__all__ = ["AlignSummary", "Recording", "align_recording", "align_to_manifest", "collect_recordings", "hypothesis_words", "window_starts", "write_flac"]
+__all__ = ["AlignSummary", "Recording", "align_recording", "align_to_manifest", "collect_recordings", "hypothesis_words", "window_starts"]

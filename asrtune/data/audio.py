@@ -103,6 +103,18 @@ def load_audio(
     return resample(samples, source_rate, sample_rate)
 
 
+def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono ``samples`` (float in [-1, 1]) as 16-bit FLAC, atomically: a killed writer leaves
+    no half file behind. The one audio writer of asrtune (cut segments, packed windows, generated
+    no-speech clips, synthetic speech)."""
+    import soundfile as sf
+
+    from asrtune.fileio import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        sf.write(f, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
+
+
 def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling with torchaudio; a no-op when the rates match."""
     samples = np.ascontiguousarray(samples, dtype=np.float32)

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE, write_flac
 from asrtune.data.manifest import Utterance, write_manifest
 from asrtune.errors import ConfigError
 from asrtune.fileio import check_folder_output
@@ -180,21 +180,13 @@ def _draw(rng: np.random.Generator, config: SynthConfig) -> tuple[int, int, floa
     return rate, pitch, snr
 
 
-def _write_flac(path: Path, wav: np.ndarray) -> None:
-    import soundfile as sf
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    sf.write(tmp, wav, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    os.replace(tmp, path)
-
-
 def _single_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path, bar) -> Iterator[Utterance]:
     for job in plan(len(sentences), config):
         # One generator per utterance: the same seed renders the same file whatever else changes.
         rng = np.random.default_rng([config.seed, job.sentence, job.variant])
         wav = finish(render_speech(sentences[job.sentence], job.voice, job.rate, job.pitch, rng), job.snr_db, rng)
         path = audio_dir / f"{config.prefix}{job.sentence:05d}_{job.variant}.flac"
-        _write_flac(path, wav)
+        write_flac(path, wav)
         bar.update(1)
         extra = {"speaker": job.voice, "voice": job.voice, "rate": job.rate, "pitch": job.pitch,
                  "snr_db": job.snr_db, "sentence_id": job.sentence}  # fmt: skip
@@ -228,7 +220,7 @@ def _packed_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path
                 bar.update(1)
             wav = finish(np.concatenate(pieces), snr, clip_rng)
             path = audio_dir / f"{config.prefix}clip{clip_no:05d}.flac"
-            _write_flac(path, wav)
+            write_flac(path, wav)
             clip_no += 1
             text = " ".join(sentences[s] for s in ids)
             extra = {"speaker": voice, "voice": voice, "rate": rate, "pitch": pitch, "snr_db": snr, "sentence_ids": ids}

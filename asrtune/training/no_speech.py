@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE, write_flac
 from asrtune.data.manifest import Utterance
 
 KINDS = ("silence", "white", "pink", "hum-50", "hum-60")
@@ -87,22 +87,13 @@ def no_speech_utterances(count: int, seed: int, folder: str | Path) -> list[Utte
         path = root / f"{index:05d}-{clip.kind}.flac"
         if not path.exists():  # keep the file (and its mtime): the encoder cache keys on it
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_flac(path, clip.samples)
+            write_flac(path, clip.samples)
         out.append(Utterance(str(path), "", clip.duration, extra={NO_SPEECH_FIELD: clip.kind}))
     return out
 
 
 def is_no_speech_clip(utt: Utterance) -> bool:
     return bool(utt.extra.get(NO_SPEECH_FIELD))
-
-
-def _write_flac(path: Path, samples: np.ndarray) -> None:
-    import soundfile as sf
-
-    from asrtune.fileio import atomic_open
-
-    with atomic_open(path, "wb", encoding=None) as f:
-        sf.write(f, samples, SAMPLE_RATE, format="FLAC")
 
 
 def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
