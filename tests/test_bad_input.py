@@ -194,6 +194,9 @@ CASES = [
     case("serve-host-unresolvable", f"serve --model {TINY} --host no.such.host.invalid", "--host", "no.such.host.invalid"),
     case("serve-missing-bias-terms", f"serve --model {TINY} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt"),
     # --- manifest align: missing audio or transcript, bad outputs; all before the model loads ---
+    case("pack-missing", "manifest pack {d}/missing.jsonl --out {d}/p.jsonl", "missing.jsonl", out="p.jsonl"),
+    case("pack-max-duration", f"manifest pack {GOOD} --out {{d}}/p.jsonl --max-duration 40", "--max-duration", "30", out="p.jsonl"),
+    case("pack-gap", f"manifest pack {GOOD} --out {{d}}/p.jsonl --gap -1", "--gap", out="p.jsonl"),
     case("align-missing-audio", f"manifest align {{d}}/missing.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl",
          "missing.wav", out="{d}/m.jsonl"),
     case("align-missing-transcript", f"manifest align {{d}}/clip.wav {{d}}/missing.txt --model {TINY} --out {{d}}/m.jsonl",

@@ -1,4 +1,4 @@
-"""`asrtune manifest`: import, validate, describe and split JSONL manifests (thin over asrtune.data)."""
+"""`asrtune manifest`: import, validate, describe, split, pack and align JSONL manifests (thin over asrtune.data)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ EXAMPLES = """\
   asrtune manifest stats data/clean.jsonl --plot durations.png
   asrtune manifest split data/clean.jsonl --out data/ --by-speaker --seed 0
   asrtune manifest align episode.mp3 episode.txt --model openai/whisper-tiny.en --out data/episode.jsonl
+  asrtune manifest pack data/train.jsonl --out data/train_packed.jsonl
 """
 
 
@@ -103,6 +104,26 @@ def register(subparsers, summary: str) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.set_defaults(func=run_split)
 
+    pk = sub.add_parser(
+        "pack",
+        help="join each speaker's consecutive clips into <= 30 s windows with timed parts (multi-segment timestamp training)",
+        description="Join each speaker's consecutive clips (manifest order) into windows of at most --max-duration\n"
+        "seconds, one FLAC each, and list every clip as a part under 'segments' (start/end in window time,\n"
+        "its own text). Trained beside the clips, the windows teach Whisper's multi-segment timestamp\n"
+        "format, which a tune on single clips forgets: see README, 'Timestamps, prompts and silence'.\n"
+        "Unreadable clips are reported and left out.",
+        epilog="examples:\n  asrtune manifest pack data/train.jsonl --out data/train_packed.jsonl\n"
+        "  asrtune train --model openai/whisper-tiny.en --train data/train.jsonl data/train_packed.jsonl --out runs/ts\n",
+        formatter_class=HelpFormatter,
+    )
+    pk.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    pk.add_argument("--out", required=True, help="output JSONL manifest")
+    pk.add_argument("--audio-dir", help="where window FLACs go (default: OUT_STEM_audio/ beside --out)")
+    pk.add_argument("--max-duration", type=float, default=30.0, metavar="SECONDS", help="longest window (Whisper's window is 30 s)")
+    pk.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
+                    help="silence inserted between clips (their own leading and trailing silence is kept)")
+    pk.set_defaults(func=run_pack)
+
     from asrtune.cli.manifest_align import add_align_parser
 
     add_align_parser(sub)
@@ -169,6 +190,24 @@ def run_stats(args: argparse.Namespace) -> int:
     if args.plot:
         plot_duration_histogram(stats, args.plot)
         print(f"wrote duration histogram to {args.plot}", file=sys.stderr)
+    return 0
+
+
+def run_pack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from asrtune.data.manifest import load_manifest, write_manifest
+    from asrtune.data.pack import pack_utterances, plan_windows
+
+    plan_windows([], args.max_duration, args.gap)  # option errors before any audio is read
+    utts = [u for manifest in args.manifests for u in load_manifest(manifest)]
+    out = Path(args.out)
+    audio_dir = Path(args.audio_dir) if args.audio_dir else out.with_name(f"{out.stem}_audio")
+    lines, summary = pack_utterances(utts, audio_dir, args.max_duration, args.gap, progress=sys.stderr.isatty())
+    for path, reason in summary.skipped[:10]:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    write_manifest(out, lines)
+    print(f"{summary.line()} -> {out}")
     return 0
 
 

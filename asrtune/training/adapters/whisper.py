@@ -126,10 +126,15 @@ class WhisperAdapter(ModelAdapter):
         if is_no_speech_clip(utt):
             return self.targets.no_speech_target(picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key))
         prompt = self._prompt(utt) if picked(cfg.prompt_fraction, cfg.seed, self.epoch, "prompt", key) else None
+        parts = utterance_segments(utt.extra, utt.duration)
+        segments = None
+        if parts:  # inner segment texts follow the same text policy as the whole target
+            segments = [dataclasses.replace(s, text=apply_text_policy(s.text, cfg.text_policy)) for s in parts]
+            if " ".join(s.text for s in parts).split() == utt.text.split():
+                # the parts are the whole text: the plain target joins them too, so each part keeps
+                # its own sentence end (an ALL-CAPS packed window gets a full stop per clip, not one)
+                target_text = " ".join(s.text for s in segments)
         if picked(cfg.timestamp_fraction, cfg.seed, self.epoch, "timestamps", key):
-            segments = utterance_segments(utt.extra, utt.duration)
-            if segments:  # inner segment texts follow the same text policy as the whole target
-                segments = [dataclasses.replace(s, text=apply_text_policy(s.text, cfg.text_policy)) for s in segments]
             target = self.targets.timestamped(target_text, utt.duration, segments, prompt)
             if len(target.decoder_input_ids) <= self.max_target_tokens:  # many inner segments can overflow
                 return target
