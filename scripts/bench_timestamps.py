@@ -4,7 +4,9 @@
 Whisper tiny.en is tuned on speechocean762 train (1200 accented read utterances) twice with the
 same budget: ``plain`` (every example ``<|notimestamps|>``, no prompts, no no-speech clips: the
 recipe before asrtune issue #14) and ``mixed`` (``--timestamp-fraction``, ``--prompt-fraction`` and
-``--no-speech-fraction`` at 0.5, 0.3 and 0.05). Each is exported with ``--export-ct2`` and run,
+``--no-speech-fraction`` at 0.5, 0.3 and 0.05); ``packed`` is the mix trained on the clips plus the
+same clips packed into <= 30 s windows with one timed part each (``asrtune manifest pack``), for
+multi-segment timestamp targets. Each is exported with ``--export-ct2`` and run,
 with the untuned ``base``, through faster-whisper's own ``WhisperModel.transcribe`` (timestamped
 decoding, its default):
 
@@ -26,6 +28,7 @@ Rows run separately and update one JSON (``bench_results/timestamps.json``)::
 
     python scripts/bench_timestamps.py --row tune-plain
     python scripts/bench_timestamps.py --row tune-mixed
+    python scripts/bench_timestamps.py --row tune-packed
     python scripts/bench_timestamps.py --row accuracy --row silence --row hallucination --row timestamps
     python scripts/bench_timestamps.py --row prompting --test-limit 250
 
@@ -54,6 +57,8 @@ MODEL = "openai/whisper-tiny.en"
 TUNES = {  # run name -> the three new options
     "plain": {"timestamp_fraction": 0.0, "prompt_fraction": 0.0, "no_speech_fraction": 0.0},
     "mixed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
+    # the mix, trained on the clips plus the same clips packed into <= 30 s windows (asrtune manifest pack)
+    "packed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
 }
 HALLUCINATION_SEED = 12345  # no-speech clips the training series (seed 0) never contains
 HALLUCINATION_CLIPS = 30
@@ -61,7 +66,7 @@ PROMPT_WORDS = 40  # words in the domain-vocabulary prompt
 STOP_WORDS = frozenset("the a an and of to in is it i you he she we they my your his her its on at for with this that was".split())
 FLOAT_SLACK_S = 1e-6  # faster-whisper's times are window offset + k * 0.02 in floats: 154.48000000000002 then 154.48
 FILE_SLACK_S = 0.5  # s past the end of the file a segment end may fall (Whisper's 0.02 s grid, padding)
-ROWS = ("tune-plain", "tune-mixed", "timestamps", "prompting", "hallucination", "accuracy", "silence")
+ROWS = ("tune-plain", "tune-mixed", "tune-packed", "timestamps", "prompting", "hallucination", "accuracy", "silence")
 
 
 def main() -> None:
@@ -79,6 +84,8 @@ def main() -> None:
     p.add_argument("--beam-size", type=int, default=5, help="faster-whisper beam (its default is 5)")
     p.add_argument("--test-limit", type=int, default=None, help="speechocean762 test utterances for the prompting row")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--only", action="append", metavar="MODEL",
+                   help="measure only these models (base, tuned-plain, tuned-mixed, ...; default: all in --runs)")
     args = p.parse_args()
     data, runs, out = Path(args.data), Path(args.runs), Path(args.out)
     for row in args.row or ROWS:
@@ -86,7 +93,7 @@ def main() -> None:
         if row.startswith("tune-"):
             result = tune(row.removeprefix("tune-"), data, runs, args)
         else:
-            models = available_models(runs)
+            models = {k: v for k, v in available_models(runs).items() if not args.only or k in args.only}
             rows = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row,
                     "accuracy": accuracy_row, "silence": silence_row}
             result = rows[row](models, data, args)
@@ -106,15 +113,25 @@ def tune(name: str, data: Path, runs: Path, args: argparse.Namespace) -> dict[st
 
     options = TUNES[name]
     manifest = runs / f"train-{args.train_limit or 'all'}.jsonl"
-    write_manifest(manifest, load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit], relative=False)
-    config = TrainConfig(model=MODEL, train=[str(manifest)], out=str(runs / name),
+    clips = load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit]
+    write_manifest(manifest, clips, relative=False)
+    train = [str(manifest)]
+    packed: dict[str, Any] = {}
+    if name == "packed":
+        from asrtune.data.pack import pack_utterances
+
+        windows, summary = pack_utterances(clips, runs / f"{manifest.stem}-packed_audio")
+        write_manifest(runs / f"{manifest.stem}-packed.jsonl", windows, relative=False)
+        train.append(str(runs / f"{manifest.stem}-packed.jsonl"))
+        packed = {"packed": summary.line()}
+    config = TrainConfig(model=MODEL, train=train, out=str(runs / name),
                          max_steps=args.max_steps, max_train_minutes=args.max_train_minutes, batch_size=args.batch_size,
                          lr=args.lr, warmup_steps=30, export_ct2=True, threads=args.threads, progress=False,
                          force=True, **options)
     result = train(config)
     return {"model": MODEL, **options, "steps": result.steps, "stopped": result.stopped, "epochs": result.epochs,
             "max_steps": args.max_steps, "max_train_minutes": args.max_train_minutes, "batch_size": args.batch_size,
-            "lr": args.lr, "cpu_threads": args.threads, "train_utterances": len(load_manifest(manifest))}
+            "lr": args.lr, "cpu_threads": args.threads, "train_utterances": len(clips), **packed}
 
 
 def available_models(runs: Path) -> dict[str, Path]:
