@@ -115,16 +115,16 @@ def tune(name: str, data: Path, runs: Path, args: argparse.Namespace) -> dict[st
     manifest = runs / f"train-{args.train_limit or 'all'}.jsonl"
     clips = load_manifest(data / "speechocean762" / "train.jsonl")[: args.train_limit]
     write_manifest(manifest, clips, relative=False)
-    train = [str(manifest)]
+    manifests = [str(manifest)]
     packed: dict[str, Any] = {}
     if name == "packed":
         from asrtune.data.pack import pack_utterances
 
         windows, summary = pack_utterances(clips, runs / f"{manifest.stem}-packed_audio")
         write_manifest(runs / f"{manifest.stem}-packed.jsonl", windows, relative=False)
-        train.append(str(runs / f"{manifest.stem}-packed.jsonl"))
+        manifests.append(str(runs / f"{manifest.stem}-packed.jsonl"))
         packed = {"packed": summary.line()}
-    config = TrainConfig(model=MODEL, train=train, out=str(runs / name),
+    config = TrainConfig(model=MODEL, train=manifests, out=str(runs / name),
                          max_steps=args.max_steps, max_train_minutes=args.max_train_minutes, batch_size=args.batch_size,
                          lr=args.lr, warmup_steps=30, export_ct2=True, threads=args.threads, progress=False,
                          force=True, **options)
