@@ -15,7 +15,7 @@ import numpy as np
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
-    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt,
     check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg, log_mel_batch,
     suppress_ids,
 )
@@ -52,6 +52,7 @@ class WhisperCT2Recognizer(Recognizer):
         self.word_timestamps = bool(word_timestamps)
         self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
         self.compression_ratio_threshold = compression_ratio_threshold
+        self.fallback_temperatures = FALLBACK_TEMPERATURES  # the sampling schedule (openai-whisper's)
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.batch_size, self.beam_size, self.compute_type = batch_size, beam_size, compute_type
         self.features = feature_style(features)
@@ -97,7 +98,7 @@ class WhisperCT2Recognizer(Recognizer):
             def sample(indices: list[int], temperature: float, batch=batch) -> list[Hypothesis]:
                 return self._decode_batch([batch[i] for i in indices], word_timestamps, temperature)
 
-            out += decode_with_fallback(hyps, sample, self.compression_ratio_threshold)
+            out += decode_with_fallback(hyps, sample, self.compression_ratio_threshold, self.fallback_temperatures)
         return out
 
     def _decode_batch(self, batch: list[np.ndarray], word_timestamps: bool, temperature: float = 0.0) -> list[Hypothesis]:

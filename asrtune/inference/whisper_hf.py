@@ -18,7 +18,7 @@ from asrtune.alignment.cross_attention import (
 )
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
-    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, best_of,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, best_of,
     build_prompt, check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg,
     log_mel_batch, no_speech_token, suppress_ids, term_processor,
 )
@@ -69,6 +69,7 @@ class WhisperHFRecognizer(Recognizer):
         self.word_timestamps = bool(word_timestamps)
         self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
         self.compression_ratio_threshold = compression_ratio_threshold
+        self.fallback_temperatures = FALLBACK_TEMPERATURES  # the sampling schedule (openai-whisper's)
         self.eot = int(tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         self.no_speech_id = no_speech_token(tokenizer)
         self._heads: list[tuple[int, int]] | None = None
@@ -169,7 +170,7 @@ class WhisperHFRecognizer(Recognizer):
         def sample(indices: list[int], temperature: float) -> list[Hypothesis]:
             return self._sample(encoded[indices], [n_frames[i] for i in indices], temperature, word_timestamps)
 
-        return decode_with_fallback(hyps, sample, self.compression_ratio_threshold)
+        return decode_with_fallback(hyps, sample, self.compression_ratio_threshold, self.fallback_temperatures)
 
     def _sample(self, encoded, n_frames: list[int], temperature: float, word_timestamps: bool) -> list[Hypothesis]:
         """Each clip decoded :data:`BEST_OF` times by sampling; the most likely sample is kept."""
