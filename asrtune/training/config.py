@@ -124,7 +124,9 @@ class TrainConfig:
     # Whisper only (CTC ignores them). Defaults: see asrtune/training/targets.py and no_speech.py.
     timestamp_fraction: float = option(0.5, group=TARGETS,
                                        help="share of examples trained in Whisper's timestamp format (<|0.00|> text <|end|>) "
-                                            "so the tuned model keeps timestamped decoding; 0 = never")
+                                            "so the tuned model keeps timestamped decoding; lines with timed parts "
+                                            "('asrtune manifest pack' windows, 'manifest align' segments) get one "
+                                            "timestamp pair per part, which long-form timestamps need; 0 = never")
     prompt_fraction: float = option(0.3, group=TARGETS,
                                     help="share of examples given the previous utterance's text (same speaker/source) "
                                          "as a <|startofprev|> prompt, so --prompt and long-form decoding keep working; 0 = never")
