@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE
-from asrtune.transcription.vad import MAX_SEGMENT_S
-
 from asrtune.inference.whisper_common import compression_ratio
 from asrtune.transcription.longform import transcribe_audio
+from asrtune.transcription.vad import MAX_SEGMENT_S
 
 
 def transcript_record(recognizer, audio: np.ndarray, *, word_timestamps: bool = False, vad: str = "silero",
