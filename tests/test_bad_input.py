@@ -194,9 +194,12 @@ CASES = [
     case("serve-host-unresolvable", f"serve --model {TINY} --host no.such.host.invalid", "--host", "no.such.host.invalid"),
     case("serve-missing-bias-terms", f"serve --model {TINY} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt"),
     # --- manifest align: missing audio or transcript, bad outputs; all before the model loads ---
-    case("pack-missing", "manifest pack {d}/missing.jsonl --out {d}/p.jsonl", "missing.jsonl", out="p.jsonl"),
-    case("pack-max-duration", f"manifest pack {GOOD} --out {{d}}/p.jsonl --max-duration 40", "--max-duration", "30", out="p.jsonl"),
-    case("pack-gap", f"manifest pack {GOOD} --out {{d}}/p.jsonl --gap -1", "--gap", out="p.jsonl"),
+    case("pack-missing", "manifest pack {d}/missing.jsonl --out {d}/p.jsonl", "missing.jsonl", out="{d}/p.jsonl"),
+    case("pack-max-duration", f"manifest pack {GOOD} --out {{d}}/p.jsonl --max-duration 40", "--max-duration", "30",
+         out="{d}/p.jsonl"),
+    case("pack-gap", f"manifest pack {GOOD} --out {{d}}/p.jsonl --gap -1", "--gap", out="{d}/p.jsonl"),
+    case("pack-nothing-readable", "manifest pack {d}/no_audio.jsonl --out {d}/p.jsonl", "no_audio.jsonl", "gone.wav",
+         "no clip could be read", out="{d}/p.jsonl"),
     case("align-missing-audio", f"manifest align {{d}}/missing.wav {{d}}/domain.txt --model {TINY} --out {{d}}/m.jsonl",
          "missing.wav", out="{d}/m.jsonl"),
     case("align-missing-transcript", f"manifest align {{d}}/clip.wav {{d}}/missing.txt --model {TINY} --out {{d}}/m.jsonl",
@@ -234,6 +237,7 @@ def make_sandbox(d: Path, tiny_ct2: Path | None) -> None:
     (d / "text_number.jsonl").write_text(json.dumps({**good, "text": 42}) + "\n")
     (d / "duration_string.jsonl").write_text(json.dumps({**good, "duration": "long"}) + "\n")
     (d / "negative_offset.jsonl").write_text(json.dumps({**good, "offset": -1.0}) + "\n")
+    (d / "no_audio.jsonl").write_text(json.dumps({**good, "audio_filepath": "gone.wav"}) + "\n")
     (d / "domain.txt").write_text("Start apixaban today.\n")
     (d / "punctuation.txt").write_text("...\n!!!\n")
     (d / "existing.txt").write_text("keep me\n")

@@ -198,12 +198,16 @@ def run_pack(args: argparse.Namespace) -> int:
 
     from asrtune.data.manifest import load_manifest, write_manifest
     from asrtune.data.pack import pack_utterances, plan_windows
+    from asrtune.errors import AsrtuneError
 
     plan_windows([], args.max_duration, args.gap)  # option errors before any audio is read
     utts = [u for manifest in args.manifests for u in load_manifest(manifest)]
     out = Path(args.out)
     audio_dir = Path(args.audio_dir) if args.audio_dir else out.with_name(f"{out.stem}_audio")
     lines, summary = pack_utterances(utts, audio_dir, args.max_duration, args.gap, progress=sys.stderr.isatty())
+    if not lines:
+        first = f" (first: {summary.skipped[0][1]})" if summary.skipped else ""
+        raise AsrtuneError(f"{', '.join(args.manifests)}: no clip could be read, nothing packed{first}")
     for path, reason in summary.skipped[:10]:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     write_manifest(out, lines)
