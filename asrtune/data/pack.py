@@ -78,10 +78,12 @@ def plan_windows(utts: Iterable[Utterance], max_duration_s: float = MAX_WINDOW_S
     return windows
 
 
-def pack_window(window: Sequence[Utterance], gap_s: float = 0.0) -> tuple[np.ndarray, list[dict[str, Any]], list[tuple[str, str]]]:
-    """The window's samples, its parts (``{start, end, text}`` in seconds) and the clips it had to skip."""
+def pack_window(window: Sequence[Utterance], gap_s: float = 0.0) -> tuple[np.ndarray, list[dict[str, Any]], list[Utterance], list[tuple[str, str]]]:
+    """The window's samples, its parts (``{start, end, text}`` in seconds), the clips in them, and
+    the clips it had to skip (path, reason)."""
     pieces: list[np.ndarray] = []
     parts: list[dict[str, Any]] = []
+    packed: list[Utterance] = []
     skipped: list[tuple[str, str]] = []
     gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
     position = 0
@@ -99,8 +101,9 @@ def pack_window(window: Sequence[Utterance], gap_s: float = 0.0) -> tuple[np.nda
         position += audio.size
         parts.append({"start": round(start, PART_DECIMALS), "end": round(position / SAMPLE_RATE, PART_DECIMALS),
                       "text": utt.text})
+        packed.append(utt)
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    return samples, parts, skipped
+    return samples, parts, packed, skipped
 
 
 def pack_utterances(utts: Iterable[Utterance], audio_dir: str | os.PathLike, max_duration_s: float = MAX_WINDOW_S,
@@ -118,13 +121,13 @@ def pack_utterances(utts: Iterable[Utterance], audio_dir: str | os.PathLike, max
     summary = PackSummary()
     out: list[Utterance] = []
     for number, window in enumerate(tqdm(windows, desc="pack", unit="window", disable=not progress)):
-        samples, parts, skipped = pack_window(window, gap_s)
+        samples, parts, packed, skipped = pack_window(window, gap_s)
         summary.skipped += skipped
         if not parts:
             continue
         path = audio_dir / f"window-{number:06d}.flac"
         write_flac(path, samples)
-        extra: dict[str, Any] = {"segments": parts, "packed_from": [u.id for u in window if u.audio_filepath not in dict(skipped)]}
+        extra: dict[str, Any] = {"segments": parts, "packed_from": [u.id for u in packed]}
         if window[0].speaker is not None:
             extra = {"speaker": window[0].speaker, **extra}
         duration = samples.size / SAMPLE_RATE
