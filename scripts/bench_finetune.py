@@ -59,6 +59,7 @@ TABLE_MD = REPO / "docs" / "bench" / "finetune_table.md"
 # General English DEV sets for the guard (never test sets), pooled: librivox-cmu-11 alone is 96
 # words, where one extra error is +1.04 points and the 0.5-point margin would forbid any.
 GUARD_SETS = ("librivox-cmu-11", "spontaneous-mfa-12")  # 366 words, 143 s
+GUARD_MARGIN = 0.005  # --guard-margin's default (0.5 points) as a WER fraction
 FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")  # test sets: scored, never selected on
 
 
@@ -335,13 +336,15 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     record = {
         "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
             "batch_size": args.batch_size, "max_train_minutes": args.max_train_minutes, "epochs": args.epochs,
-            "guard_dev": list(GUARD_SETS), "guard_margin_pct_points": 0.5},
+            "guard_dev": list(GUARD_SETS), "guard_margin_pct_points": 100 * GUARD_MARGIN},
         "steps": result["steps"], "stopped": result["stopped"], "best_step": result["best_step"],
-        "dev_wer_best": result["best_dev_wer"], "guard": {k: result.get(k) for k in ("guard_base_wer", "best_guard_wer")},
+        "dev_wer_best": result["best_dev_wer"], "dev_wer_final": result.get("final_dev_wer"),
+        "guard": {k: result.get(k) for k in ("guard_base_wer", "best_guard_wer", "final_guard_wer")},
         "before": before, "after": after, **speed, "peak_rss_mb": round(train_rss) if train_rss else None,
         "hf_recipe": {"pending": True}, "speed_ratio": None,
     }
     save_row(record)  # the quality numbers are kept even if the baseline timing is cut short
+    add_refused_final(record, run_dir, sets, args)
     if row.synth:  # the recipe's speed does not depend on where the audio came from
         record["hf_recipe"] = {"skipped": "same model, trainable set and batch as tiny-decoder: see that row"}
         save_row(record)
@@ -358,6 +361,28 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     save_row(record)
     print(f"appended row {name} to {TABLE_JSON}")
     return record
+
+
+def add_refused_final(record: dict, run_dir: Path, sets: list[Path], args: argparse.Namespace) -> None:
+    """When the guard refused ``final/``, score it too: what the guard kept users from (saved in the record)."""
+    guard = record["guard"]
+    if guard.get("final_guard_wer") is None or guard["final_guard_wer"] - guard["guard_base_wer"] <= GUARD_MARGIN:
+        return
+    record["final_refused_by_guard"] = score_sets(str(run_dir / "final"), sets, args)
+    save_row(record)
+
+
+def score_final(name: str, args: argparse.Namespace) -> None:
+    """:func:`add_refused_final` for the row's latest record (a run scored before the final/ scores existed)."""
+    table = json.loads(TABLE_JSON.read_text())
+    record = [r for r in table["rows"] if r["row"] == name][-1]
+    run_dir = Path(args.runs) / name
+    result = json.loads((run_dir / "result.json").read_text())
+    record["guard"]["final_guard_wer"] = result.get("final_guard_wer")
+    record["dev_wer_final"] = result.get("final_dev_wer")
+    data = Path(args.data)
+    add_refused_final(record, run_dir, [data / "speechocean762" / "test.jsonl"] +
+                      [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS], args)
 
 
 def save_row(record: dict) -> None:
@@ -384,10 +409,21 @@ def _recipe(settings: dict) -> str:
     return f"{model}: {trains}; {' + '.join(data)}"
 
 
+def _guard_cell(r: dict) -> str:
+    """``best/``'s step and guard WER; what ``final/`` scored when the guard refused it."""
+    g = r["guard"]
+    cell = f"step {r['best_step']}, guard {100 * g['guard_base_wer']:.1f} -> {100 * g['best_guard_wer']:.1f}"
+    final = r.get("final_refused_by_guard")
+    if final:
+        cell += (f"; final/ refused (guard {100 * g['final_guard_wer']:.1f}): so762 {100 * final['speechocean762']['wer']:.1f}, "
+                 + ", ".join(f"{s.split('-')[0]} {100 * final[s]['wer']:.2f}" for s in FORGETTING_SETS))
+    return cell
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The rows as a Markdown table (WER in %, before -> after)."""
     head = ("| row | recipe | when (UTC) | hardware | steps | train min | so762 test WER before -> after [95 % CI] | "
-            "libri-40 before -> after | lj-32 before -> after | utts/s | HF recipe utts/s | ratio |")
+            "libri-40 before -> after | lj-32 before -> after | utts/s | HF recipe utts/s | ratio | best/ step, guard |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         if r.get("partial"):  # cut short: its JSON record says what is missing
@@ -401,7 +437,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"{_cell(r, 'before', 'speechocean762')} -> {_cell(r, 'after', 'speechocean762')}",
             *(f"{100 * r['before'][s]['wer']:.2f} -> {100 * r['after'][s]['wer']:.2f}" for s in FORGETTING_SETS),
             f"{r['utts_per_s']:.2f}" if r["utts_per_s"] else "n/a", f"{hf:.2f}" if hf else "n/a",
-            f"x{r['speed_ratio']:.2f}" if r.get("speed_ratio") else "n/a",
+            f"x{r['speed_ratio']:.2f}" if r.get("speed_ratio") else "n/a", _guard_cell(r),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -420,6 +456,8 @@ def main() -> int:
     p.add_argument("--baseline-steps", type=int, default=2)
     p.add_argument("--runs", default=str(REPO / "bench_results" / "rows"), help="run dirs (git-ignored)")
     p.add_argument("--reuse-run", action="store_true", help="score an already trained run dir instead of training")
+    p.add_argument("--score-final", choices=sorted(ROWS), metavar="ROW",
+                   help="score final/ of the row's latest run when the guard refused it (added to its record)")
     p.add_argument("--base-scores-only", choices=sorted(ROWS), metavar="ROW", help="only score the row's base model")
     # the HF-recipe child process
     p.add_argument("--baseline-json", help=argparse.SUPPRESS)
@@ -435,6 +473,9 @@ def main() -> int:
         data = Path(args.data)
         sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
         base_scores(ROWS[args.base_scores_only].model, sets, args)
+        return 0
+    if args.score_final:
+        score_final(args.score_final, args)
         return 0
     if args.row:
         run_row(args.row, args)
