@@ -67,3 +67,14 @@ def test_best_is_chosen_among_guarded_checkpoints(tiny_whisper, so16, guard_mani
     stored = json.loads((run / "result.json").read_text())
     assert stored["guard_base_wer"] == result.guard_base_wer and "final_guard_wer" in stored
     assert "guard WER" in (run / "train.log").read_text()
+    # the best dev WER the guard kept out of best/ is reported (with a warning) when it beat best/
+    running, refused = None, []
+    for m in evals:
+        if running is None or m["dev_wer"] < running:
+            if m["guard_ok"]:
+                running = m["dev_wer"]
+            else:
+                refused.append(m)
+    kept_out = min((m for m in refused if m["dev_wer"] < result.best_dev_wer), key=lambda m: m["dev_wer"], default=None)
+    assert result.guard_refused_step == (kept_out["step"] if kept_out else None)
+    assert ("the forgetting guard kept best/" in (run / "train.log").read_text()) == (kept_out is not None)

@@ -44,6 +44,8 @@ class TrainState:
     loss_ema: float | None = None  # smoothed loss the divergence guard watches
     min_loss_ema: float | None = None
     unfrozen: bool = False  # --unfreeze-top-layers has taken effect
+    guard_refused_step: int | None = None  # --guard-dev: the checkpoint with the lowest dev WER the guard kept out of best/
+    guard_refused_wer: float | None = None  # ... and its dev WER
     rng: dict[str, Any] = field(default_factory=dict)  # python/numpy/torch generator states
 
     def to_dict(self) -> dict[str, Any]:

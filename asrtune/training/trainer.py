@@ -98,6 +98,8 @@ class RunResult:
     guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (step 0)
     best_guard_wer: float | None = None  # the guard WER of best/
     final_guard_wer: float | None = None
+    guard_refused_step: int | None = None  # a checkpoint with a lower dev WER than best/'s that the guard refused
+    guard_refused_dev_wer: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,6 +186,25 @@ def _distributed() -> tuple[int, int, int]:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def guard_refusal_note(result: RunResult, margin_points: float) -> str:
+    """The warning for a run whose forgetting guard kept a better-on-dev checkpoint out of ``best/``.
+
+    >>> r = RunResult("r", 197, 1.3, "time-limit", best_dev_wer=0.48, best_step=0, guard_base_wer=0.1136,
+    ...               guard_refused_step=150, guard_refused_dev_wer=0.2695)
+    >>> print(guard_refusal_note(r, 0.5))  # doctest: +NORMALIZE_WHITESPACE
+    warning: the forgetting guard kept best/ at step 0 (dev WER 48.00 %): step 150 reached 26.95 % on dev but
+    its guard WER rose more than 0.5 points over the base's 11.36 %, so the model forgot general speech.
+    final/ holds the last weights. To adapt without forgetting: replay general data (--train domain.jsonl,general.jsonl
+    --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
+    """
+    return (f"warning: the forgetting guard kept best/ at step {result.best_step} (dev WER {_pct(result.best_dev_wer)}): "
+            f"step {result.guard_refused_step} reached {_pct(result.guard_refused_dev_wer)} on dev but its guard WER rose "
+            f"more than {margin_points:g} points over the base's {_pct(result.guard_base_wer)}, so the model forgot general "
+            "speech. final/ holds the last weights. To adapt without forgetting: replay general data (--train "
+            "domain.jsonl,general.jsonl --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top "
+            "layers, or more --guard-margin.")
 
 
 def guard_allows(guard_wer: float | None, base_wer: float | None, margin_points: float) -> bool:
@@ -686,7 +707,10 @@ class Trainer:
             else:
                 guard = self.evaluate(self.guard)
             self.guard_last = guard
-            improved = (s.best_wer is None or wer < s.best_wer) and self.guard_ok(guard)
+            beats_best = s.best_wer is None or wer < s.best_wer
+            improved = beats_best and self.guard_ok(guard)
+            if beats_best and not improved and (s.guard_refused_wer is None or wer < s.guard_refused_wer):
+                s.guard_refused_step, s.guard_refused_wer = s.step, wer
             if improved:
                 s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
                 self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
@@ -787,6 +811,8 @@ class Trainer:
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
             guard_base_wer=self.guard_base, best_guard_wer=self.guard_best, final_guard_wer=self.guard_last,
         )
+        if s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer):
+            result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
             if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
@@ -807,6 +833,8 @@ class Trainer:
             write_json_atomic(self.run_dir / "result.json", result.to_dict())
             self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); best dev WER "
                      f"{_pct(s.best_wer)} at step {s.best_step}; models in {self.run_dir / 'best'} and {self.run_dir / 'final'}")
+            if result.guard_refused_step is not None:
+                self.say(guard_refusal_note(result, cfg.guard_margin))
             self._close_log()
         if self.loader:
             self.loader.shutdown()
