@@ -34,7 +34,12 @@ Usage::
 
     python scripts/bench_finetune.py --row tiny-enctop2 --max-train-minutes 15
     python scripts/bench_finetune.py --row tiny-enctop2 --reuse-run   # score/time an already trained run
+    python scripts/bench_finetune.py --score-final tiny-enctop2   # score final/ of a run whose guard refused it
     python scripts/bench_finetune.py --table
+
+When the guard refused ``final/`` the row also scores it (``final_refused_by_guard``: what the
+guard kept users from); when it refused every checkpoint, ``best/`` is the untuned model and its
+scores are the base's.
 """
 
 from __future__ import annotations
@@ -330,8 +335,11 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     else:
         result, train_rss = train_row(name, row, args, run_dir)
     sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
-    after = score_sets(str(run_dir / "best"), sets, args)
-    before = base_scores(row.model, sets, args)  # after the tuned model: a --base-scores-only run may be filling it
+    if result["best_step"] == 0:  # the guard (or dev) kept the untuned model: best/ holds the base weights
+        after = before = base_scores(row.model, sets, args)
+    else:
+        after = score_sets(str(run_dir / "best"), sets, args)
+        before = base_scores(row.model, sets, args)  # after the tuned model: a --base-scores-only run may be filling it
     speed = training_speed(run_dir)
     record = {
         "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
