@@ -382,9 +382,11 @@ def add_refused_final(record: dict, run_dir: Path, sets: list[Path], args: argpa
 
 def score_final(name: str, args: argparse.Namespace) -> None:
     """:func:`add_refused_final` for the row's latest record (a run scored before the final/ scores existed)."""
-    table = json.loads(TABLE_JSON.read_text())
-    record = [r for r in table["rows"] if r["row"] == name][-1]
+    records = [r for r in json.loads(TABLE_JSON.read_text())["rows"] if r["row"] == name] if TABLE_JSON.exists() else []
     run_dir = Path(args.runs) / name
+    if not records or not (run_dir / "result.json").exists():
+        raise SystemExit(f"--score-final {name}: no finished run of that row ({TABLE_JSON} and {run_dir}/result.json)")
+    record = records[-1]
     result = json.loads((run_dir / "result.json").read_text())
     record["guard"]["final_guard_wer"] = result.get("final_guard_wer")
     record["dev_wer_final"] = result.get("final_dev_wer")
