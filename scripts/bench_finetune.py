@@ -64,7 +64,7 @@ TABLE_MD = REPO / "docs" / "bench" / "finetune_table.md"
 # General English DEV sets for the guard (never test sets), pooled: librivox-cmu-11 alone is 96
 # words, where one extra error is +1.04 points and the 0.5-point margin would forbid any.
 GUARD_SETS = ("librivox-cmu-11", "spontaneous-mfa-12")  # 366 words, 143 s
-GUARD_MARGIN = 0.005  # --guard-margin's default (0.5 points) as a WER fraction
+GUARD_MARGIN = 0.005  # passed as --guard-margin (0.5 points, its default) to every row's training
 FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")  # test sets: scored, never selected on
 
 
@@ -234,14 +234,18 @@ def synth_manifest(source: Path, out_dir: Path) -> Path:
 
 def guard_manifest(data: Path, runs: Path) -> Path:
     """The :data:`GUARD_SETS` as one manifest (absolute audio paths) under ``runs``."""
-    from asrtune.data.manifest import load_manifest
+    from asrtune.data.manifest import load_manifest, write_manifest
 
-    lines = [json.dumps({"audio_filepath": str(Path(u.audio_filepath).resolve()), "text": u.text, "duration": u.duration})
-             for name in GUARD_SETS for u in load_manifest(next((data / name).glob("*.jsonl")))]
     path = runs / "guard-general-english.jsonl"
     runs.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    write_manifest(path, [u for name in GUARD_SETS for u in load_manifest(next((data / name).glob("*.jsonl")))],
+                   relative=False)
     return path
+
+
+def scored_manifests(data: Path) -> list[Path]:
+    """speechocean762 test, then each forgetting test set: what every row is scored on."""
+    return [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
 
 
 def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> tuple[dict, float]:
@@ -254,7 +258,7 @@ def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> t
     cmd = [
         sys.executable, "-m", "asrtune", "train", "--model", row.model,
         "--train", ",".join(map(str, train)), "--dev", str(dev),
-        "--guard-dev", str(guard_manifest(data, run_dir.parent)), "--out", str(run_dir), "--force",
+        "--guard-dev", str(guard_manifest(data, run_dir.parent)), "--guard-margin", f"{100 * GUARD_MARGIN:g}", "--out", str(run_dir), "--force",
         "--batch-size", str(args.batch_size), "--lr", str(row.lr), "--warmup-steps", "5", "--epochs", str(args.epochs),
         "--max-train-minutes", str(args.max_train_minutes), "--eval-every", str(args.eval_every), "--save-every",
         str(args.eval_every), "--threads", str(args.threads), "--freeze-token-embeddings", "--no-progress", "--json",
@@ -334,7 +338,7 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
         result, train_rss = json.loads((run_dir / "result.json").read_text()), None
     else:
         result, train_rss = train_row(name, row, args, run_dir)
-    sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
+    sets = scored_manifests(data)
     if result["best_step"] == 0:  # the guard (or dev) kept the untuned model: best/ holds the base weights
         after = before = base_scores(row.model, sets, args)
     else:
@@ -390,9 +394,7 @@ def score_final(name: str, args: argparse.Namespace) -> None:
     result = json.loads((run_dir / "result.json").read_text())
     record["guard"]["final_guard_wer"] = result.get("final_guard_wer")
     record["dev_wer_final"] = result.get("final_dev_wer")
-    data = Path(args.data)
-    add_refused_final(record, run_dir, [data / "speechocean762" / "test.jsonl"] +
-                      [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS], args)
+    add_refused_final(record, run_dir, scored_manifests(Path(args.data)), args)
 
 
 def save_row(record: dict) -> None:
@@ -480,9 +482,7 @@ def main() -> int:
         baseline_main(args)
         return 0
     if args.base_scores_only:  # score a row's base model ahead of (or beside) its training
-        data = Path(args.data)
-        sets = [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
-        base_scores(ROWS[args.base_scores_only].model, sets, args)
+        base_scores(ROWS[args.base_scores_only].model, scored_manifests(Path(args.data)), args)
         return 0
     if args.score_final:
         score_final(args.score_final, args)
