@@ -386,15 +386,73 @@ def add_refused_final(record: dict, run_dir: Path, sets: list[Path], args: argpa
 
 def score_final(name: str, args: argparse.Namespace) -> None:
     """:func:`add_refused_final` for the row's latest record (a run scored before the final/ scores existed)."""
-    records = [r for r in json.loads(TABLE_JSON.read_text())["rows"] if r["row"] == name] if TABLE_JSON.exists() else []
-    run_dir = Path(args.runs) / name
-    if not records or not (run_dir / "result.json").exists():
-        raise SystemExit(f"--score-final {name}: no finished run of that row ({TABLE_JSON} and {run_dir}/result.json)")
-    record = records[-1]
+    record, run_dir = latest_record(name, args)
     result = json.loads((run_dir / "result.json").read_text())
     record["guard"]["final_guard_wer"] = result.get("final_guard_wer")
     record["dev_wer_final"] = result.get("final_dev_wer")
     add_refused_final(record, run_dir, scored_manifests(Path(args.data)), args)
+
+
+def merge_study(name: str, alphas: list[float], args: argparse.Namespace) -> None:
+    """WiSE-FT on the row's latest run: ``(1 - a) * base + a * final/`` for each a (``asrtune merge``),
+    scored on dev and the guard (what ``train --merge-alphas`` chooses by: the lowest dev WER within
+    the guard margin) and on every test set (shown, never chosen on). Added to the row's record."""
+    from asrtune.models.interpolate import interpolate_folders
+    from asrtune.models.registry import resolve_model
+
+    record, run_dir = latest_record(name, args)
+    data, row = Path(args.data), ROWS[name]
+    dev, guard = data / "speechocean762" / "dev.jsonl", guard_manifest(data, run_dir.parent)
+    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"dev_wer"' in line]
+    base_dev = next(m for m in evals if m["step"] == 0)  # the guard evaluates the untuned model at step 0
+    merges = []
+    for alpha in alphas:
+        folder = run_dir / f"merge-{alpha:g}"
+        if not folder.exists():
+            interpolate_folders(resolve_model(row.model).path, run_dir / "final", alpha, folder, base_name=row.model)
+        selection = {key: next(iter(score_sets(str(folder), [manifest], args).values()))["wer"]
+                     for key, manifest in (("dev", dev), ("guard", guard))}
+        merges.append({"alpha": alpha, **selection, "guard_ok": selection["guard"] - record["guard"]["guard_base_wer"]
+                       <= GUARD_MARGIN + 1e-12, "scores": score_sets(str(folder), scored_manifests(data), args)})
+    ok = [m for m in merges if m["guard_ok"] and m["dev"] < record["dev_wer_best"]]
+    record["merges"] = {"base_dev_wer": base_dev.get("dev_wer"), "alphas": merges,
+                        "chosen": min(ok, key=lambda m: m["dev"])["alpha"] if ok else None}
+    save_row(record)
+    print(merge_table([record]))
+
+
+def latest_record(name: str, args: argparse.Namespace) -> tuple[dict, Path]:
+    """The row's newest record in the table JSON and its run dir (which must hold a finished run)."""
+    records = [r for r in json.loads(TABLE_JSON.read_text())["rows"] if r["row"] == name] if TABLE_JSON.exists() else []
+    run_dir = Path(args.runs) / name
+    if not records or not (run_dir / "result.json").exists():
+        raise SystemExit(f"{name}: no finished run of that row ({TABLE_JSON} and {run_dir}/result.json)")
+    return records[-1], run_dir
+
+
+def merge_table(rows: list[dict]) -> str:
+    """The merge studies as a Markdown table: one line per alpha (0 = base, 1 = final/)."""
+    if not any(r.get("merges") for r in rows):
+        return ""
+    head = ("| row | alpha | dev WER | guard WER (base) | so762 test WER [95 % CI] | libri-40 (rise) | lj-32 (rise) | chosen |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        study = r.get("merges")
+        if not study:
+            continue
+        final = r.get("final_refused_by_guard") or r["after"]
+        points = ([{"alpha": 0.0, "dev": study["base_dev_wer"], "guard": r["guard"]["guard_base_wer"], "scores": r["before"]}]
+                  + study["alphas"] + [{"alpha": 1.0, "dev": r["dev_wer_final"], "guard": r["guard"]["final_guard_wer"],
+                                        "scores": final}])
+        for m in points:
+            so = m["scores"]["speechocean762"]
+            rises = [f"{100 * m['scores'][s]['wer']:.2f} ({100 * (m['scores'][s]['wer'] - r['before'][s]['wer']):+.2f})"
+                     for s in FORGETTING_SETS]
+            lines.append(f"| {r['row']} | {m['alpha']:g} | {100 * m['dev']:.2f} | {100 * m['guard']:.2f} "
+                         f"({100 * r['guard']['guard_base_wer']:.2f}) | {100 * so['wer']:.2f} [{100 * so['ci95'][0]:.2f}, "
+                         f"{100 * so['ci95'][1]:.2f}] | {rises[0]} | {rises[1]} | "
+                         f"{'yes' if m['alpha'] == study['chosen'] else ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def save_row(record: dict) -> None:
@@ -470,6 +528,9 @@ def main() -> int:
     p.add_argument("--reuse-run", action="store_true", help="score an already trained run dir instead of training")
     p.add_argument("--score-final", choices=sorted(ROWS), metavar="ROW",
                    help="score final/ of the row's latest run when the guard refused it (added to its record)")
+    p.add_argument("--merge", choices=sorted(ROWS), metavar="ROW",
+                   help="WiSE-FT study of the row's latest run: score (1-a)*base + a*final/ for each --alphas")
+    p.add_argument("--alphas", default="0.25,0.5,0.75", help="with --merge: comma-separated interpolation weights")
     p.add_argument("--base-scores-only", choices=sorted(ROWS), metavar="ROW", help="only score the row's base model")
     # the HF-recipe child process
     p.add_argument("--baseline-json", help=argparse.SUPPRESS)
@@ -487,13 +548,16 @@ def main() -> int:
     if args.score_final:
         score_final(args.score_final, args)
         return 0
+    if args.merge:
+        merge_study(args.merge, [float(a) for a in args.alphas.split(",")], args)
+        args.table = True
     if args.row:
         run_row(args.row, args)
     if args.table or args.row:
         rows = json.loads(TABLE_JSON.read_text())["rows"] if TABLE_JSON.exists() else []
         from asrtune.fileio import write_text_atomic
 
-        write_text_atomic(TABLE_MD, markdown_table(rows))
+        write_text_atomic(TABLE_MD, markdown_table(rows) + "\n" + merge_table(rows))
         print(markdown_table(rows))
     if not (args.row or args.table):
         p.error("give --row NAME or --table")

@@ -11,7 +11,7 @@ import pytest
 from asrtune.cli import SUBCOMMANDS, build_parser, main
 
 NAMES = [name for name, _ in SUBCOMMANDS]
-EXPECTED = ["manifest", "train", "eval", "transcribe", "convert", "lm", "synth", "demo"]
+EXPECTED = ["manifest", "train", "eval", "transcribe", "convert", "merge", "lm", "synth", "demo"]
 
 
 def listed_subcommands(help_text: str) -> list[str]:

@@ -45,6 +45,7 @@ RESUME_MAY_CHANGE = frozenset(
     {
         "max_steps", "epochs", "max_train_minutes", "resume", "force", "eval_sets", "export_ct2",
         "device", "num_workers", "threads", "log_every", "progress", "cache_dir", "patience", "report_to",
+        "merge_alphas",
     }
 )
 
@@ -175,6 +176,10 @@ class TrainConfig:
                                         "every evaluation; best/ only from checkpoints within --guard-margin of the base")
     guard_margin: float = option(0.5, group=EVAL,
                                  help="with --guard-dev: allowed guard-WER rise over the base model, in absolute percentage points")
+    merge_alphas: list[float] = option(list, group=EVAL,
+                                       help="after training, also score weights interpolated between the base model and "
+                                            "final/ ((1-a)*base + a*final for each a, e.g. 0.25,0.5,0.75; WiSE-FT) on dev "
+                                            "and the guard; one that beats best/ within the guard margin becomes best/")
 
     device: str = option("auto", group=RUNTIME, help="auto, cpu, cuda or cuda:N")
     threads: int | None = option(None, group=RUNTIME, help="torch CPU threads (none = torch's default)")
@@ -244,6 +249,7 @@ class TrainConfig:
             raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
         self._validate_encoder_top()
         self._validate_guard()
+        self._validate_merge()
         if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
             raise ConfigError("--noise-snr-db must be a finite number of decibels")
         if self.patience is not None and not self.dev:
@@ -262,6 +268,14 @@ class TrainConfig:
                               "--unfreeze-top-layers (gradual unfreezing), not both")
         if self.freeze not in ("encoder", "auto"):
             raise ConfigError(f"--train-encoder-top only makes sense with --freeze encoder (got --freeze {self.freeze})")
+
+    def _validate_merge(self) -> None:
+        for alpha in self.merge_alphas:
+            if not 0.0 < alpha < 1.0:  # 0 is the base and 1 final/: both are scored anyway
+                raise ConfigError(f"--merge-alphas: each value must lie strictly between 0 (the base model) and 1 "
+                                  f"(final/), got {alpha:g}")
+        if self.merge_alphas and not self.dev:
+            raise ConfigError("--merge-alphas needs a --dev manifest (the interpolations are chosen by dev WER)")
 
     def _validate_guard(self) -> None:
         if not math.isfinite(self.guard_margin) or self.guard_margin < 0:

@@ -29,7 +29,8 @@ PERCENT = 100.0
 #: config keys shown under "options" in the recipe when set (plus any ``*_fraction`` key)
 RECIPE_OPTIONS = ("text_policy", "adapter", "lora_r", "unfreeze_after", "unfreeze_top_layers", "encoder_lr",
                   "spec_augment", "speed_perturb", "noise_snr_db", "extend_vocab", "weights", "language",
-                  "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs", "prompt_terms")
+                  "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs", "prompt_terms",
+                  "merge_alphas")
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ModelCardInfo:
     checkpoint: str = "best"  # best | final
     best_step: int | None = None
     best_dev_wer: float | None = None
+    merge_alpha: float | None = None  # best/ is (1 - a) * base + a * final/ (train --merge-alphas)
     repo_id: str | None = None  # where the model will live on the hub, for the loading examples
 
     @classmethod
@@ -89,7 +91,7 @@ class ModelCardInfo:
             family=family, export=export, language=[language], normalizer=normalizer, train_data=train, dev_data=dev,
             recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
             checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
-            repo_id=repo_id,
+            merge_alpha=result.get("best_merge_alpha") if checkpoint == "best" else None, repo_id=repo_id,
         )
 
 
@@ -131,7 +133,9 @@ def card_body(info: ModelCardInfo) -> str:
         f"# {info.model_name}\n",
         f"{_what(info)} fine-tuned from [{info.base_model}](https://huggingface.co/{info.base_model}) with "
         f"asrtune ({info.checkpoint} checkpoint"
-        + (f", step {info.best_step}" if info.best_step is not None and info.checkpoint == "best" else "") + ").\n",
+        + (f", step {info.best_step}" if info.best_step is not None and info.checkpoint == "best" else "")
+        + (f", interpolated with the base model: {1 - info.merge_alpha:g} x base + {info.merge_alpha:g} x tuned"
+           if info.merge_alpha is not None else "") + ").\n",
         "## Results\n",
         f"Word error rate in % after the `{info.normalizer}` text normaliser (greedy decoding); "
         "change in percentage points, negative is better.\n",

@@ -100,6 +100,8 @@ class RunResult:
     final_guard_wer: float | None = None
     guard_refused_step: int | None = None  # a checkpoint with a lower dev WER than best/'s that the guard refused
     guard_refused_dev_wer: float | None = None
+    best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a
+    merges: list[dict[str, Any]] = field(default_factory=list)  # every interpolation scored: alpha, dev_wer, guard_wer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,13 +198,18 @@ def guard_refusal_note(result: RunResult, margin_points: float) -> str:
     >>> print(guard_refusal_note(r, 0.5))  # doctest: +NORMALIZE_WHITESPACE
     warning: the forgetting guard kept best/ at step 0 (dev WER 48.00 %): step 150 reached 26.95 % on dev but
     its guard WER rose more than 0.5 points over the base's 11.36 %, so the model forgot general speech.
-    final/ holds the last weights. To adapt without forgetting: replay general data (--train domain.jsonl,general.jsonl
-    --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
+    final/ holds the last weights. To adapt without forgetting: interpolate with the base (--merge-alphas
+    0.25,0.5,0.75, or asrtune merge), replay general data (--train domain.jsonl,general.jsonl --weights 0.8,0.2),
+    a lower --lr (and --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
     """
-    return (f"warning: the forgetting guard kept best/ at step {result.best_step} (dev WER {_pct(result.best_dev_wer)}): "
+    kept = (f"step {result.best_step}" if result.best_merge_alpha is None
+            else f"the merge with alpha {result.best_merge_alpha:g}")
+    merge_hint = "" if result.merges else ("interpolate with the base (--merge-alphas 0.25,0.5,0.75, or asrtune "
+                                           "merge), ")
+    return (f"warning: the forgetting guard kept best/ at {kept} (dev WER {_pct(result.best_dev_wer)}): "
             f"step {result.guard_refused_step} reached {_pct(result.guard_refused_dev_wer)} on dev but its guard WER rose "
             f"more than {margin_points:g} points over the base's {_pct(result.guard_base_wer)}, so the model forgot general "
-            "speech. final/ holds the last weights. To adapt without forgetting: replay general data (--train "
+            f"speech. final/ holds the last weights. To adapt without forgetting: {merge_hint}replay general data (--train "
             "domain.jsonl,general.jsonl --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top "
             "layers, or more --guard-margin.")
 
@@ -259,6 +266,7 @@ class Trainer:
         self.guard_base: float | None = None  # the base model's guard WER
         self.guard_last: float | None = None
         self.guard_best: float | None = None  # guard WER of the checkpoint in best/
+        self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
         self.cache_lazily = False  # training utterances enter the cache on first use
@@ -390,6 +398,8 @@ class Trainer:
             cfg.freeze = self.adapter.DEFAULT_FREEZE
         self.adapter.apply_freeze(cfg.freeze)
         self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
+        if cfg.merge_alphas:  # before any resume or step: the base model's weights
+            self.base_weights = self._trainable_weights()
         self.adapter.model.to(self.device)
         self.ddp_model = self._wrap(self.adapter.model)
 
@@ -811,10 +821,12 @@ class Trainer:
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
             guard_base_wer=self.guard_base, best_guard_wer=self.guard_best, final_guard_wer=self.guard_last,
         )
-        if s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer):
-            result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
+            if cfg.merge_alphas:
+                self.search_merges(result)
+            if s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer):
+                result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
             if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
                 self._save_model("best", {"step": s.step, "dev_wer": None})
             from asrtune.training.curves import plot_learning_curve
@@ -825,7 +837,7 @@ class Trainer:
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
                                                              str(self.device), self.say)
                 self._write_card(self.run_dir / "best", "best", result.to_dict())
-                if not cfg.dev or s.best_step == s.step:  # final/ holds best/'s weights: the results are its too
+                if not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None):  # final/ == best/
                     self._write_card(self.run_dir / "final", "final", result.to_dict())
             if cfg.export_ct2:
                 self._export_ct2()
@@ -840,6 +852,45 @@ class Trainer:
             self.loader.shutdown()
         self._barrier()
         return result
+
+    def search_merges(self, result: RunResult) -> None:
+        """``--merge-alphas``: score ``(1 - a) * base + a * final`` on dev and the guard for each a
+        (WiSE-FT, ``models/interpolate.py``); the best on dev within the guard margin that beats
+        ``best/`` replaces it. The model holds final/'s weights again afterwards."""
+        from asrtune.models.interpolate import interpolate_weights
+
+        s, cfg = self.state, self.config
+        final = self._trainable_weights()
+        chosen: tuple[float, float, float | None] | None = None
+        for alpha in cfg.merge_alphas:
+            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
+            wer = self.evaluate(self.dev)
+            guard = self.evaluate(self.guard) if self.guard else None
+            ok = self.guard_ok(guard)
+            result.merges.append({"alpha": alpha, "dev_wer": wer, "guard_wer": guard, "guard_ok": ok})
+            self._metric({"event": "merge", "step": s.step, "alpha": alpha, "merge_dev_wer": wer, "guard_wer": guard,
+                          "guard_ok": ok})
+            self.say(f"merge {1 - alpha:g} x base + {alpha:g} x final/: dev WER {_pct(wer)}"
+                     + (f", guard WER {_pct(guard)}" + ("" if ok else " (over the margin)") if self.guard else ""))
+            if ok and (s.best_wer is None or wer < s.best_wer) and (chosen is None or wer < chosen[1]):
+                chosen = (alpha, wer, guard)
+        if chosen is not None:
+            alpha, s.best_wer, self.guard_best = chosen
+            s.best_step, s.best_merge_alpha = s.step, alpha
+            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
+            self._save_model("best", {"step": s.step, "merge_alpha": alpha, "dev_wer": s.best_wer, "dev": cfg.dev,
+                                      "guard_wer": self.guard_best})
+            self.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
+        self.adapter.load_trainable_state_dict(final)
+        result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, self.guard_best
+        result.best_merge_alpha = s.best_merge_alpha
+
+    def _trainable_weights(self) -> dict[str, torch.Tensor]:
+        """CPU copies of every weight training may change (the trainable ones and the top encoder
+        layers --unfreeze-top-layers will open)."""
+        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
+        return {n: p.detach().cpu().clone() for n, p in self.adapter.model.named_parameters()
+                if p.requires_grad or id(p) in may_train}
 
     def _save_model(self, name: str, info: dict[str, Any]) -> None:
         with atomic_directory(self.run_dir / name) as tmp:
@@ -862,6 +913,7 @@ class Trainer:
         s = self.state
         trainable, total = self.adapter.trainable_parameter_count()
         return {"steps": s.step, "best_step": s.best_step, "best_dev_wer": s.best_wer, "stopped": self.stopped,
+                "best_merge_alpha": s.best_merge_alpha,
                 "trainable_parameters": trainable, "total_parameters": total}
 
     def _data_stats(self) -> dict[str, dict[str, Any]]:
