@@ -160,4 +160,5 @@ def test_readme_tour_runs_as_written(shared_data, tmp_path, monkeypatch):
     exec(compile(code, "README.md (Python API)", "exec"), {"__name__": "readme_api"})
     assert _report(api / "reports" / "tuned")["compare"]["matched_utterances"] >= 1
     assert (api / "transcripts" / "transcripts.jsonl").is_file() and (api / "runs" / "acc" / "best").is_dir()
+    assert json.loads((api / "models" / "acc-wise-0.5" / "asrtune_merge.json").read_text())["alpha"] == 0.5
     assert os.path.samefile(Path.cwd(), api)

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Mapping
-
-import torch
+from typing import TYPE_CHECKING, Mapping
 
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_directory, write_json_atomic
+
+if TYPE_CHECKING:
+    import torch
 
 #: Files of a Hugging Face model folder that hold weights (replaced by one merged file).
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -55,6 +56,8 @@ def interpolate_weights(base: Mapping[str, torch.Tensor], tuned: Mapping[str, to
     """``(1 - alpha) * base + alpha * tuned`` for every floating-point tensor of ``tuned``;
     integer tensors (buffers such as position ids) are taken from ``tuned``. Raises
     :class:`AsrtuneError` when the two do not hold the same names and shapes."""
+    import torch
+
     missing = sorted(set(tuned) ^ set(base))
     if missing:
         raise AsrtuneError(f"the two models hold different weights (e.g. {missing[0]}); "
