@@ -288,7 +288,7 @@ def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[s
 
     torch.set_num_threads(args.threads)
     norm = get_normalizer("whisper-en")
-    recognizer = load_recognizer(model, engine="hf", device="cpu", batch_size=16)
+    recognizer = load_recognizer(model, engine=args.score_engine, device="cpu", batch_size=16, threads=args.threads)
     out = {}
     for manifest in sets:
         utts = load_manifest(manifest)
@@ -305,7 +305,8 @@ def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[s
 def base_scores(model: str, sets: list[Path], args: argparse.Namespace) -> dict[str, dict]:
     """:func:`score_sets` of an untuned hub model, kept in the runs folder: rows of the same model
     share it (greedy decoding of fixed weights gives the same hypotheses every time)."""
-    path = Path(args.runs) / f"base-scores-{model.replace('/', '--')}.json"
+    engine = "" if args.score_engine == "hf" else f"-{args.score_engine}"
+    path = Path(args.runs) / f"base-scores-{model.replace('/', '--')}{engine}.json"
     if path.exists():
         return json.loads(path.read_text())
     scores = score_sets(model, sets, args)
@@ -348,7 +349,8 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
     record = {
         "row": name, "when": started, "hardware": hardware, "settings": dataclasses.asdict(row) | {
             "batch_size": args.batch_size, "max_train_minutes": args.max_train_minutes, "epochs": args.epochs,
-            "guard_dev": list(GUARD_SETS), "guard_margin_pct_points": 100 * GUARD_MARGIN},
+            "guard_dev": list(GUARD_SETS), "guard_margin_pct_points": 100 * GUARD_MARGIN,
+            "score_engine": args.score_engine},
         "steps": result["steps"], "stopped": result["stopped"], "best_step": result["best_step"],
         "dev_wer_best": result["best_dev_wer"], "dev_wer_final": result.get("final_dev_wer"),
         "guard": {k: result.get(k) for k in ("guard_base_wer", "best_guard_wer", "final_guard_wer")},
@@ -402,6 +404,7 @@ def merge_study(name: str, alphas: list[float], args: argparse.Namespace) -> Non
 
     record, run_dir = latest_record(name, args)
     data, row = Path(args.data), ROWS[name]
+    args.score_engine = record["settings"].get("score_engine", "hf")  # as the row's own scores
     dev, guard = data / "speechocean762" / "dev.jsonl", guard_manifest(data, run_dir.parent)
     evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"dev_wer"' in line]
     base_dev = next(m for m in evals if m["step"] == 0)  # the guard evaluates the untuned model at step 0
@@ -476,7 +479,8 @@ def _recipe(settings: dict) -> str:
     model = settings["model"].split("whisper-")[-1]
     trains = "decoder" + (f" + top {settings['encoder_top']} enc" if settings.get("encoder_top") else "")
     data = [Path(t).stem for t in settings["train"]] + [f"eSpeak({Path(t).stem})" for t in settings.get("synth", ())]
-    return f"{model}: {trains}; {' + '.join(data)}"
+    scored = "" if settings.get("score_engine", "hf") == "hf" else f"; scored with {settings['score_engine']}"
+    return f"{model}: {trains}; {' + '.join(data)}{scored}"
 
 
 def _guard_cell(r: dict) -> str:
@@ -519,6 +523,9 @@ def main() -> int:
     p.add_argument("--table", action="store_true", help="rebuild docs/bench/finetune_table.md from the JSON")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--score-engine", choices=("hf", "ct2"), default="hf",
+                   help="engine that scores base and tuned models (ct2: CTranslate2 int8, several times faster "
+                        "on CPU; recorded in the row)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--epochs", type=float, default=4)
     p.add_argument("--max-train-minutes", type=float, default=15)
