@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from asrtune.cli import add_subparser
@@ -32,10 +33,11 @@ EXAMPLES = """\
 def register(subparsers, summary: str) -> None:
     p = add_subparser(subparsers, "merge", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("tuned", metavar="TUNED", help="the fine-tuned model: folder or training run")
-    p.add_argument("--alpha", type=float, required=True,
+    p.add_argument("--alpha", type=float, required=True, default=argparse.SUPPRESS,
                    help="weight of the tuned model: 0 = the base model, 1 = the tuned model")
-    p.add_argument("--base", help="the model TUNED was trained from (default: from TUNED's asrtune_training.json)")
-    p.add_argument("--out", required=True, help="output model folder (replaced only once the new one is complete)")
+    p.add_argument("--base", default=argparse.SUPPRESS,
+                   help="the model TUNED was trained from (default: the one TUNED's asrtune_training.json names)")
+    p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR", help="output model folder (replaced only once the new one is complete)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
     p.set_defaults(func=run)
 
@@ -50,7 +52,7 @@ def run(args) -> int:
     if out.exists() and any(out.iterdir()) and not args.force:
         raise ConfigError(f"--out {out}: already exists and is not empty; pass --force to replace it")
     tuned = resolve_model(args.tuned)
-    base_name = args.base or base_model_of(tuned.path)
+    base_name = getattr(args, "base", None) or base_model_of(tuned.path)
     if base_name is None:
         raise ConfigError(f"{tuned.path}: no asrtune_training.json names its base model; give --base")
     base = resolve_model(base_name)

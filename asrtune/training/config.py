@@ -176,7 +176,7 @@ class TrainConfig:
                                         "every evaluation; best/ only from checkpoints within --guard-margin of the base")
     guard_margin: float = option(0.5, group=EVAL,
                                  help="with --guard-dev: allowed guard-WER rise over the base model, in absolute percentage points")
-    merge_alphas: list[float] = option(list, group=EVAL,
+    merge_alphas: list[float] = option(list, metavar="ALPHA", group=EVAL,
                                        help="after training, also score weights interpolated between the base model and "
                                             "final/ ((1-a)*base + a*final for each a, e.g. 0.25,0.5,0.75; WiSE-FT) on dev "
                                             "and the guard; one that beats best/ within the guard margin becomes best/")

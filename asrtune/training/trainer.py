@@ -723,6 +723,7 @@ class Trainer:
                 s.guard_refused_step, s.guard_refused_wer = s.step, wer
             if improved:
                 s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
+                s.best_merge_alpha = None  # a checkpoint of a resumed run can beat an earlier run's merge
                 self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
             else:
                 s.evals_since_best += 1
