@@ -187,6 +187,31 @@ def test_training_steps_with_all_three_on_save_a_model(tiny_whisper, so8, tmp_pa
     assert "with 2 generated no-speech clips" in (run / "train.log").read_text()
 
 
+def test_pack_windows_adds_the_first_manifests_clips_as_timed_windows(tiny_whisper, so8, tmp_path, monkeypatch):
+    from asrtune.data.pack import plan_windows
+
+    monkeypatch.setenv("ASRTUNE_CACHE", str(tmp_path / "cache"))
+    clips = load_manifest(so8)
+    expected = plan_windows(clips)
+
+    def run(name: str):
+        return train(TrainConfig(model=str(tiny_whisper), train=[str(so8)], out=str(tmp_path / name), max_steps=1,
+                                 batch_size=4, lr=1e-3, warmup_steps=0, no_speech_fraction=0.0, pack_windows=True,
+                                 progress=False, threads=2, cache_dir=str(tmp_path / "enc")))
+
+    run("a")
+    assert f"with {len(expected)} packed windows)" in (tmp_path / "a" / "train.log").read_text()
+    (folder,) = (tmp_path / "cache" / "packed-windows").iterdir()
+    windows = load_manifest(folder / "manifest.jsonl")
+    assert [[p["text"] for p in w.extra["segments"]] for w in windows] == [[u.text for u in ws] for ws in expected]
+    assert sum(len(w.extra["segments"]) for w in windows) == len(clips)  # every clip in exactly one window
+    assert all(Path(w.audio_filepath).is_file() for w in windows)
+    written = (folder / "manifest.jsonl").stat().st_mtime_ns
+    run("b")  # the same clips: the windows are read back, not written again
+    assert (folder / "manifest.jsonl").stat().st_mtime_ns == written
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["pack_windows"] is True
+
+
 @pytest.mark.slow
 def test_real_training_steps_with_all_three_on(so8, tmp_path):
     require_whisper_package()

@@ -460,7 +460,7 @@ class Trainer:
         self.log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
         sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
-        self.say(f"train utterances: {sizes}" + (f" (with {len(self.added)} generated no-speech clips)" if self.added else "")
+        self.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
                  + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
         if self.skipped:
             self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))

@@ -180,6 +180,10 @@ class ModelAdapter(ABC):
         generated no-speech clips). Default: none."""
         return []
 
+    def describe_added(self, added: list[tuple["Utterance", str]]) -> str:
+        """What :meth:`prepare_training` added, for the log (e.g. ``"205 packed windows"``)."""
+        return f"{len(added)} added utterances"
+
     def skip_reason(self, utt: "Utterance", target_text: str) -> str | None:
         """Why ``utt`` cannot be trained on (e.g. ``"longer than 30 s"``), or None when it can."""
         return None

@@ -56,6 +56,7 @@ SPEC_FREQ_MASK = 27  # mel bins: widest SpecAugment frequency mask (LibriSpeech 
 SPEC_TIME_MASK = 100  # frames of 10 ms: widest SpecAugment time mask
 SPEC_MASKS = 2  # masks of each kind per utterance
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+PACKED_MANIFEST = "manifest.jsonl"  # --pack-windows: the windows' manifest in their cache folder
 MAX_PROMPT_TERMS = 20  # --prompt-terms: at most this many terms in one prompt (a user's --prompt is a short list too)
 
 
@@ -164,12 +165,42 @@ class WhisperAdapter(ModelAdapter):
                 if context in last:
                     self.previous_text[id(utt)] = last[context]
                 last[context] = text
+        added = self._packed_windows(sources[0]) if cfg.pack_windows and sources else []
         count = no_speech_count(cfg.no_speech_fraction, len(sources[0]) if sources else 0)
-        if not count or self.targets.no_speech is None:
-            return []
-        from asrtune.models.cache import cache_dir
+        if count and self.targets.no_speech is not None:
+            from asrtune.models.cache import cache_dir
 
-        return [(u, "") for u in no_speech_utterances(count, cfg.seed, cache_dir() / "no-speech")]
+            added += [(u, "") for u in no_speech_utterances(count, cfg.seed, cache_dir() / "no-speech")]
+        return added
+
+    def describe_added(self, added: list[tuple[Any, str]]) -> str:
+        noise = sum(is_no_speech_clip(u) for u, _ in added)
+        parts = ([f"{len(added) - noise} packed windows"] if len(added) > noise else []) + (
+            [f"{noise} generated no-speech clips"] if noise else [])
+        return " and ".join(parts)
+
+    def _packed_windows(self, pairs: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+        """``--pack-windows``: the first manifest's clips (those without timed parts of their own)
+        packed into windows of up to 30 s (``data/pack.py``), written once per set of clips to
+        the cache; each window's target follows the text policy like any line."""
+        from asrtune.data.manifest import load_manifest, write_manifest
+        from asrtune.data.pack import pack_utterances
+        from asrtune.models.cache import cached_build
+
+        clips = [u for u, _ in pairs if not utterance_segments(u.extra, u.duration)]
+        if not clips:
+            return []
+        digest = hashlib.sha256("\n".join(f"{u.audio_filepath}|{u.offset}|{u.duration}|{u.speaker}|{u.text}"
+                                          for u in clips).encode()).hexdigest()[:20]
+
+        def build(tmp: Path) -> None:
+            windows, _ = pack_utterances(clips, tmp)
+            write_manifest(tmp / PACKED_MANIFEST, windows, relative=True)
+
+        folder = cached_build("packed-windows", digest, build, marker=PACKED_MANIFEST)
+        windows = load_manifest(folder / PACKED_MANIFEST)
+        policy = self.config.text_policy
+        return [(w, t) for w in windows if not self.skip_reason(w, t := apply_text_policy(w.text, policy))]
 
     def skip_reason(self, utt: Any, target_text: str) -> str | None:
         if utt.duration > MAX_AUDIO_SECONDS:
