@@ -216,3 +216,8 @@ def test_group_by_duration_cuts_padding_and_is_deterministic(shared_data):
         return 1 - real / total
 
     assert padding(grouped) < padding(plan) / 3
+
+
+def test_pack_windows_is_refused_for_ctc():
+    with pytest.raises(ConfigError, match="--pack-windows does not apply to CTC"):
+        CTCAdapter.check_config(TrainConfig(model="x", train=["t.jsonl"], out="r", pack_windows=True))
