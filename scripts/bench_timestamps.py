@@ -42,7 +42,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -59,14 +58,17 @@ TUNES = {  # run name -> the three new options
     "mixed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
     # the mix, trained on the clips plus the same clips packed into <= 30 s windows (asrtune manifest pack)
     "packed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
+    # the packed recipe in one step (--pack-windows) with vocabulary prompts (--prompt-terms auto: random
+    # subsets of the training transcripts' 100 most frequent words) in place of the previous utterance
+    "packed-terms": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05, "prompt_terms": "auto",
+                     "pack_windows": True},
 }
 HALLUCINATION_SEED = 12345  # no-speech clips the training series (seed 0) never contains
 HALLUCINATION_CLIPS = 30
 PROMPT_WORDS = 40  # words in the domain-vocabulary prompt
-STOP_WORDS = frozenset("the a an and of to in is it i you he she we they my your his her its on at for with this that was".split())
 FLOAT_SLACK_S = 1e-6  # faster-whisper's times are window offset + k * 0.02 in floats: 154.48000000000002 then 154.48
 FILE_SLACK_S = 0.5  # s past the end of the file a segment end may fall (Whisper's 0.02 s grid, padding)
-ROWS = ("tune-plain", "tune-mixed", "tune-packed", "timestamps", "prompting", "hallucination", "accuracy", "silence")
+ROWS = ("tune-plain", "tune-mixed", "tune-packed", "tune-packed-terms", "timestamps", "prompting", "hallucination", "accuracy", "silence")
 
 
 def main() -> None:
@@ -208,8 +210,9 @@ def prompting_row(models: dict[str, Path], data: Path, args: argparse.Namespace)
 
 def domain_prompt(texts: list[str]) -> str:
     """The domain's vocabulary: its most frequent words outside a short stop list, comma-separated."""
-    counts = collections.Counter(w for t in texts for w in re.findall(r"[a-z']+", t.lower()) if w not in STOP_WORDS)
-    return ", ".join(w for w, _ in counts.most_common(PROMPT_WORDS))
+    from asrtune.data.terms import domain_vocabulary
+
+    return ", ".join(domain_vocabulary(texts, PROMPT_WORDS))
 
 
 def hallucination_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -266,6 +266,23 @@ def test_adapter_mixes_modes_and_pads_batches_of_different_prefix_lengths(so8):
     assert torch.isfinite(loss)
 
 
+def test_prompt_terms_auto_prompts_with_the_training_vocabulary(so8):
+    require_whisper_package()
+    from asrtune.data.terms import domain_vocabulary
+    from asrtune.models import resolve_model
+    from asrtune.training.adapters.whisper import AUTO_PROMPT_TERMS, WhisperAdapter
+
+    config = TrainConfig(model="openai/whisper-tiny.en", train=[str(so8)], out="unused", prompt_terms="auto").validate()
+    adapter = WhisperAdapter.from_resolved(resolve_model(config.model), config)
+    pairs = [(u, u.text.capitalize()) for u in load_manifest(so8)]
+    adapter.prepare_training([pairs])
+    vocabulary = domain_vocabulary([t for _, t in pairs], AUTO_PROMPT_TERMS)
+    assert adapter.terms == vocabulary and "the" not in vocabulary
+    prompts = [adapter._prompt(u) for u, _ in pairs]
+    assert all(p and set(p.split(", ")) <= set(vocabulary) for p in prompts)
+    assert len(set(prompts)) > 1  # a different subset per utterance
+
+
 @pytest.mark.slow
 def test_timestamp_tuned_model_keeps_monotonic_timestamps_in_faster_whisper(shared_data, tmp_path):
     require_whisper_package()

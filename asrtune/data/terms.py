@@ -9,12 +9,20 @@ a comment, blank lines are skipped, repeats are dropped.
 >>> _ = path.write_text("# drugs\\nmetoprolol\\natrial fibrillation  # a phrase\\nmetoprolol\\n")
 >>> load_terms(path)
 ['metoprolol', 'atrial fibrillation']
+
+Without a list, :func:`domain_vocabulary` takes a domain's most frequent words from its transcripts:
+
+>>> domain_vocabulary(["Take the metoprolol.", "Metoprolol and warfarin", "the warfarin dose"], 2)
+['metoprolol', 'warfarin']
 """
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 from pathlib import Path
+from typing import Iterable
 
 from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ConfigError
@@ -34,3 +42,15 @@ def load_terms(path: str | os.PathLike, option: str = "--terms") -> list[str]:
     if not terms:
         raise ConfigError(f"{option} {path}: no terms (one term per line, '#' starts a comment)")
     return terms
+
+
+#: Words too common to be anyone's vocabulary (kept short: "dose" or "patient" are domain words).
+STOP_WORDS = frozenset("the a an and of to in is it i you he she we they my your his her its on at for with this that "
+                       "was".split())
+
+
+def domain_vocabulary(texts: Iterable[str], limit: int) -> list[str]:
+    """The ``limit`` most frequent lower-cased words of ``texts`` outside :data:`STOP_WORDS`,
+    most frequent first (ties in first-seen order)."""
+    counts = collections.Counter(w for t in texts for w in re.findall(r"[a-z']+", t.lower()) if w not in STOP_WORDS)
+    return [w for w, _ in counts.most_common(limit)]

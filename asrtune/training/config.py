@@ -39,6 +39,7 @@ SCHEDULE_CHOICES = ("linear", "cosine", "constant")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 TASK_CHOICES = ("transcribe", "translate")
 CACHE_CHOICES = ("auto", "off")
+AUTO = "auto"  # --prompt-terms auto: terms from the training transcripts
 
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
@@ -133,7 +134,8 @@ class TrainConfig:
                                          "as a <|startofprev|> prompt, so --prompt and long-form decoding keep working; 0 = never")
     prompt_terms: str | None = option(None, metavar="FILE", group=TARGETS,
                                       help="with --prompt-fraction: prompts are random subsets of these terms (one per line) "
-                                           "instead of the previous utterance")
+                                           "instead of the previous utterance; 'auto' = the training transcripts' "
+                                           "most frequent words (a vocabulary prompt, as users write --prompt)")
     # scripts/bench_timestamps.py (300 steps on speechocean762): faster-whisper on 30 noise/silence/hum clips
     # gave text on 21 with plain training, 0 with this (and the timestamp/prompt fractions); test WER within its CI.
     no_speech_fraction: float = option(0.05, group=TARGETS,
@@ -252,7 +254,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 <= value <= 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a share between 0 and 1, got {value}")
-        if self.prompt_terms is not None and not Path(self.prompt_terms).is_file():
+        if self.prompt_terms not in (None, AUTO) and not Path(self.prompt_terms).is_file():
             raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
         self._validate_encoder_top()
         self._validate_guard()

@@ -45,6 +45,7 @@ from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
+from asrtune.training.config import AUTO
 from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
 from asrtune.training.targets import Target, WhisperTargets, pick_key, picked, utterance_segments
 from asrtune.training.text_policy import apply_text_policy
@@ -57,6 +58,7 @@ SPEC_TIME_MASK = 100  # frames of 10 ms: widest SpecAugment time mask
 SPEC_MASKS = 2  # masks of each kind per utterance
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 PACKED_MANIFEST = "manifest.jsonl"  # --pack-windows: the windows' manifest in their cache folder
+AUTO_PROMPT_TERMS = 100  # --prompt-terms auto: the training transcripts' 100 most frequent words
 MAX_PROMPT_TERMS = 20  # --prompt-terms: at most this many terms in one prompt (a user's --prompt is a short list too)
 
 
@@ -154,7 +156,11 @@ class WhisperAdapter(ModelAdapter):
         """Index each utterance's predecessor (same speaker, else same source recording, in
         manifest order) for prompts, load ``--prompt-terms``, and generate the no-speech clips."""
         cfg = self.config
-        if cfg.prompt_terms:
+        if cfg.prompt_terms == AUTO:
+            from asrtune.data.terms import domain_vocabulary
+
+            self.terms = domain_vocabulary((text for pairs in sources for _, text in pairs), AUTO_PROMPT_TERMS)
+        elif cfg.prompt_terms:
             from asrtune.data.terms import load_terms
 
             self.terms = load_terms(cfg.prompt_terms, option="--prompt-terms")
