@@ -154,7 +154,8 @@ class WhisperAdapter(ModelAdapter):
 
     def prepare_training(self, sources: list[list[tuple[Any, str]]]) -> list[tuple[Any, str]]:
         """Index each utterance's predecessor (same speaker, else same source recording, in
-        manifest order) for prompts, load ``--prompt-terms``, and generate the no-speech clips."""
+        manifest order) for prompts, load (or, with ``auto``, derive) ``--prompt-terms``, and add the
+        first manifest's packed windows (``--pack-windows``) and the generated no-speech clips."""
         cfg = self.config
         if cfg.prompt_terms == AUTO:
             from asrtune.data.terms import domain_vocabulary
