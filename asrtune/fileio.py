@@ -75,6 +75,15 @@ def check_folder_output(path: str | os.PathLike, option: str = "output") -> None
         raise AsrtuneError(f"{option} {path}: exists and is not a folder; give a folder path")
 
 
+def check_replaceable_folder(path: str | os.PathLike, option: str, force: bool) -> None:
+    """:func:`check_folder_output`, and refuse a folder that already holds files unless ``force``
+    (the commands that replace a whole output folder: convert, merge)."""
+    check_folder_output(path, option)
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise AsrtuneError(f"{option} {path}: already exists and is not empty; pass --force to replace it")
+
+
 def check_file_output(path: str | os.PathLike, option: str = "output") -> None:
     """Raise :class:`AsrtuneError` when a file output names an existing folder.
 

@@ -274,8 +274,9 @@ def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> t
     return json.loads((run_dir / "result.json").read_text()), rss
 
 
-def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[str, dict]:
-    """Normalised corpus WER with a 95 % bootstrap CI of ``model`` on each manifest."""
+def score_sets(model: str, sets: list[Path], args: argparse.Namespace, names: list[str] | None = None) -> dict[str, dict]:
+    """Normalised corpus WER with a 95 % bootstrap CI of ``model`` on each manifest, keyed by
+    ``names`` (default: each manifest's folder name); the model is loaded once."""
     import numpy as np
     import torch
 
@@ -290,14 +291,14 @@ def score_sets(model: str, sets: list[Path], args: argparse.Namespace) -> dict[s
     norm = get_normalizer("whisper-en")
     recognizer = load_recognizer(model, engine=args.score_engine, device="cpu", batch_size=16, threads=args.threads)
     out = {}
-    for manifest in sets:
+    for manifest, name in zip(sets, names or [m.parent.name for m in sets]):
         utts = load_manifest(manifest)
         hyps = recognizer.transcribe([utterance_audio(u) for u in utts])
         aligned = align_words_batch([norm(u.text) for u in utts], [norm(h) for h in hyps])
         errors = np.array([a.counts.substitutions + a.counts.insertions + a.counts.deletions for a in aligned])
         ci = bootstrap_ci(errors, np.array([a.counts.ref_words for a in aligned]))
-        out[manifest.parent.name] = {"utterances": len(utts), "wer": ci.estimate, "ci95": [ci.low, ci.high]}
-        print(f"  {model}: {manifest.parent.name}/{manifest.name} WER {100 * ci.estimate:.2f} % "
+        out[name] = {"utterances": len(utts), "wer": ci.estimate, "ci95": [ci.low, ci.high]}
+        print(f"  {model}: {name} ({manifest.parent.name}/{manifest.name}) WER {100 * ci.estimate:.2f} % "
               f"[{100 * ci.low:.2f}, {100 * ci.high:.2f}]", flush=True)
     return out
 
@@ -401,6 +402,7 @@ def merge_study(name: str, alphas: list[float], args: argparse.Namespace) -> Non
     the guard margin) and on every test set (shown, never chosen on). Added to the row's record."""
     from asrtune.models.interpolate import interpolate_folders
     from asrtune.models.registry import resolve_model
+    from asrtune.training.trainer import guard_allows
 
     record, run_dir = latest_record(name, args)
     data, row = Path(args.data), ROWS[name]
@@ -413,10 +415,11 @@ def merge_study(name: str, alphas: list[float], args: argparse.Namespace) -> Non
         folder = run_dir / f"merge-{alpha:g}"
         if not folder.exists():
             interpolate_folders(resolve_model(row.model).path, run_dir / "final", alpha, folder, base_name=row.model)
-        selection = {key: next(iter(score_sets(str(folder), [manifest], args).values()))["wer"]
-                     for key, manifest in (("dev", dev), ("guard", guard))}
-        merges.append({"alpha": alpha, **selection, "guard_ok": selection["guard"] - record["guard"]["guard_base_wer"]
-                       <= GUARD_MARGIN + 1e-12, "scores": score_sets(str(folder), scored_manifests(data), args)})
+        tests = scored_manifests(data)
+        scores = score_sets(str(folder), [dev, guard, *tests], args, ["dev", "guard", *(m.parent.name for m in tests)])
+        dev_wer, guard_wer = scores.pop("dev")["wer"], scores.pop("guard")["wer"]
+        merges.append({"alpha": alpha, "dev": dev_wer, "guard": guard_wer, "scores": scores,
+                       "guard_ok": guard_allows(guard_wer, record["guard"]["guard_base_wer"], 100 * GUARD_MARGIN)})
     ok = [m for m in merges if m["guard_ok"] and m["dev"] < record["dev_wer_best"]]
     record["merges"] = {"base_dev_wer": base_dev.get("dev_wer"), "alphas": merges,
                         "chosen": min(ok, key=lambda m: m["dev"])["alpha"] if ok else None}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
-from asrtune.fileio import check_folder_output
+from asrtune.fileio import check_replaceable_folder
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
@@ -59,9 +59,7 @@ def run(args) -> int:
     from asrtune.models.registry import resolve_model
 
     dst = Path(args.dst).expanduser()
-    check_folder_output(dst, "DST")
-    if dst.exists() and any(dst.iterdir()) and not args.force:
-        raise ConfigError(f"{dst}: already exists and is not empty; pass --force to replace it")
+    check_replaceable_folder(dst, "DST", args.force)
     if args.direction == "ct2-to-hf":
         src = _source_ct2_folder(args.src)
         ct2_to_hf(src, dst)

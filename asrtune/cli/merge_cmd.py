@@ -7,7 +7,7 @@ from pathlib import Path
 
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
-from asrtune.fileio import check_folder_output
+from asrtune.fileio import check_replaceable_folder
 
 DESCRIPTION = """\
 Write a model whose weights lie on the straight line between the base model and a fine-tuned
@@ -48,9 +48,7 @@ def run(args) -> int:
 
     check_alpha(args.alpha)
     out = Path(args.out).expanduser()
-    check_folder_output(out, "--out")
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ConfigError(f"--out {out}: already exists and is not empty; pass --force to replace it")
+    check_replaceable_folder(out, "--out", args.force)
     tuned = resolve_model(args.tuned)
     base_name = getattr(args, "base", None) or base_model_of(tuned.path)
     if base_name is None:
