@@ -46,6 +46,37 @@ def test_test_sets_are_refused_as_guards(tiny_whisper, so16, guard_manifest, tmp
     assert looks_like_test_set("x/test-other.jsonl") and not looks_like_test_set("x/latest/dev.jsonl")
 
 
+@pytest.mark.slow  # three runs that decode a random model (it loops: the fallback decodes again)
+def test_step0_hypotheses_are_reused_across_runs(tiny_whisper, so16, guard_manifest, tmp_path, monkeypatch):
+    """The starting model's dev and guard hypotheses (step 0, with a guard) are decoded once per
+    (weights, utterances, decoding code): a second run reads them back and scores the same step-0
+    WERs; other weights decode afresh."""
+    from asrtune.inference.whisper_hf import WhisperHFRecognizer
+
+    decoded: list[int] = []
+    original = WhisperHFRecognizer.transcribe_encoded
+
+    def counting(self, encoded, *a, **k):
+        decoded.append(len(encoded))
+        return original(self, encoded, *a, **k)
+
+    monkeypatch.setattr(WhisperHFRecognizer, "transcribe_encoded", counting)
+
+    def run(name: str, **kw) -> tuple[float, float]:
+        decoded.clear()
+        train(config(tiny_whisper, so16, tmp_path / name, max_steps=1, dev=str(so16[1]), guard_dev=str(guard_manifest), **kw))
+        step0 = next(m for m in metrics(tmp_path / name) if m.get("step") == 0 and "dev_wer" in m)
+        return step0["dev_wer"], step0["guard_wer"]
+
+    first = run("a")
+    assert sum(decoded) == 14  # 4 dev + 3 guard utterances at step 0 and again at step 1
+    assert run("b") == first and sum(decoded) == 7  # step 1 only
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "hypotheses of these 4 utterances came from the cache" in log and "of these 3 utterances" in log
+    run("lora", adapter="lora")  # LoRA modules change the weights' digest (not the outputs): no reuse
+    assert sum(decoded) == 14
+
+
 @pytest.mark.slow  # five dev + guard decodes of a random model: minutes on 2 shared CPU cores
 def test_best_is_chosen_among_guarded_checkpoints(tiny_whisper, so16, guard_manifest, tmp_path):
     run = tmp_path / "run"

@@ -166,7 +166,7 @@ class TrainConfig:
                                             help="batch utterances of similar duration to cut padding (none = on for CTC, off for Whisper)")
     cache: str = option("auto", choices=CACHE_CHOICES, group=DATA,
                         help="auto = cache encoder outputs when the encoder is frozen and nothing augments")
-    cache_dir: str | None = option(None, metavar="DIR", group=DATA, help="encoder-output cache folder (none = the asrtune cache)")
+    cache_dir: str | None = option(None, metavar="DIR", group=DATA, help="folder of the encoder-output cache and the step-0 dev/guard hypotheses (none = the asrtune cache)")
     num_workers: int = option(0, group=DATA,
                               help="threads that decode, resample and augment audio in parallel (0 = in the training thread)")
 

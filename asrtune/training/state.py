@@ -44,6 +44,8 @@ class TrainState:
     loss_ema: float | None = None  # smoothed loss the divergence guard watches
     min_loss_ema: float | None = None
     unfrozen: bool = False  # --unfreeze-top-layers has taken effect
+    guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (measured at step 0)
+    best_guard_wer: float | None = None  # ... and that of the checkpoint in best/
     guard_refused_step: int | None = None  # --guard-dev: the checkpoint with the lowest dev WER the guard kept out of best/
     guard_refused_wer: float | None = None  # ... and its dev WER
     best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a

@@ -51,8 +51,9 @@ from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.data.audio import audio_info
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
+from asrtune.models.cache import cache_dir, content_key
 from asrtune.training.adapters import adapter_class
-from asrtune.training.adapters.base import ModelAdapter
+from asrtune.training.adapters.base import ModelAdapter, module_digest
 from asrtune.training.augment import augment_waveform
 from asrtune.training.compare import compare_base_and_tuned, score, utterance_audio
 from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
@@ -62,6 +63,7 @@ from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
 from asrtune.training.tracking import Tracker, check_tracker, examples_table, make_tracker
+from asrtune.training.untuned_eval import FOLDER, hypotheses_key, load_hypotheses, save_hypotheses
 
 log = logging.getLogger("asrtune.train")
 
@@ -263,9 +265,8 @@ class Trainer:
         self.dev_audio: list[np.ndarray] | None = None
         self.guard: list[Pair] = []  # --guard-dev utterances
         self.guard_audio: list[np.ndarray] | None = None
-        self.guard_base: float | None = None  # the base model's guard WER
         self.guard_last: float | None = None
-        self.guard_best: float | None = None  # guard WER of the checkpoint in best/
+        self._start_weights: str | None = None  # digest of the weights evaluated at step 0
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
@@ -481,8 +482,6 @@ class Trainer:
             self.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
             self.cache_info["reason"] = "augmentation"
             return
-        from asrtune.models.cache import cache_dir
-
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
         utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
         if cfg.max_train_minutes is not None:
@@ -712,8 +711,8 @@ class Trainer:
             s.last_wer = wer = self.evaluate(self.dev)
             if not self.guard:
                 guard = None
-            elif s.step == 0 and self.guard_base is not None:
-                guard = self.guard_base  # the base model, just measured
+            elif s.step == 0 and s.guard_base_wer is not None:
+                guard = s.guard_base_wer  # the base model, just measured
             else:
                 guard = self.evaluate(self.guard)
             self.guard_last = guard
@@ -722,19 +721,19 @@ class Trainer:
             if beats_best and not improved and (s.guard_refused_wer is None or wer < s.guard_refused_wer):
                 s.guard_refused_step, s.guard_refused_wer = s.step, wer
             if improved:
-                s.best_wer, s.best_step, s.evals_since_best, self.guard_best = wer, s.step, 0, guard
+                s.best_wer, s.best_step, s.evals_since_best, s.best_guard_wer = wer, s.step, 0, guard
                 s.best_merge_alpha = None  # a checkpoint of a resumed run can beat an earlier run's merge
                 self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
             else:
                 s.evals_since_best += 1
             record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
             if self.guard:
-                record |= {"guard_wer": guard, "guard_base_wer": self.guard_base, "guard_ok": self.guard_ok(guard)}
+                record |= {"guard_wer": guard, "guard_base_wer": s.guard_base_wer, "guard_ok": self.guard_ok(guard)}
             self._metric(record)
             self.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
             guard_note = ""
             if self.guard:
-                guard_note = f", guard WER {_pct(guard)} (base {_pct(self.guard_base)}" + ("" if self.guard_ok(guard) else
+                guard_note = f", guard WER {_pct(guard)} (base {_pct(s.guard_base_wer)}" + ("" if self.guard_ok(guard) else
                                                                                          ", over the margin: not eligible") + ")"
             self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
@@ -742,27 +741,22 @@ class Trainer:
 
     def guard_ok(self, guard_wer: float | None) -> bool:
         """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
-        return guard_allows(guard_wer, self.guard_base, self.config.guard_margin)
+        return guard_allows(guard_wer, self.state.guard_base_wer, self.config.guard_margin)
 
     def evaluate_guard_base(self) -> None:
         """The base model's guard WER. A fresh run measures it at step 0 by evaluating the base
         model like any checkpoint (so the base is the first candidate for ``best/``: with no
-        later checkpoint inside the margin, ``best/`` is the base model); a resumed run reads it
-        back from metrics.jsonl."""
-        path = self.run_dir / "metrics.jsonl"
-        if self.state.step > 0 and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                with contextlib.suppress(json.JSONDecodeError):
-                    record = json.loads(line)
-                    if record.get("event") == "guard-base":
-                        self.guard_base = record["guard_wer"]
-            if self.guard_base is not None:
-                return
-            self.say("--guard-dev: the base guard WER of this run was not recorded; measuring the current model instead")
+        later checkpoint inside the margin, ``best/`` is the base model); a resumed run has it in
+        its :class:`TrainState`."""
+        if self.state.guard_base_wer is not None:
+            return
+        if self.state.step > 0:
+            self.say("--guard-dev: this run's checkpoint holds no base guard WER (an older asrtune wrote it); "
+                     "measuring the current model instead")
         if self.main:
-            self.guard_base = self.evaluate(self.guard)
-            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.guard_base})
-            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.guard_base)} on {len(self.guard)} "
+            self.state.guard_base_wer = self.evaluate(self.guard)
+            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.state.guard_base_wer})
+            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.state.guard_base_wer)} on {len(self.guard)} "
                      f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
         if self.state.step == 0:
             self.evaluate_dev()
@@ -771,32 +765,57 @@ class Trainer:
         """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
         cached encoder outputs while they are valid, finished by the trainable top layers when the
         cache holds a split point), normalised for the language."""
-        cfg = self.config
         pairs = self.dev if pairs is None else pairs
-        model = self.adapter.model
-        recognizer = self.adapter.recognizer(str(self.device), cfg.eval_batch_size)
         utts = [u for u, _ in pairs]
         from_cache = self.cache is not None and not self.state.unfrozen
-        audio: list[np.ndarray] | None = None
-        if not from_cache:
-            audio = self._eval_audio(pairs)
-        progress = Progress("dev", len(utts), "utt", self.say, False)
-        hyps: list[str] = []
-        model.eval()
-        try:
-            for start in range(0, len(utts), cfg.eval_batch_size):
-                end = start + cfg.eval_batch_size
-                if from_cache:
-                    cached = np.stack([self.cache.get(u) for u in utts[start:end]])
-                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
-                else:
-                    hyps += recognizer.transcribe(audio[start:end])
-                progress.update(len(hyps) - progress.done)
-        finally:
-            model.train()
+        key = self._untuned_key(utts, from_cache) if self.state.step == 0 else None
+        hyps = load_hypotheses(self._hypotheses_root(), key, len(utts)) if key else None
+        if hyps is not None:
+            self.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
+                     "(same weights, audio and decoding code)")
+        else:
+            hyps = self._decode(pairs, from_cache)
+            if key:
+                save_hypotheses(self._hypotheses_root(), key, hyps)
         if pairs is self.dev:  # the dev examples the tracker shows, never the guard set's
             self.dev_hyps = hyps
-        return score([u.text for u in utts], hyps, cfg.language)
+        return score([u.text for u in utts], hyps, self.config.language)
+
+    def _decode(self, pairs: list[Pair], from_cache: bool) -> list[str]:
+        """Hypotheses of ``pairs`` from the live model, in eval batches (cached encoder rows or audio)."""
+        batch = self.config.eval_batch_size
+        recognizer = self.adapter.recognizer(str(self.device), batch)
+        utts = [u for u, _ in pairs]
+        audio = None if from_cache else self._eval_audio(pairs)
+        progress = Progress("dev", len(utts), "utt", self.say, False)
+        hyps: list[str] = []
+        self.adapter.model.eval()
+        try:
+            for start in range(0, len(utts), batch):
+                if from_cache:
+                    cached = np.stack([self.cache.get(u) for u in utts[start:start + batch]])
+                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
+                else:
+                    hyps += recognizer.transcribe(audio[start:start + batch])
+                progress.update(len(hyps) - progress.done)
+        finally:
+            self.adapter.model.train()
+        return hyps
+
+    def _hypotheses_root(self) -> Path:
+        """Where step-0 hypotheses are kept: under ``--cache-dir`` when given, else the asrtune cache."""
+        return (Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()) / FOLDER
+
+    def _untuned_key(self, utts: list[Utterance], from_cache: bool) -> str:
+        """Cache key of the step-0 evaluation of ``utts`` (:mod:`asrtune.training.untuned_eval`)."""
+        if self._start_weights is None:  # dev and guard are both scored with the same starting weights
+            self._start_weights = module_digest(self.adapter.model)
+        settings = {"family": self.resolved.family, "language": self.config.language, "device": self.device.type,
+                    # the model folder's configs: generation config (suppressed tokens...), processor, tokenizer
+                    "configs": content_key(sorted(Path(self.resolved.path).glob("*.json"))),
+                    "eval_batch_size": self.config.eval_batch_size,
+                    "encoder_cache": self.cache.fingerprint if from_cache else None}
+        return hypotheses_key(self._start_weights, utts, settings)
 
     def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
         """Decoded audio of the dev or guard set, loaded once per run."""
@@ -820,7 +839,7 @@ class Trainer:
             run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
-            guard_base_wer=self.guard_base, best_guard_wer=self.guard_best, final_guard_wer=self.guard_last,
+            guard_base_wer=self.state.guard_base_wer, best_guard_wer=self.state.best_guard_wer, final_guard_wer=self.guard_last,
         )
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
@@ -876,14 +895,14 @@ class Trainer:
             if ok and (s.best_wer is None or wer < s.best_wer) and (chosen is None or wer < chosen[1]):
                 chosen = (alpha, wer, guard)
         if chosen is not None:
-            alpha, s.best_wer, self.guard_best = chosen
+            alpha, s.best_wer, s.best_guard_wer = chosen
             s.best_step, s.best_merge_alpha = s.step, alpha
             self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
             self._save_model("best", {"step": s.step, "merge_alpha": alpha, "dev_wer": s.best_wer, "dev": cfg.dev,
-                                      "guard_wer": self.guard_best})
+                                      "guard_wer": s.best_guard_wer})
             self.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
         self.adapter.load_trainable_state_dict(final)
-        result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, self.guard_best
+        result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, s.best_guard_wer
         result.best_merge_alpha = s.best_merge_alpha
 
     def _trainable_weights(self) -> dict[str, torch.Tensor]:

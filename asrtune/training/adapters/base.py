@@ -47,6 +47,8 @@ Example (the trainer's view, simplified)::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -64,6 +66,23 @@ if TYPE_CHECKING:  # imported for type names only: keeps this module light
 
 MAX_AUDIO_SECONDS = 30.0  # Whisper's fixed input window; CTC attention memory grows quadratically past it
 IGNORE_INDEX = -100  # label value the losses skip (Whisper's given prefix, padding)
+
+
+def module_digest(module: nn.Module, sample: int = 4096) -> str:
+    """A cheap but weight-sensitive digest: each tensor's name, shape and first/last ``sample`` values.
+
+    Hashing every weight of a large model would cost seconds per run; a change anywhere in a
+    fine-tuned tensor shows in its first/last values plus its sum in practice.
+    """
+    h = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().float().reshape(-1).cpu()
+        h.update(name.encode())
+        h.update(json.dumps(list(tensor.shape)).encode())
+        h.update(flat[:sample].numpy().tobytes())
+        h.update(flat[-sample:].numpy().tobytes())
+        h.update(np.float64(flat.double().sum().item()).tobytes())
+    return h.hexdigest()[:20]
 
 
 def refuse_options(config: "TrainConfig", names: tuple[str, ...], family: str) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from torch import nn
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
-from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
+from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, module_digest, refuse_options
 from asrtune.training.config import AUTO
 from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
 from asrtune.training.targets import Target, WhisperTargets, pick_key, picked, utterance_segments
@@ -425,11 +424,11 @@ class WhisperAdapter(ModelAdapter):
         there is one), the split point and the feature settings."""
         encoder = self.whisper.get_encoder()
         if self.encoder_split is None:
-            weights = _module_digest(encoder)
+            weights = module_digest(encoder)
         else:
             bottom = nn.ModuleList([encoder.conv1, encoder.conv2, encoder.embed_positions,
                                     *encoder.layers[: self.encoder_split]])
-            weights = _module_digest(bottom)
+            weights = module_digest(bottom)
         return {
             "family": self.family,
             "encoder_weights": weights,
@@ -465,20 +464,3 @@ class WhisperAdapter(ModelAdapter):
         if self.alignment_heads is not None:  # word timestamps need the base model's heads
             generation.alignment_heads = self.alignment_heads
         generation.save_pretrained(out_dir)
-
-
-def _module_digest(module: nn.Module, sample: int = 4096) -> str:
-    """A cheap but weight-sensitive digest: each tensor's name, shape and first/last ``sample`` values.
-
-    Hashing every weight of a large encoder would cost seconds per run; a change anywhere in a
-    fine-tuned tensor shows in its first/last values plus its sum in practice.
-    """
-    h = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
-        flat = tensor.detach().float().reshape(-1).cpu()
-        h.update(name.encode())
-        h.update(json.dumps(list(tensor.shape)).encode())
-        h.update(flat[:sample].numpy().tobytes())
-        h.update(flat[-sample:].numpy().tobytes())
-        h.update(np.float64(flat.double().sum().item()).tobytes())
-    return h.hexdigest()[:20]
