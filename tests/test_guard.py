@@ -54,13 +54,15 @@ def test_step0_hypotheses_are_reused_across_runs(tiny_whisper, so16, guard_manif
     from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
     decoded: list[int] = []
-    original = WhisperHFRecognizer.transcribe_encoded
 
-    def counting(self, encoded, *a, **k):
-        decoded.append(len(encoded))
-        return original(self, encoded, *a, **k)
+    def counting(method):  # from cached encoder outputs or from audio (--cache off)
+        def count(self, clips, *a, **k):
+            decoded.append(len(clips))
+            return method(self, clips, *a, **k)
+        return count
 
-    monkeypatch.setattr(WhisperHFRecognizer, "transcribe_encoded", counting)
+    for name in ("transcribe_encoded", "transcribe"):
+        monkeypatch.setattr(WhisperHFRecognizer, name, counting(getattr(WhisperHFRecognizer, name)))
 
     def run(name: str, **kw) -> tuple[float, float]:
         decoded.clear()
@@ -74,6 +76,8 @@ def test_step0_hypotheses_are_reused_across_runs(tiny_whisper, so16, guard_manif
     log = (tmp_path / "b" / "train.log").read_text()
     assert "hypotheses of these 4 utterances came from the cache" in log and "of these 3 utterances" in log
     run("lora", adapter="lora")  # LoRA modules change the weights' digest (not the outputs): no reuse
+    assert sum(decoded) == 14
+    run("off", cache="off")  # --cache off: no reuse (and decoded from audio: the WERs may differ in the last bits)
     assert sum(decoded) == 14
 
 

@@ -165,7 +165,7 @@ class TrainConfig:
     group_by_duration: bool | None = option(None, group=DATA,
                                             help="batch utterances of similar duration to cut padding (none = on for CTC, off for Whisper)")
     cache: str = option("auto", choices=CACHE_CHOICES, group=DATA,
-                        help="auto = cache encoder outputs when the encoder is frozen and nothing augments")
+                        help="auto = cache encoder outputs when the encoder is frozen and nothing augments, and reuse the step-0 dev/guard hypotheses of an earlier run with the same weights; off = neither")
     cache_dir: str | None = option(None, metavar="DIR", group=DATA, help="folder of the encoder-output cache and the step-0 dev/guard hypotheses (none = the asrtune cache)")
     num_workers: int = option(0, group=DATA,
                               help="threads that decode, resample and augment audio in parallel (0 = in the training thread)")

@@ -768,7 +768,7 @@ class Trainer:
         pairs = self.dev if pairs is None else pairs
         utts = [u for u, _ in pairs]
         from_cache = self.cache is not None and not self.state.unfrozen
-        key = self._untuned_key(utts, from_cache) if self.state.step == 0 else None
+        key = self._untuned_key(utts, from_cache) if self.state.step == 0 and self.config.cache != "off" else None
         hyps = load_hypotheses(self._hypotheses_root(), key, len(utts)) if key else None
         if hyps is not None:
             self.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
