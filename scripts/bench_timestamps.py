@@ -14,7 +14,8 @@ decoding, its default):
   segment count, whether every segment's times are monotonic and inside the file, WER
   (whisper-en normaliser);
 * ``prompting`` - speechocean762 test WER without and with an ``initial_prompt`` of the domain's
-  vocabulary (the most frequent words of the training transcripts);
+  vocabulary (the most frequent words of the training transcripts), and the prompt's effect as a
+  paired bootstrap over the same clips (points, 95 % CI, p);
 * ``hallucination`` - 30 generated clips of silence, white/pink noise and 50/60 Hz hum (a seed
   the training clips never used): how many come back with any text;
 * ``accuracy`` - ``asrtune eval`` (ct2, greedy) of every model on speechocean762 test and
@@ -46,6 +47,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -191,21 +194,38 @@ def timestamp_stats(model: Any, utts: list, beam_size: int) -> dict[str, Any]:
 
 
 def prompting_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """WER without and with the domain-vocabulary prompt, and the prompt's effect (paired bootstrap
+    over the same clips: points, 95 % CI, p)."""
     from asrtune.data.audio import load_audio
+    from asrtune.evaluation.bootstrap import paired_bootstrap
     from asrtune.data.manifest import load_manifest
     from asrtune.evaluation.metrics import corpus_wer
 
     prompt = domain_prompt([u.text for u in load_manifest(data / "speechocean762" / "train.jsonl")])
     utts = load_manifest(data / "speechocean762" / "test.jsonl")[: args.test_limit]
     audios = [load_audio(u.audio_filepath) for u in utts]
+    refs = [u.text for u in utts]
     out: dict[str, Any] = {"prompt": prompt, "utterances": len(utts), "beam_size": args.beam_size}
     for name, path in models.items():
         model = whisper_model(path, args.threads)
+        counts = {}
         for label, initial in (("no-prompt", None), ("prompt", prompt)):
             hyps = [" ".join(s.text.strip() for s in model.transcribe(a, language="en", beam_size=args.beam_size,
                                                                       initial_prompt=initial)[0]) for a in audios]
-            out[f"{name}/{label}"] = round(100 * corpus_wer([u.text for u in utts], hyps), 2)
+            out[f"{name}/{label}"] = round(100 * corpus_wer(refs, hyps), 2)
+            counts[label] = utterance_errors(refs, hyps)
+        effect = paired_bootstrap(*counts["prompt"], *counts["no-prompt"])  # prompt - no prompt, same clips
+        out[f"{name}/prompt_effect"] = {"points": round(100 * effect.difference, 2), "p_value": round(effect.p_value, 3),
+                                        "ci95": [round(100 * effect.low, 2), round(100 * effect.high, 2)]}
     return out
+
+
+def utterance_errors(refs: list[str], hyps: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-utterance (errors, reference words), whisper-en normalised: what the paired bootstrap resamples."""
+    from asrtune.evaluation.metrics import error_counts
+
+    counts = [error_counts([r], [h], "whisper-en") for r, h in zip(refs, hyps)]
+    return np.array([c.errors for c in counts]), np.array([c.ref_words for c in counts])
 
 
 def domain_prompt(texts: list[str]) -> str:
