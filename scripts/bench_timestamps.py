@@ -197,8 +197,8 @@ def prompting_row(models: dict[str, Path], data: Path, args: argparse.Namespace)
     """WER without and with the domain-vocabulary prompt, and the prompt's effect (paired bootstrap
     over the same clips: points, 95 % CI, p)."""
     from asrtune.data.audio import load_audio
-    from asrtune.evaluation.bootstrap import paired_bootstrap
     from asrtune.data.manifest import load_manifest
+    from asrtune.evaluation.bootstrap import paired_bootstrap
     from asrtune.evaluation.metrics import corpus_wer
 
     prompt = domain_prompt([u.text for u in load_manifest(data / "speechocean762" / "train.jsonl")])
