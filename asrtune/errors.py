@@ -36,5 +36,10 @@ class ConfigError(AsrtuneError):
     """An option or config value is impossible. Names the option."""
 
 
+class MissingExtraError(ConfigError):
+    """An optional feature's package is not installed; the message names the pip extra that brings it
+    (raised by :func:`asrtune.extras.needs_extra`)."""
+
+
 class ModelResolutionError(AsrtuneError):
     """A model name resolved to nothing usable; the message lists what was tried."""

@@ -17,7 +17,7 @@ have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
     echo "[setup] installing asrtune and its dependencies into .venv (first run: a few minutes)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[models,ray,serve,tracking,dev]"
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[all,dev]"
     echo "$want" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

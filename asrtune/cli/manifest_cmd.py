@@ -180,11 +180,12 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from asrtune.data.stats import manifest_stats, plot_duration_histogram
+    from asrtune.data.stats import manifest_stats, plot_duration_histogram, pyplot
     from asrtune.fileio import check_file_output
 
     if args.plot:
         check_file_output(args.plot, "--plot")
+        pyplot()  # without matplotlib: one line naming the extra, before the statistics
     stats = manifest_stats(args.manifests)
     print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False) if args.json else stats.format())
     if args.plot:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asrtune.cli import add_subparser
+from asrtune.extras import needs_extra
 
 DESCRIPTION = """\
 Serve a model over HTTP with the OpenAI audio API, so existing OpenAI clients and tools work
@@ -75,14 +76,10 @@ def check_address(host: str, port: int) -> None:
 
 
 def run(args) -> int:
-    from asrtune.errors import ConfigError
-
-    try:
+    with needs_extra("serve", "asrtune serve", "FastAPI and uvicorn"):
         import uvicorn
 
         from asrtune.serving.app import create_app
-    except ImportError as e:
-        raise ConfigError(f"asrtune serve needs FastAPI and uvicorn ({e.name} is missing): pip install 'asrtune[serve]'") from None
     options, settings = settings_from_args(args)
     # Everything a user can get wrong fails in a second, before the model loads.
     if isinstance(options.bias_terms, str):

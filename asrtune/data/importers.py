@@ -28,6 +28,7 @@ from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.data.subtitles import iter_subtitles
 from asrtune.data.textfile import iter_json_lines, iter_text_lines, pick_column, read_text
 from asrtune.errors import AsrtuneError, AudioError, ConfigError, ManifestError
+from asrtune.extras import needs_extra
 
 AUDIO_COLUMN_CANDIDATES = ("audio_filepath", "audio", "path", "file_name", "filename", "file", "wav", "audio_path")
 TEXT_COLUMN_CANDIDATES = ("text", "transcription", "transcript", "sentence", "normalized_text", "label")
@@ -417,6 +418,8 @@ def iter_import(fmt: str, src: str | os.PathLike, out: str | os.PathLike | None 
     if fmt == "tsv":
         options.setdefault("delimiter", "\t")
     if fmt == "hf":
+        with needs_extra("hf", "manifest import hf", "pyarrow"):  # checked here, before anything is written
+            import pyarrow  # noqa: F401
         if out is None and "audio_dir" not in options:
             raise ConfigError("hf import writes decoded audio next to the output manifest: give out= or audio_dir=")
         options.setdefault("audio_dir", Path(out).with_name(Path(out).stem + "_audio"))

@@ -21,6 +21,7 @@ import numpy as np
 
 from asrtune.data.manifest import read_manifest
 from asrtune.errors import AsrtuneError
+from asrtune.extras import needs_extra
 
 PERCENTILES = (5, 25, 50, 75, 95)  # % points reported for the duration spread
 HISTOGRAM_BINS = 40
@@ -112,12 +113,19 @@ def manifest_stats(manifests: str | os.PathLike | Iterable[str | os.PathLike]) -
     return stats
 
 
-def plot_duration_histogram(stats: ManifestStats, out: str | os.PathLike, bins: int = HISTOGRAM_BINS) -> Path:
-    """Save a histogram of utterance durations as PNG (matplotlib, headless Agg backend)."""
-    import matplotlib
-
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend; without the [plots] extra, one line naming it."""
+    with needs_extra("plots", "manifest stats --plot", "matplotlib"):
+        import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_duration_histogram(stats: ManifestStats, out: str | os.PathLike, bins: int = HISTOGRAM_BINS) -> Path:
+    """Save a histogram of utterance durations as PNG (matplotlib, headless Agg backend)."""
+    plt = pyplot()
 
     from asrtune.fileio import atomic_open
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from asrtune.evaluation.scoring import Report
+from asrtune.extras import install_hint
 from asrtune.fileio import atomic_open, write_json_atomic, write_text_atomic
 
 REPORT_FILES = ("report.json", "utterances.jsonl", "report.md", "report.html")
@@ -246,17 +247,22 @@ def _png(fig) -> str:
 
 
 def _pyplot():
-    import matplotlib
-
+    """pyplot on the Agg backend, or None without matplotlib (the [plots] extra): the page then has no figures."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
     matplotlib.use("Agg")  # no display: draw to memory
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def plot_error_types(summary: dict) -> str:
+def plot_error_types(summary: dict) -> str | None:
     """Bars of substitutions / deletions / insertions, orthographic vs normalised."""
     plt = _pyplot()
+    if plt is None:
+        return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
     kinds = ["substitutions", "deletions", "insertions"]
     width = 0.38
@@ -271,9 +277,11 @@ def plot_error_types(summary: dict) -> str:
     return _png(fig)
 
 
-def plot_by_field(key: str, rows: list[dict]) -> str:
+def plot_by_field(key: str, rows: list[dict]) -> str | None:
     """Normalised WER per value of one manifest field, with 95 % bootstrap intervals."""
     plt = _pyplot()
+    if plt is None:
+        return None
     fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(rows) + 2), 3.2))
     xs = range(len(rows))
     wers = [100 * (r["wer"] or 0) for r in rows]
@@ -295,6 +303,8 @@ def plot_compare(utterances: list[dict]) -> str | None:
     if not pts:
         return None
     plt = _pyplot()
+    if plt is None:
+        return None
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     a, b = zip(*pts)
     top = max(max(a), max(b), 1.0) * 1.05
@@ -325,6 +335,9 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+NO_FIGURES = f"<p class='meta'>No figures: they need matplotlib ({html.escape(install_hint('plots'))}).</p>"
+
+
 def _img(b64: str | None, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"></p>' if b64 else ""
 
@@ -349,7 +362,7 @@ def render_html(summary: dict, utterances: list[dict]) -> str:
         f"<li>created {e(s.get('created', ''))} by asrtune {e(s.get('asrtune_version', ''))}</li>",
         "</ul><h2>Summary</h2>",
         _html_table(SUMMARY_HEADER, summary_rows(s)),
-        _img(plot_error_types(s), "error types"),
+        _img(plot_error_types(s), "error types") or NO_FIGURES,
     ]
     if s.get("per_manifest"):
         rows = []

@@ -27,8 +27,11 @@ import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE
 from asrtune.errors import ConfigError
+from asrtune.extras import needs_extra
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.lm.build import DEFAULT_BEAM_SIZE  # hypotheses kept per frame when decoding with an LM
+
+BEAM_SEARCH = "CTC beam search (--beam-size > 1 or --lm)"
 
 
 def resolve_device(device: str) -> str:
@@ -122,7 +125,10 @@ class BeamSearchDecoder:
         blank_token: str = "<pad>",
         word_delimiter: str = "|",
     ):
-        from torchaudio.models.decoder import ctc_decoder
+        with needs_extra("lm", BEAM_SEARCH, "flashlight-text"):
+            # flashlight first: without it torchaudio raises a RuntimeError, not an ImportError
+            import flashlight.lib.text.decoder  # noqa: F401
+            from torchaudio.models.decoder import ctc_decoder
 
         from asrtune.models.ctc_vocab import vocab_tokens
 
@@ -151,15 +157,16 @@ class BeamSearchDecoder:
         self.decoder = self._lexicon_decoder(vocab, terms, lm_weight, word_score, hotword_boost)
 
     def _lexicon_decoder(self, vocab, terms, lm_weight, word_score, hotword_boost):
-        try:
-            from flashlight.lib.text.decoder.kenlm import KenLM
-        except ImportError:  # flashlight-text < 0.0.7 kept it here
-            from flashlight.lib.text.decoder import KenLM
-        from flashlight.lib.text.dictionary import create_word_dict, load_words
-        from torchaudio.models.decoder import ctc_decoder
+        with needs_extra("lm", BEAM_SEARCH, "flashlight-text"):
+            try:
+                from flashlight.lib.text.decoder.kenlm import KenLM
+            except ImportError:  # flashlight-text < 0.0.7 kept it here
+                from flashlight.lib.text.decoder import KenLM
+            from flashlight.lib.text.dictionary import create_word_dict, load_words
+            from torchaudio.models.decoder import ctc_decoder
 
+            from asrtune.lm.hotwords import HotwordLM  # a torchaudio CTCDecoderLM: flashlight too
         from asrtune.lm.build import load_lm_info
-        from asrtune.lm.hotwords import HotwordLM
         from asrtune.lm.lexicon import clean_line, read_lexicon_words, spell
         from asrtune.models.ctc_vocab import vocab_case
 

@@ -34,6 +34,7 @@ import numpy as np
 from asrtune.data.audio import SAMPLE_RATE, write_flac
 from asrtune.data.manifest import Utterance, write_manifest
 from asrtune.errors import ConfigError
+from asrtune.extras import needs_extra
 from asrtune.fileio import check_folder_output
 from asrtune.synth.espeak import MAX_PITCH, MAX_RATE, MIN_PITCH, MIN_RATE, get_engine
 from asrtune.synth.text import speakable
@@ -96,6 +97,9 @@ class SynthConfig:
             low, high = self.noise_snr_db
             if low > high:
                 raise ConfigError(f"--noise-snr-db: low {low} is above high {high}")
+        with needs_extra("synth", "speech synthesis", "soxr and scipy"):  # before anything is written
+            import scipy.signal  # noqa: F401
+            import soxr  # noqa: F401
         engine = get_engine()
         for voice in self.voices:
             engine.check_voice(voice)
@@ -103,7 +107,7 @@ class SynthConfig:
 
 def add_noise(wav: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Add pink-ish noise (white noise through a one-pole low-pass) at ``snr_db`` over the speech power."""
-    from scipy.signal import lfilter  # scipy comes with librosa
+    from scipy.signal import lfilter  # the [synth] extra, checked by SynthConfig.check
 
     white = rng.standard_normal(len(wav))
     # A one-pole low-pass (y[n] = 0.9 y[n-1] + x[n]) tilts the spectrum toward low
@@ -116,12 +120,12 @@ def add_noise(wav: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.nd
 
 
 def _to_16k(wav: np.ndarray, source_rate: int) -> np.ndarray:
-    """Resample eSpeak's 22 050 Hz output to 16 kHz with libsoxr (installed with librosa).
+    """Resample eSpeak's 22 050 Hz output to 16 kHz with libsoxr.
 
     Why not asrtune.data.audio.resample (torchaudio): for the 441/320 ratio it rebuilds a
     large sinc kernel on every call, ~10x slower than soxr's polyphase filter per sentence.
     """
-    import soxr
+    import soxr  # the [synth] extra, checked by SynthConfig.check
 
     return soxr.resample(wav, source_rate, SAMPLE_RATE).astype(np.float32, copy=False)
 

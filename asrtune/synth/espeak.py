@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.extras import needs_extra
 
 DEFAULT_RATE = 175  # words per minute: eSpeak's own default
 MIN_RATE, MAX_RATE = 80, 450  # words per minute: the range eSpeak accepts
@@ -81,10 +82,8 @@ class EspeakEngine:
     """
 
     def __init__(self) -> None:
-        try:
+        with needs_extra("synth", "speech synthesis", "espeakng-loader"):
             import espeakng_loader
-        except ImportError:
-            raise AsrtuneError("speech synthesis needs the espeakng-loader package: pip install espeakng-loader") from None
         self.data_path = Path(espeakng_loader.get_data_path())
         try:
             self._lib = ctypes.CDLL(espeakng_loader.get_library_path())

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+from asrtune.extras import install_hint
+
+log = logging.getLogger("asrtune.train")
 
 
 def plot_learning_curve(metrics_path: str | Path, out_png: str | Path) -> Path | None:
-    """Draw ``metrics.jsonl`` (loss per logged step, dev WER per evaluation) to ``out_png``."""
-    import matplotlib
+    """Draw ``metrics.jsonl`` (loss per logged step, dev WER per evaluation) to ``out_png``.
+
+    Returns None, drawing nothing, when there are no metrics or matplotlib is not installed (the
+    [plots] extra; metrics.jsonl holds the same numbers).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("no learning_curve.png: it needs matplotlib (%s)", install_hint("plots"))
+        return None
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from asrtune.errors import ConfigError
+from asrtune.extras import needs_extra
 
 REPORT_TO = ("none", "tensorboard", "mlflow")
 TENSORBOARD_DIR = "tensorboard"
 MLFLOW_DIR = "mlruns"
 MLFLOW_EXPERIMENT = "asrtune"  # unless MLFLOW_EXPERIMENT_NAME says otherwise
 MLFLOW_PARAM_CHARS = 500  # the longest parameter value every MLflow backend stores
-INSTALL_HINT = "pip install 'asrtune[tracking]'"
 #: what each tracker imports, and the package that provides it (named in the error)
 REQUIREMENTS = {"tensorboard": ("torch.utils.tensorboard", "the tensorboard package"),
                 "mlflow": ("mlflow.tracking", "mlflow-skinny")}
@@ -154,10 +154,8 @@ def check_tracker(report_to: str | None) -> str:
         raise ConfigError(f"--report-to must be one of {', '.join(REPORT_TO)}, got {report_to!r}")
     if name in REQUIREMENTS:
         module, package = REQUIREMENTS[name]
-        try:
+        with needs_extra("tracking", f"--report-to {name}", package):
             importlib.import_module(module)
-        except ImportError as e:
-            raise ConfigError(f"--report-to {name} needs {package} ({e}): {INSTALL_HINT}") from None
     return name
 
 

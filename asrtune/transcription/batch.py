@@ -29,6 +29,7 @@ from typing import IO, Iterable, Iterator, Sequence
 from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
 from asrtune.inference.options import RecognizerOptions
+from asrtune.transcription import parallel
 from asrtune.transcription.inputs import collect_sources
 from asrtune.transcription.journal import Journal, read_journal, write_journal
 from asrtune.transcription.runner import FileOutcome, transcribe_sources
@@ -183,6 +184,8 @@ def _check_options(workers: int, max_segment_s: float, vad: str, model, use_ray:
         raise ConfigError(f"--vad must be one of {', '.join(VAD_METHODS)}, got {vad!r}")
     if _is_recognizer(model) and (workers > 1 or use_ray):
         raise ConfigError("pass a model name, not a loaded recogniser, to run with several workers or Ray")
+    if use_ray:
+        parallel.check_ray()
 
 
 def _is_recognizer(model) -> bool:
@@ -191,8 +194,6 @@ def _is_recognizer(model) -> bool:
 
 def _outcomes(model, options: RecognizerOptions, todo, workers, segmenting, use_ray, ray_address) -> tuple[Iterator[FileOutcome], dict]:
     """The stream of outcomes for the chosen mode, and the model's description for the summary."""
-    from asrtune.transcription import parallel
-
     batch_size = options.batch_size
     if use_ray or workers > 1:
         # Workers rebuild the recogniser from a picklable recipe: the model name and the options as a dict.

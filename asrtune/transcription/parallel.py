@@ -21,7 +21,8 @@ import math
 import os
 from typing import Iterator
 
-from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.errors import AsrtuneError
+from asrtune.extras import needs_extra
 from asrtune.transcription.inputs import AudioSource
 from asrtune.transcription.runner import FileOutcome, describe_error, transcribe_sources
 
@@ -123,6 +124,12 @@ class RayTranscriber:
         return out
 
 
+def check_ray() -> None:
+    """Ray Data imports; otherwise one line naming the [ray] extra (checked before a run writes anything)."""
+    with needs_extra("ray", "--ray", "Ray Data"):
+        import ray.data  # noqa: F401
+
+
 def run_ray(
     recipe: dict,
     sources: list[AudioSource],
@@ -132,11 +139,10 @@ def run_ray(
     address: str | None = None,
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` as a Ray Data job with ``workers`` model-holding actors."""
-    try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise ConfigError("--ray needs Ray Data: pip install 'asrtune[ray]'") from None
+    check_ray()
+    import ray
+    import ray.data
+
     if not sources:
         return
     if not ray.is_initialized():
