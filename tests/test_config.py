@@ -200,11 +200,11 @@ def test_a_bad_choice_on_the_command_line_is_refused_by_the_parser(capsys):
     assert e.value.code == 2 and "--freeze: invalid choice: 'decoder'" in capsys.readouterr().err
 
 
-def test_readme_yaml_example_is_a_valid_config(tmp_path):
+def test_the_documented_yaml_example_is_a_valid_config(tmp_path):
     from conftest import REPO_ROOT
 
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    doc = (REPO_ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "accent.yaml").write_text(block)
     cfg = TrainConfig.from_dict(load_yaml_config(tmp_path / "accent.yaml")).validate()
     assert cfg.model == "openai/whisper-tiny.en" and cfg.weights == [0.9, 0.1] and cfg.export_ct2 is True

@@ -10,10 +10,14 @@ from pathlib import Path
 
 import asrtune
 
-# Top-level packages of the optional extras in pyproject.toml (serve, tracking, ray).
-OPTIONAL_PACKAGES = ("fastapi", "uvicorn", "multipart", "python_multipart", "tensorboard", "mlflow", "ray")
-# The server's web layer is the serve extra itself; everything that imports it lazily must not need it.
-EXTRA_ONLY_MODULES = ("asrtune.serving.app", "asrtune.serving.audio", "asrtune.serving.errors", "asrtune.serving.formats")
+# Top-level packages of the optional extras in pyproject.toml (serve, tracking, ray, lm, synth, hf,
+# plots; tests/test_light_core.py checks the list of extras) and kenlm (tests only).
+OPTIONAL_PACKAGES = ("fastapi", "uvicorn", "multipart", "python_multipart", "tensorboard", "mlflow", "ray",
+                     "flashlight", "kenlm", "espeakng_loader", "soxr", "pyarrow", "matplotlib")
+# The server's web layer is the serve extra itself, and the hotword LM is a flashlight LM class (the
+# lm extra); everything that imports them lazily must not need them.
+EXTRA_ONLY_MODULES = ("asrtune.serving.app", "asrtune.serving.audio", "asrtune.serving.errors", "asrtune.serving.formats",
+                      "asrtune.lm.hotwords")
 
 IMPORT_ALL = """
 import importlib, importlib.abc, pkgutil, sys

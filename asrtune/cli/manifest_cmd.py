@@ -110,7 +110,7 @@ def register(subparsers, summary: str) -> None:
         description="Join each speaker's consecutive clips (manifest order) into windows of at most --max-duration\n"
         "seconds, one FLAC each, and list every clip as a part under 'segments' (start/end in window time,\n"
         "its own text). Trained beside the clips, the windows teach Whisper's multi-segment timestamp\n"
-        "format, which a tune on single clips forgets: see README, 'Timestamps, prompts and silence'.\n"
+        "format, which a tune on single clips forgets: see docs/training.md, 'Timestamps, prompts and silence'.\n"
         "Unreadable clips are reported and left out.",
         epilog="examples:\n  asrtune manifest pack data/train.jsonl --out data/train_packed.jsonl\n"
         "  asrtune train --model openai/whisper-tiny.en --train data/train.jsonl data/train_packed.jsonl --out runs/ts\n",
