@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv if missing and install asrtune with everything it needs. Sourced by the README's
+# Create .venv if missing and install asrtune with every extra and the test tools (.[all,dev]). Sourced by the README's
 # two commands (scripts/demo.sh, scripts/test.sh). Quick when nothing changed: the install is
 # skipped while pyproject.toml hashes the same as at the last successful install.
 set -euo pipefail
