@@ -53,7 +53,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import REPO, RESULTS, WORK, append_record, describe_hardware, parser, run_child, utc_now
+from benchmarks.harness import REPO, RESULTS, WORK, append_record, data_root, describe_hardware, parser, run_child, utc_now
 from benchmarks.harness import write_result_raw
 from benchmarks.tables import FORGETTING_SETS, merge_table, regenerate
 
@@ -453,6 +453,8 @@ def main() -> int:
     p.add_argument("--adapter", default="none", help=argparse.SUPPRESS)
     p.add_argument("--train", nargs="+", default=["train.jsonl"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.baseline_json or args.row or args.base_scores_only or args.score_final or args.merge:
+        args.data = data_root(args)
     if args.baseline_json:
         baseline_main(args)
         return 0

@@ -165,12 +165,17 @@ def utc_now() -> str:
 
 def write_result(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Write one benchmark's result (with ``finished``: when) atomically; returns what was written."""
+    record = {**record, "finished": utc_now()}
+    write_result_raw(path, record)
+    return record
+
+
+def write_result_raw(path: Path, content: Any) -> None:
+    """Write ``content`` as it is (no ``finished`` stamp), atomically."""
     from asrtune.fileio import write_json_atomic
 
-    record = {**record, "finished": utc_now()}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, record, indent=2)
-    return record
+    write_json_atomic(path, content, indent=2)
 
 
 def load_result(path: Path, default: Any = None) -> Any:
@@ -193,11 +198,3 @@ def append_record(path: Path, record: dict[str, Any], key: tuple[str, ...]) -> N
     same = tuple(record[k] for k in key)
     table["rows"] = [r for r in table["rows"] if tuple(r.get(k) for k in key) != same] + [record]
     write_result_raw(path, table)
-
-
-def write_result_raw(path: Path, content: Any) -> None:
-    """Write ``content`` as it is (no ``finished`` stamp), atomically."""
-    from asrtune.fileio import write_json_atomic
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, content, indent=2)

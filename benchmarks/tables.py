@@ -196,10 +196,10 @@ def timestamps_table(root: str) -> str:
     run = load("timestamps.json")["full_stop_policy"]
     stamps = {**run["timestamps"], **run["timestamps_packed"]}
     accuracy = {**run["accuracy"], **run["accuracy_packed"]}
-    timing = {"base": load("timestamps.json")["word_timing"]}
+    untuned = load("timestamps.json")["word_timing"]
     names = list(TIMESTAMP_MODELS)
-    medians = {"tuned-mixed": run["word_timing"]["mixed"], "tuned-packed": run["word_timing"]["packed"],
-               "base": [timing["base"]["hf"]["results"][0], timing["base"]["ct2"]["results"][0]]}
+    medians = {"tuned-mixed": run["word_timing"]["mixed"], "tuned-packed": run["word_timing"]["packed"],  # [hf, ct2]
+               "base": [untuned["hf"]["results"][0], untuned["ct2"]["results"][0]]}
 
     def yes(n: int, files: int) -> str:
         return "yes" if n == files else f"{n} of {files}"
@@ -408,7 +408,11 @@ def fill(text: str, where: Path) -> str:
             raise TableError(f"{where}: no table named {name!r} (known: {', '.join(TABLES)})")
         start = "<!-- results:start -->" if match.group("name") is None else f"<!-- results:{name}:start -->"
         stop = "<!-- results:end -->" if match.group("end") is None else f"<!-- results:{name}:end -->"
-        return f"{start}\n\n{TABLES[name](root)}\n{stop}"
+        try:
+            rendered = TABLES[name](root)
+        except (KeyError, IndexError, StopIteration, TypeError) as e:  # a result without a field the table shows
+            raise TableError(f"{where}: table {name!r}: the results lack {type(e).__name__} {e}") from None
+        return f"{start}\n\n{rendered}\n{stop}"
 
     return MARKER.sub(render, text)
 

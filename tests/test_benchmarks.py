@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import tables
+from benchmarks import harness, tables
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS = sorted((REPO / "benchmarks").glob("bench_*.py"))
@@ -51,6 +51,27 @@ def test_a_wrong_marker_is_one_error_naming_the_file(text, message):
     with pytest.raises(tables.TableError, match=message) as e:
         tables.fill(text, REPO / "docs" / "bad.md")
     assert "bad.md" in str(e.value)
+
+
+def test_results_are_kept_row_by_row(tmp_path):
+    """A benchmark saving as it goes: a named row replaces only itself; a re-saved record replaces its copy."""
+    rows = tmp_path / "results" / "rows.json"
+    harness.save_row(rows, "a", {"wer": 1})
+    harness.save_row(rows, "b", {"wer": 2})
+    harness.save_row(rows, "a", {"wer": 3})
+    saved = harness.load_result(rows)
+    assert {k: v["wer"] for k, v in saved.items()} == {"a": 3, "b": 2} and all("finished" in v for v in saved.values())
+    records = tmp_path / "records.json"
+    for record in ({"row": "x", "when": "t1", "n": 1}, {"row": "x", "when": "t2", "n": 2}, {"row": "x", "when": "t1", "n": 3}):
+        harness.append_record(records, record, key=("row", "when"))
+    assert [(r["when"], r["n"]) for r in harness.load_result(records)["rows"]] == [("t2", 2), ("t1", 3)]
+
+
+def test_a_missing_data_root_is_one_line_naming_the_flag(tmp_path):
+    args = harness.parser("doc", out="x.json").parse_args(["--data", str(tmp_path / "nowhere")])
+    with pytest.raises(SystemExit, match="--data .*nowhere: not found"):
+        harness.data_root(args)
+    assert args.out == harness.RESULTS / "x.json"
 
 
 def _imports(path: Path) -> list[str]:
