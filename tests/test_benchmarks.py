@@ -12,7 +12,8 @@ import pytest
 from benchmarks import harness, tables
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = sorted((REPO / "benchmarks").glob("bench_*.py"))
+SHARED_MODULES = {"__init__", "harness", "tables", "recipes"}  # what benchmarks share; every other module is a benchmark
+BENCHMARKS = sorted(p for p in (REPO / "benchmarks").glob("*.py") if p.stem not in SHARED_MODULES)
 
 
 def test_generated_tables_are_current():
@@ -91,7 +92,8 @@ def test_every_benchmark_uses_the_harness_and_no_other_benchmark(path):
     assert "sys.path" not in source, f"{path.name} edits sys.path: run it as python -m benchmarks.{path.stem}"
     assert "ASRTUNE_SHARED_DATA" not in source and "os.environ.get" not in source, \
         f"{path.name} reads the environment: the data root is the harness's --data"
-    others = [i for i in imports if i.split(".")[0].startswith("bench_") or i.startswith("benchmarks.bench_")]
+    benchmarks = {p.stem for p in BENCHMARKS}
+    others = [i for i in imports if i.split(".")[0] in benchmarks or (i.startswith("benchmarks.") and i.split(".")[1] in benchmarks)]
     assert not others, f"{path.name} imports another benchmark ({others}): shared code goes into the harness or asrtune"
 
 
