@@ -20,6 +20,7 @@ import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ def parser(doc: str, *, out: str | None = None, data: bool = True) -> argparse.A
     ``data`` adds ``--data``; ``out`` (a file name) adds ``--out``, defaulting to
     ``benchmarks/results/<out>``.
     """
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    script = Path(sys.argv[0])
+    prog = f"python -m benchmarks.{script.stem}" if script.parent.name == "benchmarks" else None  # as it is run
+    p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     if data:
         p.add_argument("--data", type=Path, default=DEFAULT_DATA,
                        help="folder of the shared speech sets (speechocean762/, longform/, ...; default: %(default)s)")
