@@ -3,7 +3,7 @@
 # bf16 and in fp16, with the encoder-output cache split below --train-encoder-top 2 and the
 # forgetting guard, then `asrtune eval` (speechocean762 test) and `asrtune transcribe` with best/.
 # Prints utts/s, peak GPU memory and WER for each precision, then the server's throughput at 1, 4 and
-# 16 concurrent clients on the GPU (scripts/bench_serve.py --device cuda). Exits 2 without a CUDA device.
+# 16 concurrent clients on the GPU (python -m benchmarks.bench_serve --device cuda). Exits 2 without a CUDA device.
 #   scripts/gpu_check.sh [DATA_DIR=../shared/data] [STEPS=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +42,4 @@ PY
   python -m asrtune transcribe --model "$RUN/best" --device cuda --no-progress --out "$RUN/transcripts" "$CLIP"
   head -c 300 "$RUN"/transcripts/*; echo
 done
-python scripts/bench_serve.py --device cuda --out "$OUT/serve.json"
+python -m benchmarks.bench_serve --device cuda --data "$DATA" --out "$OUT/serve.json"

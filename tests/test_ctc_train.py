@@ -164,7 +164,7 @@ def test_resume_after_interruption(tmp_path, shared_data):
 @pytest.mark.slow
 def test_random_wav2vec2_overfits_20_utterances_through_the_cli(tmp_path, shared_data):
     """The issue's check: a small random wav2vec2 learns 20 real utterances (CER < 20 %) within 5 minutes of
-    training (1.4 min on an idle 2-core CPU; scripts/bench_ctc.py times it)."""
+    training (1.4 min on an idle 2-core CPU; benchmarks/bench_ctc.py times it)."""
     import jiwer
 
     from asrtune.cli import main

@@ -76,7 +76,7 @@ def test_split_errors(tmp_path, shared_data, capsys):
 
 
 def test_reading_and_validating_stream_in_constant_memory(tmp_path, shared_data):
-    """Peak Python memory must not grow with the manifest: 5k vs 25k lines (scripts/bench_manifest.py does 1M)."""
+    """Peak Python memory must not grow with the manifest: 5k vs 25k lines (benchmarks/bench_manifest.py does 1M)."""
     long = shared_data / "longform" / "librispeech-1089-134686.flac"
 
     def write(n):

@@ -283,7 +283,7 @@ def segment_parts(alignment: TextAlignment, segment: AlignedSegment, pause_s: fl
 
     Whisper was trained on 30 s windows holding several timed segments; a fine-tune whose
     timestamped targets are all one segment per example learns to stretch one segment over the
-    window (measured: ``scripts/bench_timestamps.py``), so aligned segments carry their parts.
+    window (measured: ``benchmarks/bench_timestamps.py``), so aligned segments carry their parts.
     """
     words = alignment.words[segment.first_word : segment.last_word]
     parts: list[tuple[float, float, str]] = []

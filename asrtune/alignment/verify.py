@@ -4,7 +4,7 @@ The word match (:mod:`asrtune.alignment.segmenter`) rejects a stretch when too f
 words equal the recognised ones. On clean speech that means the transcript does not match the
 audio; on accented, noisy or domain speech it mostly means the *recogniser* was wrong, exactly
 the speech a fine-tune needs most (speechocean762 through tiny.en: 19 % of the transcript words
-rejected, nearly all correct text; ``scripts/bench_align_finetune.py``).
+rejected, nearly all correct text; ``benchmarks/bench_align_finetune.py``).
 
 So each rejected stretch that has recognised speech (reasons ``MISMATCH`` and ``LOW_SCORE``) and
 fits one Whisper window is checked by forced alignment (:meth:`Recognizer.force_align`): the
@@ -12,7 +12,7 @@ model scores, on the stretch's audio, its own hypothesis and the transcript's te
 mean log-probability per token (``hypothesis - transcript``, in nats) is small when the
 transcript is a plausible reading of the audio that the model merely ranked lower, and large
 when the text belongs elsewhere. Measured with tiny.en on the 89 stretches of speechocean762
-train that the word match rejects (``scripts/bench_align_finetune.py --row gap``; every one is
+train that the word match rejects (``benchmarks/bench_align_finetune.py --row gap``; every one is
 correct text): the gap of the stretch's own transcript has median 2.11 nats (5-95 %: 0.57-4.74),
 that of another stretch's transcript 4.75 (2.91-7.87). At the default 2.5
 (``SegmentRules.max_logprob_gap``) 55 of 89 correct transcripts are kept and 1 of 89 wrong ones;

@@ -7,6 +7,8 @@ from pathlib import Path
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
 from asrtune.fileio import check_replaceable_folder
+from asrtune.models.convert import ct2_to_hf, hf_to_ct2
+from asrtune.models.registry import is_ct2_folder, resolve_model
 
 QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
@@ -43,8 +45,6 @@ def register(subparsers, summary: str) -> None:
 
 def _source_ct2_folder(src: str) -> Path:
     """The CTranslate2 folder behind SRC: a folder with model.bin, or a resolved model's origin."""
-    from asrtune.models.registry import is_ct2_folder, resolve_model
-
     folder = Path(src).expanduser()
     if folder.is_dir() and is_ct2_folder(folder):
         return folder
@@ -55,9 +55,6 @@ def _source_ct2_folder(src: str) -> Path:
 
 
 def run(args) -> int:
-    from asrtune.models.convert import ct2_to_hf, hf_to_ct2
-    from asrtune.models.registry import resolve_model
-
     dst = Path(args.dst).expanduser()
     check_replaceable_folder(dst, "DST", args.force)
     if args.direction == "ct2-to-hf":

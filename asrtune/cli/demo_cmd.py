@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asrtune.cli import add_subparser
+from asrtune.demo import DemoConfig, run_demo
 
 DESCRIPTION = """\
 See asrtune do its main job end to end in ~12 minutes on 2 CPU cores, offline:
@@ -29,8 +30,6 @@ EXAMPLES = """\
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.demo import DemoConfig
-
     d = DemoConfig()
     p = add_subparser(subparsers, "demo", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("--out", default=d.out, help="output folder")
@@ -54,8 +53,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.demo import DemoConfig, run_demo
-
     config = DemoConfig(
         out=args.out, model=args.model, manifest=args.manifest, dev=args.dev, test=args.test, corpus=args.corpus,
         terms=args.terms, max_train_minutes=args.max_train_minutes, max_steps=args.max_steps, lr=args.lr,

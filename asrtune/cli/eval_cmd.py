@@ -6,6 +6,11 @@ import argparse
 import os
 
 from asrtune.cli import add_subparser
+from asrtune.errors import ConfigError
+from asrtune.evaluation.pipeline import evaluate, score_file
+from asrtune.evaluation.report import format_table
+from asrtune.inference.options import RecognizerOptions
+from asrtune.options import add_options, given_options
 from asrtune.text.normalizers import NORMALIZER_NAMES
 
 DESCRIPTION = """\
@@ -47,9 +52,6 @@ EXAMPLES = """\
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import add_options
-
     p = add_subparser(subparsers, "eval", summary, DESCRIPTION, EXAMPLES)
     system = p.add_mutually_exclusive_group(required=True)
     system.add_argument("--model", default=argparse.SUPPRESS, help="hub id, local model folder, CTranslate2 folder or training run dir")
@@ -77,12 +79,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.errors import ConfigError
-    from asrtune.evaluation.pipeline import evaluate, score_file
-    from asrtune.evaluation.report import format_table
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import given_options
-
     if args.resamples < 100:
         raise ConfigError(f"--resamples must be >= 100 for a usable 95% interval, got {args.resamples}")
     decoding = given_options(RecognizerOptions, args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from asrtune.cli import HelpFormatter, add_subparser
+from asrtune.lm.build import build_lm
 
 DESCRIPTION = """\
 Build what a CTC model's beam search needs from plain domain text (one sentence or paragraph a
@@ -46,8 +47,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from asrtune.lm.build import build_lm
-
     info = build_lm(
         args.text, args.out, order=args.order, terms=args.terms, tokens_from=args.tokens_from,
         char_map=args.char_map, hotword_boost=args.hotword_boost,

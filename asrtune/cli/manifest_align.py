@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from asrtune.alignment.long_audio import WINDOW_S, align_to_manifest, collect_recordings
+from asrtune.alignment.segmenter import SegmentRules
 from asrtune.cli import HelpFormatter
+from asrtune.errors import ConfigError
+from asrtune.inference import load_recognizer
+from asrtune.inference.options import RecognizerOptions
+from asrtune.options import add_options, given_options, update_options
 
 DESCRIPTION = """\
 Cut long recordings with full transcripts into training segments of at most 30 s and 448
@@ -32,11 +38,6 @@ examples:
 
 def add_align_parser(sub) -> None:
     """Add ``align`` to the ``asrtune manifest`` actions."""
-    from asrtune.alignment.long_audio import WINDOW_S
-    from asrtune.alignment.segmenter import SegmentRules
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import add_options
-
     rules = SegmentRules()
     p = sub.add_parser("align", help="long recordings + full transcripts -> <= 30 s training segments (rejects mismatches)",
                        description=DESCRIPTION, epilog=EPILOG, formatter_class=HelpFormatter)
@@ -64,14 +65,6 @@ def add_align_parser(sub) -> None:
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from asrtune.alignment.long_audio import align_to_manifest, collect_recordings
-    from asrtune.alignment.segmenter import SegmentRules
-    from asrtune.inference import load_recognizer
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import given_options, update_options
-
-    from asrtune.errors import ConfigError
-
     rules = SegmentRules(max_duration_s=args.max_duration, max_unmatched_words=args.max_unmatched_words, max_extra_words=args.max_extra_words,
                          min_score=args.min_score, pad_s=args.pad, max_logprob_gap=args.max_logprob_gap)
     try:
@@ -113,8 +106,6 @@ def _gap(value: str) -> float | None:
 
 
 def _check_before_model(args: argparse.Namespace) -> None:
-    from asrtune.errors import ConfigError
-
     out, cut = args.out, args.cut
     if args.window <= 0:
         raise ConfigError(f"--window must be > 0 seconds, got {args.window}")

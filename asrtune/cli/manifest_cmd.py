@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from asrtune.cli import HelpFormatter, add_subparser
+from asrtune.cli.manifest_align import add_align_parser
+from asrtune.data.importers import FORMATS, import_manifest
+from asrtune.data.manifest import load_manifest, write_manifest
+from asrtune.data.pack import pack_utterances, plan_windows
+from asrtune.data.split import split_manifest
+from asrtune.data.stats import manifest_stats, plot_duration_histogram, pyplot
+from asrtune.data.validate import validate_manifests
+from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.fileio import check_file_output
 
 DESCRIPTION = """\
 Work with NeMo-style JSONL manifests: one JSON object per line with audio_filepath (relative
@@ -26,8 +36,6 @@ EXAMPLES = """\
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.data.importers import FORMATS
-
     p = add_subparser(subparsers, "manifest", summary, DESCRIPTION, EXAMPLES)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
     sub = p.add_subparsers(dest="manifest_command", metavar="ACTION")
@@ -124,14 +132,10 @@ def register(subparsers, summary: str) -> None:
                     help="silence inserted between clips (their own leading and trailing silence is kept)")
     pk.set_defaults(func=run_pack)
 
-    from asrtune.cli.manifest_align import add_align_parser
-
     add_align_parser(sub)
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from asrtune.data.importers import import_manifest
-
     options = {
         "audio_column": args.audio_column,
         "text_column": args.text_column,
@@ -148,9 +152,6 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from asrtune.data.validate import validate_manifests
-    from asrtune.errors import ConfigError
-
     if args.max_print < 0:
         raise ConfigError(f"--max-print must be >= 0, got {args.max_print}")
 
@@ -180,9 +181,6 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from asrtune.data.stats import manifest_stats, plot_duration_histogram, pyplot
-    from asrtune.fileio import check_file_output
-
     if args.plot:
         check_file_output(args.plot, "--plot")
         pyplot()  # without matplotlib: one line naming the extra, before the statistics
@@ -195,12 +193,6 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_pack(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from asrtune.data.manifest import load_manifest, write_manifest
-    from asrtune.data.pack import pack_utterances, plan_windows
-    from asrtune.errors import AsrtuneError
-
     plan_windows([], args.max_duration, args.gap)  # option errors before any audio is read
     utts = [u for manifest in args.manifests for u in load_manifest(manifest)]
     out = Path(args.out)
@@ -217,8 +209,6 @@ def run_pack(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from asrtune.data.split import split_manifest
-
     counts = split_manifest(args.manifest, args.out, args.ratios, args.by_speaker, args.seed)
     print("  ".join(f"{name}: {n}" for name, n in counts.items()) + f"  -> {args.out}")
     return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
 from asrtune.fileio import check_replaceable_folder
+from asrtune.models.interpolate import base_model_of, check_alpha, interpolate_folders
+from asrtune.models.registry import resolve_model
 
 DESCRIPTION = """\
 Write a model whose weights lie on the straight line between the base model and a fine-tuned
@@ -43,9 +45,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.models.interpolate import base_model_of, check_alpha, interpolate_folders
-    from asrtune.models.registry import resolve_model
-
     check_alpha(args.alpha)
     out = Path(args.out).expanduser()
     check_replaceable_folder(out, "--out", args.force)

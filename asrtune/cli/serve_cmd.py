@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
 from asrtune.cli import add_subparser
+from asrtune.data.terms import load_terms
+from asrtune.errors import ConfigError
 from asrtune.extras import needs_extra
+from asrtune.inference.options import RecognizerOptions
+from asrtune.models import resolve_model
+from asrtune.options import add_options, given_options, update_options
+from asrtune.serving.settings import ServerSettings
 
 DESCRIPTION = """\
 Serve a model over HTTP with the OpenAI audio API, so existing OpenAI clients and tools work
@@ -33,10 +41,6 @@ GRACEFUL_SHUTDOWN_S = 60  # longest wait for in-flight requests after Ctrl-C / S
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import add_options
-    from asrtune.serving.settings import ServerSettings
-
     p = add_subparser(subparsers, "serve", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("--model", required=True, help="hub id, local model folder, or a training run folder (uses its best/)")
     add_options(p, ServerSettings)
@@ -48,10 +52,6 @@ def register(subparsers, summary: str) -> None:
 
 def settings_from_args(args) -> tuple:
     """(RecognizerOptions, ServerSettings) from the parsed command line, validated."""
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import given_options, update_options
-    from asrtune.serving.settings import ServerSettings
-
     options = update_options(RecognizerOptions(), given_options(RecognizerOptions, args), "command line").validate()
     settings = update_options(ServerSettings(), given_options(ServerSettings, args), "command line").validate()
     return options, settings
@@ -59,10 +59,6 @@ def settings_from_args(args) -> tuple:
 
 def check_address(host: str, port: int) -> None:
     """Raise ConfigError (one line naming --host/--port) when the server could not listen there."""
-    import socket
-
-    from asrtune.errors import ConfigError
-
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as e:
@@ -83,11 +79,7 @@ def run(args) -> int:
     options, settings = settings_from_args(args)
     # Everything a user can get wrong fails in a second, before the model loads.
     if isinstance(options.bias_terms, str):
-        from asrtune.data.terms import load_terms
-
         load_terms(options.bias_terms, "--bias-terms")
-    from asrtune.models import resolve_model
-
     resolve_model(args.model)  # cheap: finds the files (cached conversions); loading comes later
     check_address(settings.host, settings.port)
     app = create_app(args.model, options, settings)

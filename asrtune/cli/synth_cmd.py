@@ -6,6 +6,8 @@ import argparse
 
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
+from asrtune.synth import SynthConfig, list_variants, list_voices, read_sentence_file, synthesize_corpus
+from asrtune.synth.corpus import DEFAULT_PITCHES, DEFAULT_RATES, DEFAULT_VOICES
 
 MAX_LINES_SHOWN = 10  # line numbers listed in the skipped-lines note; the count is always complete
 
@@ -46,8 +48,6 @@ def _snr_range(value: str) -> tuple[float, float] | None:
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.synth.corpus import DEFAULT_PITCHES, DEFAULT_RATES, DEFAULT_VOICES
-
     p = add_subparser(subparsers, "synth", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("--text", help="domain text file, one sentence per line")
     p.add_argument("--out", help="output folder (audio/ and manifest.jsonl)")
@@ -65,8 +65,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.synth import SynthConfig, list_variants, list_voices, read_sentence_file, synthesize_corpus
-
     if args.list_voices:
         print("languages:", " ".join(list_voices("en")))
         print("variants: ", " ".join(list_variants()))

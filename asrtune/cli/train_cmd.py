@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from asrtune.cli import add_subparser
+from asrtune.errors import ConfigError
+from asrtune.options import add_options, given_options
+from asrtune.training import train
+from asrtune.training.config import TrainConfig, load_yaml_config
 
 DESCRIPTION = """\
 Fine-tune Whisper (frozen encoder by default) or a wav2vec2-family CTC model on JSONL manifests.
@@ -39,9 +44,6 @@ EXAMPLES = """\
 """
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.options import add_options
-    from asrtune.training.config import TrainConfig
-
     p = add_subparser(subparsers, "train", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("--config", metavar="YAML", default=argparse.SUPPRESS, help="YAML file of options (same names); command-line options win")
     p.add_argument("--json", action="store_true", help="print the run result as JSON at the end")
@@ -51,12 +53,6 @@ def register(subparsers, summary: str) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Defaults < resumed run's config.yaml < --config YAML < command line."""
-    from pathlib import Path
-
-    from asrtune.errors import ConfigError
-    from asrtune.options import given_options
-    from asrtune.training.config import TrainConfig, load_yaml_config
-
     config = TrainConfig()
     resume = getattr(args, "resume", None)
     if resume:
@@ -73,8 +69,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrtune.training import train
-
     result = train(config_from_args(args))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

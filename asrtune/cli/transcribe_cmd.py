@@ -6,6 +6,13 @@ import argparse
 import sys
 
 from asrtune.cli import add_subparser
+from asrtune.inference.options import RecognizerOptions
+from asrtune.options import add_options, given_options, update_options
+from asrtune.transcription import transcribe
+from asrtune.transcription.batch import DEFAULT_FORMATS
+from asrtune.transcription.subtitles import SubtitleOptions
+from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
+from asrtune.transcription.writers import ALL_FORMATS
 
 DESCRIPTION = """\
 Transcribe audio files, folders (searched recursively), JSONL manifests (each utterance's audio,
@@ -34,13 +41,6 @@ EXAMPLES = """\
 
 
 def register(subparsers, summary: str) -> None:
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import add_options
-    from asrtune.transcription.batch import DEFAULT_FORMATS
-    from asrtune.transcription.subtitles import SubtitleOptions
-    from asrtune.transcription.vad import MAX_SEGMENT_S, VAD_METHODS
-    from asrtune.transcription.writers import ALL_FORMATS
-
     p = add_subparser(subparsers, "transcribe", summary, DESCRIPTION, EXAMPLES)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders, .jsonl manifests, or - for paths on stdin")
     p.add_argument("--model", required=True, default=argparse.SUPPRESS, help="hub id, local model folder, or a training run folder (uses its best/)")
@@ -59,11 +59,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.inference.options import RecognizerOptions
-    from asrtune.options import given_options, update_options
-    from asrtune.transcription import transcribe
-    from asrtune.transcription.subtitles import SubtitleOptions
-
     summary = transcribe(
         args.inputs,
         args.model,

@@ -2,7 +2,7 @@
 
 Whisper learned its timestamps from 30 s windows holding several segments. Tuned only on single
 clips, each a one-segment ``<|0.00|> text <|end|>`` target, it stops ending segments inside a
-window, and its long-form timestamped decoding runs sentences together (``scripts/bench_timestamps.py``:
+window, and its long-form timestamped decoding runs sentences together (``benchmarks/bench_timestamps.py``:
 faster-whisper finds 64 segments in the 5-minute long-form file with base tiny.en, 20 after a
 300-step tune on speechocean762 clips). :func:`pack_utterances` joins each speaker's consecutive
 clips (in manifest order) into windows of at most ``max_duration_s``, writes each window as one

@@ -108,7 +108,7 @@ FEATURE_STYLES = ("hf", "faster-whisper")
 def feature_style(style: str) -> str:
     """Check a feature style name. ``hf`` is the default everywhere: it is what asrtune trains
     on, and on segments cut from long recordings the faster-whisper padding made tiny.en stop a
-    22.7 s segment 14 words early (long-form WER 4.43 % vs 2.63 %, scripts/bench_transcribe.py),
+    22.7 s segment 14 words early (long-form WER 4.43 % vs 2.63 %, benchmarks/bench_transcribe.py),
     while on short clips the two styles differ by a word or two."""
     if style not in FEATURE_STYLES:
         raise ConfigError(f"--features must be one of {', '.join(FEATURE_STYLES)}, got {style!r}")

@@ -136,13 +136,13 @@ class TrainConfig:
                                       help="with --prompt-fraction: prompts are random subsets of these terms (one per line) "
                                            "instead of the previous utterance; 'auto' = the training transcripts' "
                                            "most frequent words (a vocabulary prompt, as users write --prompt)")
-    # scripts/bench_timestamps.py (300 steps on speechocean762): faster-whisper on 30 noise/silence/hum clips
+    # benchmarks/bench_timestamps.py (300 steps on speechocean762): faster-whisper on 30 noise/silence/hum clips
     # gave text on 21 with plain training, 0 with this (and the timestamp/prompt fractions); test WER within its CI.
     no_speech_fraction: float = option(0.05, group=TARGETS,
                                        help="add this share (of the first training manifest's size) of generated "
                                             "silence/noise/hum clips (1-8 s) that end right after the decoding prefix "
                                             "and train Whisper's no-speech token; 0 = none")
-    # scripts/bench_timestamps.py: tuned on clips alone, faster-whisper found 20 segments in the 5-minute
+    # benchmarks/bench_timestamps.py: tuned on clips alone, faster-whisper found 20 segments in the 5-minute
     # long-form file (base tiny.en: 64); with the clips plus their packed windows, 54 (WER 3.60 -> 2.63 %).
     pack_windows: bool = option(False, group=TARGETS,
                                 help="also train on the first --train manifest's clips packed into <= 30 s windows "

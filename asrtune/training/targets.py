@@ -20,7 +20,7 @@ The no-speech target teaches the two things a decoder is asked on silence. At th
 is where faster-whisper and openai-whisper read the no-speech probability. And after the prefix
 a decoder actually forces (``<|notimestamps|>``, or a first ``<|0.00|>`` in timestamped decoding)
 it learns to end at once. The paper's bare ``SOT <|nospeech|> EOT`` taught only the first:
-measured in ``scripts/bench_timestamps.py``, a model tuned with it still said " You" on 12 of 30
+measured in ``benchmarks/bench_timestamps.py``, a model tuned with it still said " You" on 12 of 30
 noise clips, because decoders suppress the no-speech token and go on after the forced prefix.
 
 Which examples get timestamps or a prompt is a pure function of (seed, epoch, utterance):

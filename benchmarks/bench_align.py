@@ -11,45 +11,41 @@ copies, FLAC written block by block; the transcript repeated to match), each ali
 resident set size (``ru_maxrss``) is reported. Decoding in windows should keep it flat in the
 file's length.
 
-Prints a table and writes ``bench_results/align.json``::
+Prints a table and writes ``--out`` (default ``benchmarks/results/align.json``)::
 
-    python scripts/bench_align.py                            # tiny.en, ct2 engine, 2 threads, 5 + 15/30/60 min
-    python scripts/bench_align.py --engine hf --lengths 15   # quicker
+    python -m benchmarks.bench_align                            # tiny.en, ct2 engine, 2 threads, 5 + 15/30/60 min
+    python -m benchmarks.bench_align --engine hf --lengths 15   # quicker
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
-LONGFORM = SHARED / "longform"
+from benchmarks.harness import child_env, data_root, describe_hardware, parser, peak_rss_mb, write_result
+
 BLOCK_FRAMES = 16000 * 60  # frames copied at a time when building long files (1 min at 16 kHz)
 RTF_GOAL = 0.1
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="openai/whisper-tiny.en")
-    parser.add_argument("--engine", default="ct2", choices=["hf", "ct2"])
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for decoding")
-    parser.add_argument("--lengths", default="15,30,60", help="minutes of the concatenated files for the memory check ('' = none)")
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "align.json"))
-    parser.add_argument("--child", nargs=2, metavar=("AUDIO", "TRANSCRIPT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    p = parser(__doc__, out="align.json")
+    p.add_argument("--model", default="openai/whisper-tiny.en")
+    p.add_argument("--engine", default="ct2", choices=["hf", "ct2"])
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for decoding")
+    p.add_argument("--lengths", default="15,30,60", help="minutes of the concatenated files for the memory check ('' = none)")
+    p.add_argument("--child", nargs=2, metavar=("AUDIO", "TRANSCRIPT"), help=argparse.SUPPRESS)
+    args = p.parse_args()
     if args.child:
-        print(json.dumps(run_child(args)))
+        print(json.dumps(align_here(args)))
         return 0
 
-    source, reference = longform_source()
+    source, reference = longform_source(data_root(args) / "longform")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_align_") as tmp:
         transcript = Path(tmp) / "5min.txt"
@@ -60,17 +56,15 @@ def main() -> int:
             rows.append({"file": f"concatenated {minutes} min", **child(args, audio, text)})
             audio.unlink()
     print_table(rows)
-    result = {"model": args.model, "engine": args.engine, "threads": args.threads, "cpus": os.cpu_count(), "rtf_goal": RTF_GOAL, "runs": rows}
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(args.out, result)
+    write_result(args.out, {"model": args.model, "engine": args.engine, "threads": args.threads, "rtf_goal": RTF_GOAL,
+                            "hardware": describe_hardware(threads=args.threads), "runs": rows})
     print(f"wrote {args.out}")
     return 0
 
 
-def longform_source() -> tuple[Path, str]:
-    line = json.loads((LONGFORM / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    return LONGFORM / line["audio_filepath"], line["text"]
+def longform_source(longform: Path) -> tuple[Path, str]:
+    line = json.loads((longform / "manifest.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    return longform / line["audio_filepath"], line["text"]
 
 
 def build_long(source: Path, reference: str, minutes: int, folder: Path) -> tuple[Path, Path]:
@@ -94,17 +88,16 @@ def build_long(source: Path, reference: str, minutes: int, folder: Path) -> tupl
 
 
 def child(args, audio: Path, transcript: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(audio), str(transcript), "--model", args.model,
+    cmd = [sys.executable, "-m", "benchmarks.bench_align", "--child", str(audio), str(transcript), "--model", args.model,
            "--engine", args.engine, "--threads", str(args.threads)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(REPO)}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=child_env(OMP_NUM_THREADS=str(args.threads)), check=False)
     if done.returncode != 0:
         raise SystemExit(f"child failed on {audio}:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_child(args) -> dict:
-    """Align one recording in this process; report times and peak memory."""
+def align_here(args) -> dict:
+    """Align one recording in this process (the child); report times and peak memory."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -134,7 +127,7 @@ def run_child(args) -> dict:
         "decode_s": round(decoded - loaded, 2),
         "align_s": round(aligned - decoded, 3),
         "rtf": round((aligned - loaded) / duration, 4),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "words_heard": len(words),
         "match_share": round(alignment.match_share, 4),
         "segments": len(segments),

@@ -30,27 +30,18 @@ A term-biasing check follows (hf engine; CTranslate2 takes no logits processor),
 
 The term check scores with the whisper-en normaliser, so "5" for "five" is not a missed term.
 
-    .venv/bin/python scripts/bench_transcribe.py --out bench_results/transcribe.json
+    python -m benchmarks.bench_transcribe            # writes benchmarks/results/transcribe.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from asrtune.hardware import cpu_name  # noqa: E402
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import REPO, data_root, describe_hardware, parser, timed, write_result
 
 STOPWORDS = set(
     "the and that this with from have they them their there then than what when where which while will would could "
@@ -98,29 +89,29 @@ def run_asrtune(recognizer, rows: list[dict], batch_size: int) -> tuple[list[str
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = [r["audio"] for r in rows]
-        start = time.perf_counter()
-        transcribe(paths, recognizer, tmp, RecognizerOptions(batch_size=batch_size), formats="jsonl", progress=False)
-        wall = time.perf_counter() - start
+        with timed() as elapsed:
+            transcribe(paths, recognizer, tmp, RecognizerOptions(batch_size=batch_size), formats="jsonl", progress=False)
+        wall = elapsed.seconds
         by_key = {json.loads(line)["file"]: json.loads(line)["text"] for line in open(Path(tmp) / "transcripts.jsonl")}
     return [by_key[str(Path(p).resolve())] for p in paths], wall
 
 
 def run_faster_whisper(pipeline, rows: list[dict], batch_size: int) -> tuple[list[str], float]:
     texts = []
-    start = time.perf_counter()
-    for r in rows:
-        segments, _ = pipeline.transcribe(r["audio"], batch_size=batch_size, without_timestamps=True, beam_size=1)
-        texts.append(" ".join(s.text.strip() for s in segments))
-    return texts, time.perf_counter() - start
+    with timed() as elapsed:
+        for r in rows:
+            segments, _ = pipeline.transcribe(r["audio"], batch_size=batch_size, without_timestamps=True, beam_size=1)
+            texts.append(" ".join(s.text.strip() for s in segments))
+    return texts, elapsed.seconds
 
 
 def run_transformers(pipe, rows: list[dict], batch_size: int) -> tuple[list[str], float]:
     from asrtune.data.audio import load_audio
 
-    start = time.perf_counter()
-    inputs = [{"raw": load_audio(r["audio"]), "sampling_rate": 16_000} for r in rows]
-    outputs = pipe(inputs, batch_size=batch_size)
-    return [o["text"].strip() for o in outputs], time.perf_counter() - start
+    with timed() as elapsed:
+        inputs = [{"raw": load_audio(r["audio"]), "sampling_rate": 16_000} for r in rows]
+        outputs = pipe(inputs, batch_size=batch_size)
+    return [o["text"].strip() for o in outputs], elapsed.seconds
 
 
 # ----------------------------------------------------------------------------- terms
@@ -215,34 +206,31 @@ def print_term_check(results: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="openai/whisper-tiny.en")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8))
-    parser.add_argument("--term-set-size", type=int, default=150, help="speechocean762 dev (term list) and test (scoring) utterances")
-    parser.add_argument("--max-terms", type=int, default=25)
-    parser.add_argument("--term-boosts", type=lambda v: [float(x) for x in v.split(",")], default=[1.0, 2.0, 3.0],
+    p = parser(__doc__, out="transcribe.json")
+    p.add_argument("--model", default="openai/whisper-tiny.en")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 8))
+    p.add_argument("--term-set-size", type=int, default=150, help="speechocean762 dev (term list) and test (scoring) utterances")
+    p.add_argument("--max-terms", type=int, default=25)
+    p.add_argument("--term-boosts", type=lambda v: [float(x) for x in v.split(",")], default=[1.0, 2.0, 3.0],
                         help="comma-separated boosts to compare (default 1,2,3)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: hf,transformers,terms, or speed (all timings)")
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "transcribe.json"))
-    args = parser.parse_args(argv)
+    p.add_argument("--skip", default="", help="comma-separated parts to skip: hf,transformers,terms, or speed (all timings)")
+    args = p.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
 
     import torch
 
     torch.set_num_threads(args.threads)
-    from asrtune.fileio import write_json_atomic
     from asrtune.inference import load_recognizer
     from asrtune.models import ct2_copy_for, load_whisper
 
-    data = Path(args.data)
+    data = data_root(args)
     sets = {
         "librispeech-40": load_set(data / "librispeech-test-clean-40" / "manifest.jsonl"),
         "longform-5min": load_set(data / "longform" / "manifest.jsonl"),
     }
     audio_s = {name: sum(float(r["duration"]) for r in rows) for name, rows in sets.items()}
-    host = {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": args.threads, "python": platform.python_version()}
+    host = describe_hardware(threads=args.threads)
     print(f"# {host['cpu']}, {host['cores']} cores, {args.threads} threads; model {args.model}; batch {args.batch_size}", flush=True)
 
     systems = {}
@@ -320,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     if terms_result:
         print_term_check(terms_result)
 
-    write_json_atomic(args.out, {"host": host, "model": args.model, "batch_size": args.batch_size, "results": results,
-                                 "speedups": speedups, "terms": terms_result})
+    write_result(args.out, {"hardware": host, "model": args.model, "batch_size": args.batch_size, "results": results,
+                            "speedups": speedups, "terms": terms_result})
     print(f"\nwrote {args.out}")
     return 0
 

@@ -28,14 +28,15 @@ bootstrap CI) and on each forgetting TEST set (librispeech-test-clean-40, ljspee
 trained on, never used for selection), then times the Hugging Face recipe (``Seq2SeqTrainer``,
 features precomputed, same model, same trainable parameters, same batch) for the speed ratio.
 The row's numbers are appended, with when and on what hardware, to
-``docs/bench/finetune_table.json``; ``--table`` rebuilds ``docs/bench/finetune_table.md``.
+``benchmarks/results/finetune.json``; ``python -m benchmarks.tables`` (or ``--table``) rebuilds
+the tables made from it.
 
 Usage::
 
-    python scripts/bench_finetune.py --row tiny-enctop2 --max-train-minutes 15
-    python scripts/bench_finetune.py --row tiny-enctop2 --reuse-run   # score/time an already trained run
-    python scripts/bench_finetune.py --score-final tiny-enctop2   # score final/ of a run whose guard refused it
-    python scripts/bench_finetune.py --table
+    python -m benchmarks.bench_finetune --row tiny-enctop2 --max-train-minutes 15
+    python -m benchmarks.bench_finetune --row tiny-enctop2 --reuse-run   # score/time an already trained run
+    python -m benchmarks.bench_finetune --score-final tiny-enctop2   # score final/ of a run whose guard refused it
+    python -m benchmarks.bench_finetune --table
 
 When the guard refused ``final/`` the row also scores it (``final_refused_by_guard``: what the
 guard kept users from); when it refused every checkpoint, ``best/`` is the untuned model and its
@@ -47,25 +48,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import REPO, RESULTS, WORK, append_record, data_root, describe_hardware, parser, run_child, utc_now
+from benchmarks.harness import write_result_raw
+from benchmarks.tables import FORGETTING_SETS, merge_table, regenerate
 
-TABLE_JSON = REPO / "docs" / "bench" / "finetune_table.json"
-TABLE_MD = REPO / "docs" / "bench" / "finetune_table.md"
+TABLE_JSON = RESULTS / "finetune.json"
 # General English DEV sets for the guard (never test sets), pooled: librivox-cmu-11 alone is 96
 # words, where one extra error is +1.04 points and the 0.5-point margin would forbid any.
 GUARD_SETS = ("librivox-cmu-11", "spontaneous-mfa-12")  # 366 words, 143 s
 GUARD_MARGIN = 0.005  # passed as --guard-margin (0.5 points, its default) to every row's training
-FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")  # test sets: scored, never selected on
 
 
 @dataclass(frozen=True)
@@ -92,15 +88,6 @@ ROWS = {
     "tiny-real+synth-new": Row("openai/whisper-tiny.en", ("train.jsonl",), synth=("train-extra.jsonl",)),
 }
 SYNTH_VARIANTS = 1  # renderings per sentence: one clip per sentence, as many as the real-audio rows have
-
-
-def run_child(cmd: list[str], log_path: Path) -> tuple[int, float, float]:
-    """Run ``cmd`` with output to ``log_path``; returns (exit code, wall s, peak RSS in MB)."""
-    start = time.time()
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-    return os.waitstatus_to_exitcode(status), time.time() - start, usage.ru_maxrss / 1024
 
 
 # --- the baseline (runs in its own process) ---------------------------------------------------------
@@ -225,10 +212,10 @@ def synth_manifest(source: Path, out_dir: Path) -> Path:
     text_file.write_text("".join(apply_text_policy(u.text, "sentence") + "\n" for u in load_manifest(source)))
     cmd = [sys.executable, "-m", "asrtune", "synth", "--text", str(text_file), "--out", str(out_dir),
            "--variants-per-sentence", str(SYNTH_VARIANTS)]
-    rc, seconds, _ = run_child(cmd, out_dir.parent / f"{out_dir.name}.log")
-    if rc != 0:
+    child = run_child(cmd, out_dir.parent / f"{out_dir.name}.log")
+    if child.exit_code != 0:
         raise SystemExit(f"asrtune synth failed (see {out_dir.parent / f'{out_dir.name}.log'})")
-    print(f"synthesised {source.name} in {seconds:.0f} s -> {manifest}", flush=True)
+    print(f"synthesised {source.name} in {child.seconds:.0f} s -> {manifest}", flush=True)
     return manifest
 
 
@@ -268,10 +255,10 @@ def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> t
     if row.adapter != "none":
         cmd += ["--adapter", row.adapter]
     print("running:", " ".join(cmd), flush=True)
-    rc, _, rss = run_child(cmd, run_dir.parent / f"{name}.log")
-    if rc != 0:
+    child = run_child(cmd, run_dir.parent / f"{name}.log")
+    if child.exit_code != 0:
         raise SystemExit(f"asrtune train failed (see {run_dir.parent / f'{name}.log'})")
-    return json.loads((run_dir / "result.json").read_text()), rss
+    return json.loads((run_dir / "result.json").read_text()), child.peak_rss_mb
 
 
 def score_sets(model: str, sets: list[Path], args: argparse.Namespace, names: list[str] | None = None) -> dict[str, dict]:
@@ -311,9 +298,7 @@ def base_scores(model: str, sets: list[Path], args: argparse.Namespace) -> dict[
     if path.exists():
         return json.loads(path.read_text())
     scores = score_sets(model, sets, args)
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(path, scores, indent=2)
+    write_result_raw(path, scores)
     return scores
 
 
@@ -328,14 +313,12 @@ def training_speed(run_dir: Path) -> dict:
 
 
 def run_row(name: str, args: argparse.Namespace) -> dict:
-    from asrtune.hardware import describe_hardware
-
     row = ROWS[name]
     data = Path(args.data)
     run_dir = Path(args.runs) / name
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    hardware = describe_hardware() | {"torch_threads": args.threads}
+    started = utc_now()
+    hardware = describe_hardware(threads=args.threads)
     if args.reuse_run and (run_dir / "result.json").exists():
         result, train_rss = json.loads((run_dir / "result.json").read_text()), None
     else:
@@ -365,11 +348,12 @@ def run_row(name: str, args: argparse.Namespace) -> dict:
         save_row(record)
         return record
     base_json = run_dir.parent / f"{name}-hf-baseline.json"
-    cmd = [sys.executable, __file__, "--baseline-json", str(base_json), "--model", row.model, "--data", args.data,
+    cmd = [sys.executable, "-m", "benchmarks.bench_finetune", "--baseline-json", str(base_json), "--model", row.model,
+           "--data", str(args.data),
            "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--baseline-steps", str(args.baseline_steps),
            "--encoder-top", str(row.encoder_top), "--adapter", row.adapter, "--train", *row.train]
-    rc, _, base_rss = run_child(cmd, run_dir.parent / f"{name}-hf-baseline.log")
-    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(base_rss)} if rc == 0 else {"failed": True}
+    child = run_child(cmd, run_dir.parent / f"{name}-hf-baseline.log")
+    baseline = json.loads(base_json.read_text()) | {"peak_rss_mb": round(child.peak_rss_mb)} if child.exit_code == 0 else {"failed": True}
     record["hf_recipe"] = baseline
     if speed["utts_per_s"] and "utts_per_s" in baseline:
         record["speed_ratio"] = speed["utts_per_s"] / baseline["utts_per_s"]
@@ -436,95 +420,15 @@ def latest_record(name: str, args: argparse.Namespace) -> tuple[dict, Path]:
     return records[-1], run_dir
 
 
-def merge_table(rows: list[dict]) -> str:
-    """The merge studies as a Markdown table: one line per alpha (0 = base, 1 = final/)."""
-    if not any(r.get("merges") for r in rows):
-        return ""
-    head = ("| row | alpha | dev WER | guard WER (base) | so762 test WER [95 % CI] | libri-40 (rise) | lj-32 (rise) | chosen |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        study = r.get("merges")
-        if not study:
-            continue
-        final = r.get("final_refused_by_guard") or r["after"]
-        points = ([{"alpha": 0.0, "dev": study["base_dev_wer"], "guard": r["guard"]["guard_base_wer"], "scores": r["before"]}]
-                  + study["alphas"] + [{"alpha": 1.0, "dev": r["dev_wer_final"], "guard": r["guard"]["final_guard_wer"],
-                                        "scores": final}])
-        for m in points:
-            so = m["scores"]["speechocean762"]
-            rises = [f"{100 * m['scores'][s]['wer']:.2f} ({100 * (m['scores'][s]['wer'] - r['before'][s]['wer']):+.2f})"
-                     for s in FORGETTING_SETS]
-            lines.append(f"| {r['row']} | {m['alpha']:g} | {100 * m['dev']:.2f} | {100 * m['guard']:.2f} "
-                         f"({100 * r['guard']['guard_base_wer']:.2f}) | {100 * so['wer']:.2f} [{100 * so['ci95'][0]:.2f}, "
-                         f"{100 * so['ci95'][1]:.2f}] | {rises[0]} | {rises[1]} | "
-                         f"{'yes' if m['alpha'] == study['chosen'] else ''} |")
-    return "\n".join(lines) + "\n"
-
-
 def save_row(record: dict) -> None:
-    """Add ``record`` to the table JSON, replacing an earlier copy of the same run (row and start time)."""
-    from asrtune.fileio import write_json_atomic
-
-    table = json.loads(TABLE_JSON.read_text()) if TABLE_JSON.exists() else {"rows": []}
-    table["rows"] = [r for r in table["rows"] if (r["row"], r["when"]) != (record["row"], record["when"])] + [record]
-    TABLE_JSON.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(TABLE_JSON, table, indent=2)
-
-
-def _cell(r: dict, key: str, name: str) -> str:
-    v = r[key][name]
-    return f"{100 * v['wer']:.1f}" + (f" [{100 * v['ci95'][0]:.1f}, {100 * v['ci95'][1]:.1f}]" if key == "before" or
-                                       name == "speechocean762" else "")
-
-
-def _recipe(settings: dict) -> str:
-    """What trains on what, e.g. ``tiny.en: decoder + top 2 enc; train + train-extra``."""
-    model = settings["model"].split("whisper-")[-1]
-    trains = "decoder" + (f" + top {settings['encoder_top']} enc" if settings.get("encoder_top") else "")
-    data = [Path(t).stem for t in settings["train"]] + [f"eSpeak({Path(t).stem})" for t in settings.get("synth", ())]
-    scored = "" if settings.get("score_engine", "hf") == "hf" else f"; scored with {settings['score_engine']}"
-    return f"{model}: {trains}; {' + '.join(data)}{scored}"
-
-
-def _guard_cell(r: dict) -> str:
-    """``best/``'s step and guard WER; what ``final/`` scored when the guard refused it."""
-    g = r["guard"]
-    cell = f"step {r['best_step']}, guard {100 * g['guard_base_wer']:.1f} -> {100 * g['best_guard_wer']:.1f}"
-    final = r.get("final_refused_by_guard")
-    if final:
-        cell += (f"; final/ refused (guard {100 * g['final_guard_wer']:.1f}): so762 {100 * final['speechocean762']['wer']:.1f}, "
-                 + ", ".join(f"{s.split('-')[0]} {100 * final[s]['wer']:.2f}" for s in FORGETTING_SETS))
-    return cell
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """The rows as a Markdown table (WER in %, before -> after)."""
-    head = ("| row | recipe | when (UTC) | hardware | steps | train min | so762 test WER before -> after [95 % CI] | "
-            "libri-40 before -> after | lj-32 before -> after | utts/s | HF recipe utts/s | ratio | best/ step, guard |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in rows:
-        if r.get("partial"):  # cut short: its JSON record says what is missing
-            lines.append(f"| {r['row']} | {_recipe(r['settings'])} | {r['when']} | partial: {r.get('missing', '')} |")
-            continue
-        hf = r["hf_recipe"].get("utts_per_s")
-        cells = [
-            r["row"], _recipe(r["settings"]), r["when"], f"{r['hardware']['cpu']}, {r['hardware']['torch_threads']} threads, "
-                                 f"load {r['hardware'].get('load_average_1min', '?')}",
-            str(r["steps"]), f"{r['train_minutes']:.1f}",
-            f"{_cell(r, 'before', 'speechocean762')} -> {_cell(r, 'after', 'speechocean762')}",
-            *(f"{100 * r['before'][s]['wer']:.2f} -> {100 * r['after'][s]['wer']:.2f}" for s in FORGETTING_SETS),
-            f"{r['utts_per_s']:.2f}" if r["utts_per_s"] else "n/a", f"{hf:.2f}" if hf else "n/a",
-            f"x{r['speed_ratio']:.2f}" if r.get("speed_ratio") else "n/a", _guard_cell(r),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """Add ``record`` to the results, replacing an earlier copy of the same run (row and start time)."""
+    append_record(TABLE_JSON, record, key=("row", "when"))
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--row", choices=sorted(ROWS), help="run one row and append it to docs/bench/finetune_table.json")
-    p.add_argument("--table", action="store_true", help="rebuild docs/bench/finetune_table.md from the JSON")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    p = parser(__doc__)
+    p.add_argument("--row", choices=sorted(ROWS), help=f"run one row and append it to {TABLE_JSON.relative_to(REPO)}")
+    p.add_argument("--table", action="store_true", help="regenerate the tables made from the results (python -m benchmarks.tables)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--score-engine", choices=("hf", "ct2"), default="hf",
                    help="engine that scores base and tuned models (ct2: CTranslate2 int8, several times faster "
@@ -534,7 +438,7 @@ def main() -> int:
     p.add_argument("--max-train-minutes", type=float, default=15)
     p.add_argument("--eval-every", type=int, default=10)
     p.add_argument("--baseline-steps", type=int, default=2)
-    p.add_argument("--runs", default=str(REPO / "bench_results" / "rows"), help="run dirs (git-ignored)")
+    p.add_argument("--runs", type=Path, default=WORK / "rows", help="run dirs (default: %(default)s)")
     p.add_argument("--reuse-run", action="store_true", help="score an already trained run dir instead of training")
     p.add_argument("--score-final", choices=sorted(ROWS), metavar="ROW",
                    help="score final/ of the row's latest run when the guard refused it (added to its record)")
@@ -549,6 +453,8 @@ def main() -> int:
     p.add_argument("--adapter", default="none", help=argparse.SUPPRESS)
     p.add_argument("--train", nargs="+", default=["train.jsonl"], help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.baseline_json or args.row or args.base_scores_only or args.score_final or args.merge:
+        args.data = data_root(args)
     if args.baseline_json:
         baseline_main(args)
         return 0
@@ -564,11 +470,8 @@ def main() -> int:
     if args.row:
         run_row(args.row, args)
     if args.table or args.row:
-        rows = json.loads(TABLE_JSON.read_text())["rows"] if TABLE_JSON.exists() else []
-        from asrtune.fileio import write_text_atomic
-
-        write_text_atomic(TABLE_MD, markdown_table(rows) + "\n" + merge_table(rows))
-        print(markdown_table(rows))
+        for path in regenerate():
+            print(f"wrote {path}")
     if not (args.row or args.table):
         p.error("give --row NAME or --table")
     return 0

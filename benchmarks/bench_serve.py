@@ -15,12 +15,11 @@ Goal: throughput at concurrency 16 at least 2x that at concurrency 1 (dynamic ba
 the same per clip in a batch, so the gain there is small; ``scripts/gpu_check.sh`` runs this with
 ``--device cuda``, where a batch is nearly as cheap as one clip.
 
-    .venv/bin/python scripts/bench_serve.py --out bench_results/serve.json
+    python -m benchmarks.bench_serve                 # writes benchmarks/results/serve.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -30,14 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from asrtune.fileio import write_json_atomic  # noqa: E402
-from asrtune.hardware import describe_hardware  # noqa: E402
+from benchmarks.harness import child_env, data_root, describe_hardware, parser, timed, write_result
 
 SETS = ("librispeech-test-clean-40/manifest.jsonl", "speechocean762/test.jsonl")
 STARTUP_TIMEOUT_S = 600
@@ -74,8 +66,7 @@ def start_server(args, port: int) -> subprocess.Popen:
            "--port", str(port),
            "--max-batch-size", str(args.max_batch_size), "--max-wait-ms", str(args.max_wait_ms),
            "--max-queue", str(max(64, 2 * max(args.concurrency))), "--log-level", "info"]
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=child_env())
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     for line in proc.stderr:  # blocks on the server's own log: ready when uvicorn says so
         if READY_LINE in line:
@@ -103,16 +94,15 @@ def run_level(url: str, items: list, concurrency: int) -> dict:
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         def one(index: int) -> tuple[int, int, str, float]:
             name, data, _ = items[index]
-            t0 = time.perf_counter()
-            r = client.post("/v1/audio/transcriptions", files={"file": (name, data)},
-                            data={"model": "whisper-1", "response_format": "json"})
-            latency = time.perf_counter() - t0
-            return index, r.status_code, r.json().get("text", "") if r.status_code == 200 else r.text, latency
+            with timed() as latency:
+                r = client.post("/v1/audio/transcriptions", files={"file": (name, data)},
+                                data={"model": "whisper-1", "response_format": "json"})
+            return index, r.status_code, r.json().get("text", "") if r.status_code == 200 else r.text, latency.seconds
 
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(concurrency) as pool:
-            answers = list(pool.map(one, range(len(items))))
-        wall = time.perf_counter() - t0
+        with timed() as elapsed:
+            with ThreadPoolExecutor(concurrency) as pool:
+                answers = list(pool.map(one, range(len(items))))
+        wall = elapsed.seconds
     after = httpx.get(url + "/health").json()
     calls = after["model_calls"] - before["model_calls"]
     segments = after["segments_decoded"] - before["segments_decoded"]
@@ -143,19 +133,17 @@ def summarise(level: dict, items: list, concurrency: int, truth: dict[int, str] 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="openai/whisper-tiny.en")
-    parser.add_argument("--engine", default="ct2", choices=["ct2", "hf"])
-    parser.add_argument("--device", default="cpu", help="the server's --device: cpu, cuda or cuda:N")
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--concurrency", default="1,4,16", type=lambda s: [int(c) for c in s.split(",")])
-    parser.add_argument("--max-batch-size", type=int, default=16)
-    parser.add_argument("--max-wait-ms", type=float, default=20.0)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "serve.json"))
-    args = parser.parse_args()
+    p = parser(__doc__, out="serve.json")
+    p.add_argument("--model", default="openai/whisper-tiny.en")
+    p.add_argument("--engine", default="ct2", choices=["ct2", "hf"])
+    p.add_argument("--device", default="cpu", help="the server's --device: cpu, cuda or cuda:N")
+    p.add_argument("--requests", type=int, default=200)
+    p.add_argument("--concurrency", default="1,4,16", type=lambda s: [int(c) for c in s.split(",")])
+    p.add_argument("--max-batch-size", type=int, default=16)
+    p.add_argument("--max-wait-ms", type=float, default=20.0)
+    args = p.parse_args()
 
-    items = clips(Path(args.data), args.requests)
+    items = clips(data_root(args), args.requests)
     port = free_port()
     server = start_server(args, port)
     url = f"http://127.0.0.1:{port}"
@@ -187,7 +175,7 @@ def main() -> int:
     report = {"model": args.model, "engine": args.engine, "device": args.device, "requests": args.requests,
               "max_batch_size": args.max_batch_size, "max_wait_ms": args.max_wait_ms,
               "server_exit_code": server.returncode, "graceful_shutdown": graceful, "levels": results, "hardware": describe_hardware()}
-    write_json_atomic(Path(args.out), report)
+    write_result(args.out, report)
     print(f"\nwrote {args.out}")
     all_ok = all(r["answered_200"] == r["requests"] and r["mismatched"] == 0 and r["lost"] == r["duplicated"] == 0
                  for r in results)

@@ -15,27 +15,20 @@ What is measured
      minus that of a subprocess that only imports asrtune.data, for N/10 and N lines: iterating
      with read_manifest (should be flat) and validate --quick (grows only by the 8-byte-hash set).
 
-    .venv/bin/python scripts/bench_manifest.py                # full run (~2 minutes on 2 cores)
-    .venv/bin/python scripts/bench_manifest.py --lines 100000 # smaller
+    python -m benchmarks.bench_manifest                  # full run (~2 minutes on 2 cores)
+    python -m benchmarks.bench_manifest --lines 100000   # smaller
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from asrtune.hardware import cpu_name  # noqa: E402
-
-SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+from benchmarks.harness import child_env, data_root, describe_hardware, parser, timed, write_result
 
 CHILD = r"""
 import json, resource, sys, time
@@ -58,17 +51,17 @@ print(json.dumps({"lines": n, "seconds": seconds, "maxrss_kb": resource.getrusag
 
 
 def child(mode: str, manifest: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, mode, manifest], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", CHILD, mode, manifest], capture_output=True, text=True, env=child_env())
     if out.returncode != 0:
         raise SystemExit(f"child {mode} failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def throughput(jobs_default: int) -> list[dict]:
+def throughput(shared: Path, jobs_default: int) -> list[dict]:
     from asrtune.data.manifest import load_manifest
     from asrtune.data.validate import validate_manifests
 
-    manifest = SHARED / "speechocean762" / "train.jsonl"
+    manifest = shared / "speechocean762" / "train.jsonl"
     utts = load_manifest(manifest)
     audio_s = sum(u.duration for u in utts)
     validate_manifests([manifest], quick=True, jobs=1)  # warm the OS page cache once
@@ -78,9 +71,9 @@ def throughput(jobs_default: int) -> list[dict]:
         (f"full decode, {jobs_default} threads", False, jobs_default),
         ("--quick (headers), 1 thread", True, 1),
     ):
-        t = time.perf_counter()
-        report = validate_manifests([manifest], quick=quick, jobs=jobs)
-        seconds = time.perf_counter() - t
+        with timed() as elapsed:
+            report = validate_manifests([manifest], quick=quick, jobs=jobs)
+        seconds = elapsed.seconds
         assert report.ok and report.lines == len(utts)
         rows.append({"what": f"validate speechocean762 train: {name}", "files": len(utts), "seconds": seconds,
                      "files_per_s": len(utts) / seconds, "x_realtime": audio_s / seconds})
@@ -90,12 +83,12 @@ def throughput(jobs_default: int) -> list[dict]:
     return rows
 
 
-def write_big_manifest(path: Path, lines: int) -> None:
+def write_big_manifest(shared: Path, path: Path, lines: int) -> None:
     """``lines`` distinct 1 s segments of a few real recordings (offsets never repeat per file)."""
     import soundfile as sf
 
-    sources = [SHARED / "longform" / "librispeech-1089-134686.flac"]
-    sources += sorted((SHARED / "librispeech-test-clean-40" / "audio").rglob("*.flac"))[:4]
+    sources = [shared / "longform" / "librispeech-1089-134686.flac"]
+    sources += sorted((shared / "librispeech-test-clean-40" / "audio").rglob("*.flac"))[:4]
     # Offsets step by 0.1 ms: ~(length - 1 s) / 0.1 ms distinct segments per file.
     slots = [(str(s), int((sf.info(s).duration - 1.0) / 1e-4)) for s in sources]
     with open(path, "w") as f:
@@ -110,10 +103,10 @@ def write_big_manifest(path: Path, lines: int) -> None:
         raise SystemExit(f"could only make {i} distinct segments")
 
 
-def memory(lines: int, workdir: Path) -> list[dict]:
+def memory(shared: Path, lines: int, workdir: Path) -> tuple[list[dict], float]:
     small, big = workdir / "small.jsonl", workdir / "big.jsonl"
-    write_big_manifest(small, lines // 10)
-    write_big_manifest(big, lines)
+    write_big_manifest(shared, small, lines // 10)
+    write_big_manifest(shared, big, lines)
     base = child("baseline", str(small))["maxrss_kb"]
     rows = []
     for mode in ("iterate", "validate-quick"):
@@ -126,35 +119,31 @@ def memory(lines: int, workdir: Path) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "manifest.json"))
-    args = parser.parse_args()
-    if not SHARED.exists():
-        raise SystemExit(f"shared data not found at {SHARED}")
+    p = parser(__doc__, out="manifest.json")
+    p.add_argument("--lines", type=int, default=1_000_000)
+    args = p.parse_args()
+    shared = data_root(args)
     jobs_default = min(4, os.cpu_count() or 1)
-    hardware = f"{cpu_name()}, {os.cpu_count()} logical cores"
-    print(f"hardware: {hardware}; python {platform.python_version()}")
-
-    rows = throughput(jobs_default)
+    rows = throughput(shared, jobs_default)
     print("\nvalidate throughput (1200 real FLACs, 1.34 h of audio)")
     print(f"{'what':<58} {'s':>7} {'files/s':>9} {'x realtime':>11} {'speed-up':>9}")
     for r in rows:
         print(f"{r['what']:<58} {r['seconds']:>7.2f} {r['files_per_s']:>9.0f} {r['x_realtime']:>11.0f} {r['speedup']:>8.2f}x")
 
     with tempfile.TemporaryDirectory() as tmp:
-        mem_rows, base_mb = memory(args.lines, Path(tmp))
+        mem_rows, base_mb = memory(shared, args.lines, Path(tmp))
     print(f"\nmemory (fresh subprocess each; import-only baseline peak RSS {base_mb:.0f} MB)")
     print(f"{'what':<40} {'s':>7} {'lines/s':>9} {'peak RSS MB':>12} {'above import MB':>16}")
     for r in mem_rows:
         print(f"{r['what']:<40} {r['seconds']:>7.1f} {r['lines_per_s']:>9.0f} {r['peak_rss_mb']:>12.0f} {r['rss_above_import_mb']:>16.1f}")
 
-    out = Path(args.out)
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(out, {"hardware": hardware, "python": platform.python_version(), "throughput": rows,
-                            "memory": mem_rows, "import_baseline_rss_mb": base_mb, "lines": args.lines})
-    print(f"\nwrote {out}")
+    # Described last: it imports torch, and a child forked from a process that big would report
+    # the parent's peak as its own (ru_maxrss), spoiling the memory rows.
+    hardware = describe_hardware()
+    print(f"\nhardware: {hardware['cpu']}, {hardware['cores']} logical cores; python {hardware['python']}")
+    write_result(args.out, {"hardware": hardware, "throughput": rows, "memory": mem_rows, "import_baseline_rss_mb": base_mb,
+                            "lines": args.lines})
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

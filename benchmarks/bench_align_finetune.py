@@ -6,40 +6,33 @@ utterances are joined, in manifest order with ``GAP_S`` of silence between them,
 recording with a one-paragraph transcript: what a user with whole recordings and their
 transcripts has. ``asrtune manifest align`` (Whisper tiny.en, ct2 engine) cuts those back into
 training segments of at most 30 s. Whisper tiny.en is then tuned twice with one recipe (the
-``mixed`` recipe of ``scripts/bench_timestamps.py``: timestamp, prompt and no-speech fractions at
-0.5 / 0.3 / 0.05), and both are scored with ``asrtune eval`` (ct2, greedy) on speechocean762 test
+``mixed`` recipe of :mod:`benchmarks.recipes`, which ``bench_timestamps`` tunes too: timestamp,
+prompt and no-speech fractions at 0.5 / 0.3 / 0.05), and both are scored with ``asrtune eval`` (ct2, greedy) on speechocean762 test
 (500 utterances of 25 other speakers), with a paired bootstrap of the difference.
 
 Same budget: the aligned segments are ~6x longer than the clips, so the aligned run's batch holds
 as many seconds of audio as the hand-cut run's 16 clips and it runs for as many seconds of audio
 in all (the same number of epochs over the same 80 minutes of speech).
 
-Rows (each updates ``bench_results/align_finetune.json``)::
+Rows (each updates ``--out``, default ``benchmarks/results/align_finetune.json``)::
 
-    python scripts/bench_align_finetune.py --row build --row align     # long files, then align them
-    python scripts/bench_align_finetune.py --row gap                   # the forced-alignment check's two distributions
-    python scripts/bench_align_finetune.py --row tune-aligned          # the hand-cut run is bench_timestamps' tune-mixed
-    python scripts/bench_align_finetune.py --row score
+    python -m benchmarks.bench_align_finetune --row build --row align   # long files, then align them
+    python -m benchmarks.bench_align_finetune --row gap                 # the forced-alignment check's two distributions
+    python -m benchmarks.bench_align_finetune --row tune-aligned        # the hand-cut run is bench_timestamps' tune-mixed
+    python -m benchmarks.bench_align_finetune --row score
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from bench_timestamps import MODEL, TUNES  # noqa: E402  (one recipe for both benchmarks)
+from benchmarks.harness import WORK, data_root, parser, save_row, timed
+from benchmarks.recipes import MODEL, TUNES
 
 GAP_S = 0.6  # s of silence between joined utterances, as in the shared long-form file
 HANDCUT_BATCH = 16
@@ -47,24 +40,20 @@ ROWS = ("build", "gap", "align", "tune-aligned", "score")
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, out="align_finetune.json")
     p.add_argument("--row", action="append", choices=ROWS, help="row(s) to run (default: all, in order)")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    p.add_argument("--work", default=str(REPO / "bench_results" / "align_finetune"), help="long files, segments, the run")
-    p.add_argument("--handcut-run", default=str(REPO / "bench_results" / "timestamps_runs" / "mixed"),
-                   help="the hand-cut run (bench_timestamps.py --row tune-mixed)")
-    p.add_argument("--out", default=str(REPO / "bench_results" / "align_finetune.json"))
+    p.add_argument("--work", type=Path, default=WORK / "align_finetune", help="long files, segments, the run (default: %(default)s)")
+    p.add_argument("--handcut-run", type=Path, default=WORK / "timestamps_runs" / "mixed",
+                   help="the hand-cut run (bench_timestamps --row tune-mixed; default: %(default)s)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-segment-s", type=float, default=30.0, help="align: longest segment (manifest align --max-duration)")
     args = p.parse_args()
-    work = Path(args.work)
+    data, work = data_root(args), Path(args.work)
+    rows = {"build": build_row, "gap": gap_row, "align": align_row, "tune-aligned": tune_row, "score": score_row}
     for row in args.row or ROWS:
-        start = time.time()
-        rows = {"build": build_row, "gap": gap_row, "align": align_row, "tune-aligned": tune_row, "score": score_row}
-        result = rows[row](Path(args.data), work, args)
-        result["row_s"] = round(time.time() - start, 1)
-        from bench_timestamps import save_row
-
+        with timed() as elapsed:
+            result = rows[row](data, work, args)
+        result["row_s"] = round(elapsed.seconds, 1)
         save_row(Path(args.out), row, result)
         print(json.dumps({row: result}, indent=2), flush=True)
     return 0
@@ -148,10 +137,10 @@ def align_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
     from asrtune.inference import load_recognizer
 
     recognizer = load_recognizer(MODEL, engine="ct2", threads=args.threads)
-    start = time.time()
     rules = SegmentRules(max_duration_s=args.max_segment_s)
-    summary = align_to_manifest(recognizer, collect_recordings([str(work / "long.jsonl")]), work / "aligned.jsonl", rules=rules)
-    seconds = time.time() - start
+    with timed() as elapsed:
+        summary = align_to_manifest(recognizer, collect_recordings([str(work / "long.jsonl")]), work / "aligned.jsonl", rules=rules)
+    seconds = elapsed.seconds
     segments = load_manifest(work / "aligned.jsonl")
     durations = sorted(u.duration for u in segments)
     return {"summary": summary.line(), "max_segment_s": args.max_segment_s, "segments": len(segments), "rejected": summary.rejected,

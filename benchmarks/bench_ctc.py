@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Benchmark CTC training throughput (duration grouping on/off), decoding speed (greedy vs beam)
-and the over-fit check of issue #6 (a random wav2vec2 learns 20 real utterances through the CLI).
+and the over-fit check (a random wav2vec2 learns 20 real utterances through the CLI).
 
 Training: the CTC adapter's real batches (make_example -> collate -> loss -> backward -> AdamW
 step) on speechocean762 train utterances (1.6-20 s, so padding matters), in the trainer's
@@ -20,16 +20,13 @@ scratch on the 20 shortest speechocean762 train utterances (~2 s each) for ``--o
 steps (the same options as tests/test_ctc_train.py), then the best checkpoint transcribes them;
 reports the wall time of the train command, the character error rate, and the dev WER curve.
 
-    python scripts/bench_ctc.py                       # tiny random wav2vec2, CPU
-    python scripts/bench_ctc.py --model facebook/wav2vec2-base-960h --device cuda --train-utts 256
+    python -m benchmarks.bench_ctc                    # tiny random wav2vec2, CPU
+    python -m benchmarks.bench_ctc --model facebook/wav2vec2-base-960h --device cuda --train-utts 256
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,12 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from asrtune.fileio import write_json_atomic  # noqa: E402
-from asrtune.hardware import describe_hardware  # noqa: E402
-from asrtune.models.random_ctc import save_random_wav2vec2  # noqa: E402
-DATA = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+from asrtune.models.random_ctc import save_random_wav2vec2
+from benchmarks.harness import data_root, describe_hardware, parser, timed, write_result
+
 
 def bench_training(args, tmp: Path) -> dict:
     from asrtune.data.audio import load_audio
@@ -52,7 +46,7 @@ def bench_training(args, tmp: Path) -> dict:
     from asrtune.training.config import TrainConfig
     from asrtune.training.sampling import epoch_plan, group_by_duration
 
-    utts = [u for u in load_manifest(DATA / "speechocean762" / "train.jsonl") if u.duration <= args.max_seconds]
+    utts = [u for u in load_manifest(args.data / "speechocean762" / "train.jsonl") if u.duration <= args.max_seconds]
     utts = utts[: args.train_utts]
     manifest = tmp / "train.jsonl"
     write_manifest(manifest, utts, relative=False)
@@ -114,7 +108,7 @@ def bench_overfit(args, tmp: Path) -> dict:
     from asrtune.inference.ctc import CTCRecognizer
     from asrtune.models import resolve_model
 
-    utts = sorted(load_manifest(DATA / "speechocean762" / "train.jsonl"), key=lambda u: (u.duration, u.audio_filepath))[:20]
+    utts = sorted(load_manifest(args.data / "speechocean762" / "train.jsonl"), key=lambda u: (u.duration, u.audio_filepath))[:20]
     manifest = tmp / "overfit.jsonl"
     write_manifest(manifest, utts, relative=False)
     save_random_wav2vec2(tmp / "overfit-tiny")
@@ -122,9 +116,9 @@ def bench_overfit(args, tmp: Path) -> dict:
     argv = ["train", "--model", str(tmp / "overfit-tiny"), "--train", str(manifest), "--dev", str(manifest),
             "--out", str(run), "--max-steps", str(args.overfit_steps), "--save-every", str(args.overfit_steps),
             "--threads", str(args.threads), *OVERFIT_OPTIONS]
-    start = time.perf_counter()
-    code = cli(argv)
-    seconds = time.perf_counter() - start
+    with timed() as elapsed:
+        code = cli(argv)
+    seconds = elapsed.seconds
     if code != 0:
         raise SystemExit(f"over-fit: asrtune train exited {code}")
     recognizer = CTCRecognizer(resolve_model(str(run / "best")))
@@ -165,8 +159,8 @@ def bench_decoding(args, tmp: Path) -> dict:
     from asrtune.models.ctc_vocab import make_processor
 
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4, **{c: 5 + i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ'")}}
-    train = [json.loads(line)["text"] for line in open(DATA / "speechocean762" / "train.jsonl", encoding="utf-8")]
-    test = [json.loads(line)["text"] for line in open(DATA / "speechocean762" / "test.jsonl", encoding="utf-8")][: args.decode_utts]
+    train = [json.loads(line)["text"] for line in open(args.data / "speechocean762" / "train.jsonl", encoding="utf-8")]
+    test = [json.loads(line)["text"] for line in open(args.data / "speechocean762" / "test.jsonl", encoding="utf-8")][: args.decode_utts]
     (tmp / "lm.txt").write_text("\n".join(train), encoding="utf-8")
     (tmp / "vocab.json").write_text(json.dumps(vocab))
     build_lm(tmp / "lm.txt", tmp / "lm", order=3, tokens_from=str(tmp / "vocab.json"))
@@ -204,26 +198,24 @@ def bench_decoding(args, tmp: Path) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="'tiny' (random, built here) or a CTC model name/folder")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--train-utts", type=int, default=64)
-    parser.add_argument("--train-steps", type=int, default=8, help="batches per setting")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-seconds", type=float, default=20.0)
-    parser.add_argument("--decode-utts", type=int, default=100)
-    parser.add_argument("--beam-sizes", type=int, nargs="+", default=[10, 50])
-    parser.add_argument("--overfit-steps", type=int, default=250)
-    parser.add_argument("--skip-training", action="store_true")
-    parser.add_argument("--skip-overfit", action="store_true")
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "ctc.json"))
-    args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    p = parser(__doc__, out="ctc.json")
+    p.add_argument("--model", default="tiny", help="'tiny' (random, built here) or a CTC model name/folder")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-utts", type=int, default=64)
+    p.add_argument("--train-steps", type=int, default=8, help="batches per setting")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-seconds", type=float, default=20.0)
+    p.add_argument("--decode-utts", type=int, default=100)
+    p.add_argument("--beam-sizes", type=int, nargs="+", default=[10, 50])
+    p.add_argument("--overfit-steps", type=int, default=250)
+    p.add_argument("--skip-training", action="store_true")
+    p.add_argument("--skip-overfit", action="store_true")
+    args = p.parse_args()
+    args.data = data_root(args)
     torch.set_num_threads(args.threads)
 
-    report: dict = {"hardware": describe_hardware()}
+    report: dict = {"hardware": describe_hardware(threads=args.threads)}
     with tempfile.TemporaryDirectory(prefix="bench_ctc_") as tmp:
         tmp = Path(tmp)
         if not args.skip_training:
@@ -253,9 +245,8 @@ def main() -> int:
     print(f"{'decoder':<14}{'ms/utt':>10}{'RTF':>10}{'x greedy':>10}{'WER':>8}{'WER cov.':>10}")
     for name, e in d["decoders"].items():
         print(f"{name:<14}{e['ms_per_utt']:>10.2f}{e['rtf']:>10.4f}{e['slowdown_vs_greedy']:>10.1f}{e['wer']:>8.1%}{e['wer_covered']:>10.1%}")
-    out = Path(args.out)
-    write_json_atomic(out, report)
-    print(f"\nwrote {out}")
+    write_result(args.out, report)
+    print(f"\nwrote {args.out}")
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Word-timestamp accuracy on the long-form file, per engine (and any --model).
 
-/work/shared/data/longform holds the 38 LibriSpeech test-clean utterances of speaker 1089 joined
+``--data``'s longform/ holds the 38 LibriSpeech test-clean utterances of speaker 1089 joined
 in utterance-id order with 0.6 s of silence, so where each utterance lies in the file is known
 to the sample (the utterances are read from librispeech-test-clean-40). Inside an utterance the
 first word starts where the speech starts and the last word ends where it ends; those two points
@@ -11,29 +11,21 @@ timed with ``transcribe_audio(..., word_timestamps=True)``, and the error of the
 start and the last word's end against those points is reported: median and 90th percentile over
 the 76 boundaries.
 
-    .venv/bin/python scripts/bench_word_timing.py                       # tiny.en, hf and ct2
-    .venv/bin/python scripts/bench_word_timing.py --model openai/whisper-base --engines ct2
+    python -m benchmarks.bench_word_timing                       # tiny.en, hf and ct2
+    python -m benchmarks.bench_word_timing --model openai/whisper-base --engines ct2
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import data_root, describe_hardware, parser, timed, write_result
 
-SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
 LONGFORM = "longform/librispeech-1089-134686.flac"
 UTTERANCES = "librispeech-test-clean-40/manifest.jsonl"
 SPEAKER = "1089"
@@ -64,7 +56,7 @@ def speech_bounds(audio: np.ndarray, sample_rate: int = 16_000) -> tuple[float, 
     return loud[0] * FRAME_S, (loud[-1] + 1) * FRAME_S
 
 
-def references(shared: Path = SHARED) -> list[Reference]:
+def references(shared: Path) -> list[Reference]:
     """The utterances of the long-form file, in order, with sample-exact positions."""
     from asrtune.data.audio import SAMPLE_RATE, load_audio
 
@@ -107,37 +99,36 @@ def summarise(errors: dict) -> dict:
     }
 
 
-def measure(model: str, engine: str, refs: list[Reference]) -> dict:
+def measure(model: str, engine: str, refs: list[Reference], shared: Path) -> dict:
     from asrtune.data.audio import load_audio
     from asrtune.inference import load_recognizer
     from asrtune.transcription.longform import transcribe_audio
 
     recognizer = load_recognizer(model, engine=engine)
-    audio = load_audio(SHARED / LONGFORM)
-    t0 = time.perf_counter()
-    segments = transcribe_audio(recognizer, audio, word_timestamps=True)
-    wall = time.perf_counter() - t0
+    audio = load_audio(shared / LONGFORM)
+    with timed() as elapsed:
+        segments = transcribe_audio(recognizer, audio, word_timestamps=True)
+    wall = elapsed.seconds
     words = [w for s in segments for w in s.words]
     return {"model": model, "engine": engine, "words": len(words), "wall_s": round(wall, 1),
             **summarise(boundary_errors(words, refs))}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="model(s) to measure (default: openai/whisper-tiny.en)")
-    parser.add_argument("--engines", default="hf,ct2", help="comma-separated Whisper engines")
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "word_timing.json"))
-    args = parser.parse_args(argv)
-    refs = references()
-    rows = [measure(m, e, refs) for m in args.model or ["openai/whisper-tiny.en"] for e in args.engines.split(",")]
+    p = parser(__doc__, out="word_timing.json")
+    p.add_argument("--model", action="append", help="model(s) to measure (default: openai/whisper-tiny.en)")
+    p.add_argument("--engines", default="hf,ct2", help="comma-separated Whisper engines")
+    args = p.parse_args(argv)
+    shared = data_root(args)
+    refs = references(shared)
+    rows = [measure(m, e, refs, shared) for m in args.model or ["openai/whisper-tiny.en"] for e in args.engines.split(",")]
     print("| model | engine | words | median error (s) | 90th pct (s) | start median | end median | missing utts | wall (s) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['engine']} | {r['words']} | {r['median_s']:.3f} | {r['p90_s']:.3f} | "
               f"{r['start_median_s']:.3f} | {r['end_median_s']:.3f} | {r['missing_utterances']} | {r['wall_s']} |")
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(args.out, {"utterances": len(refs), "boundaries_per_model": 2 * len(refs), "results": rows})
+    write_result(args.out, {"utterances": len(refs), "boundaries_per_model": 2 * len(refs), "hardware": describe_hardware(),
+                            "results": rows})
     print(f"-> {args.out}", file=sys.stderr)
     return 0
 

@@ -2,15 +2,14 @@
 """Benchmark: does a tuned Whisper keep its timestamps, its prompts and its silence?
 
 Whisper tiny.en is tuned on speechocean762 train (1200 accented read utterances) twice with the
-same budget: ``plain`` (every example ``<|notimestamps|>``, no prompts, no no-speech clips: the
-recipe before asrtune issue #14) and ``mixed`` (``--timestamp-fraction``, ``--prompt-fraction`` and
+same budget: ``plain`` (every example ``<|notimestamps|>``, no prompts, no no-speech clips) and ``mixed`` (``--timestamp-fraction``, ``--prompt-fraction`` and
 ``--no-speech-fraction`` at 0.5, 0.3 and 0.05); ``packed`` is the mix trained on the clips plus the
 same clips packed into <= 30 s windows with one timed part each (``asrtune manifest pack``), for
 multi-segment timestamp targets. Each is exported with ``--export-ct2`` and run,
 with the untuned ``base``, through faster-whisper's own ``WhisperModel.transcribe`` (timestamped
 decoding, its default):
 
-* ``timestamps`` - /work/shared/data/longform (one 5-minute file) and librispeech-test-clean-40:
+* ``timestamps`` - ``--data``'s longform (one 5-minute file) and librispeech-test-clean-40:
   segment count, whether every segment's times are monotonic and inside the file, WER
   (whisper-en normaliser);
 * ``prompting`` - speechocean762 test WER without and with an ``initial_prompt`` of the domain's
@@ -25,16 +24,15 @@ decoding, its default):
   ``transcribe_audio`` (VAD, then the no-speech rule) and the model alone (the rule only).
 
 Any other run folder with a ``best-ct2/`` placed (or linked) in ``--runs`` is measured too.
-Rows run separately and update one JSON (``bench_results/timestamps.json``)::
+Rows run separately and update one JSON (``--out``, default ``benchmarks/results/timestamps.json``)::
 
-    python scripts/bench_timestamps.py --row tune-plain
-    python scripts/bench_timestamps.py --row tune-mixed
-    python scripts/bench_timestamps.py --row tune-packed
-    python scripts/bench_timestamps.py --row accuracy --row silence --row hallucination --row timestamps
-    python scripts/bench_timestamps.py --row prompting --test-limit 250
+    python -m benchmarks.bench_timestamps --row tune-plain
+    python -m benchmarks.bench_timestamps --row tune-mixed
+    python -m benchmarks.bench_timestamps --row tune-packed
+    python -m benchmarks.bench_timestamps --row accuracy --row silence --row hallucination --row timestamps
+    python -m benchmarks.bench_timestamps --row prompting --test-limit 250
 
-Results (300 steps on all 1,200 utterances, 2026-12-01): README section "Timestamps, prompts and
-silence after fine-tuning" and ``docs/bench/timestamps.json``.
+The recipes are :data:`benchmarks.recipes.TUNES`.
 """
 
 from __future__ import annotations
@@ -42,30 +40,15 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from benchmarks.harness import WORK, data_root, parser, save_row, timed
+from benchmarks.recipes import MODEL, TUNES
 
-MODEL = "openai/whisper-tiny.en"
-TUNES = {  # run name -> the three new options
-    "plain": {"timestamp_fraction": 0.0, "prompt_fraction": 0.0, "no_speech_fraction": 0.0},
-    "mixed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
-    # the mix, trained on the clips plus the same clips packed into <= 30 s windows (asrtune manifest pack)
-    "packed": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05},
-    # the packed recipe in one step (--pack-windows) with vocabulary prompts (--prompt-terms auto: random
-    # subsets of the training transcripts' 100 most frequent words) in place of the previous utterance
-    "packed-terms": {"timestamp_fraction": 0.5, "prompt_fraction": 0.3, "no_speech_fraction": 0.05, "prompt_terms": "auto",
-                     "pack_windows": True},
-}
 HALLUCINATION_SEED = 12345  # no-speech clips the training series (seed 0) never contains
 HALLUCINATION_CLIPS = 30
 PROMPT_WORDS = 40  # words in the domain-vocabulary prompt
@@ -75,11 +58,9 @@ ROWS = ("tune-plain", "tune-mixed", "tune-packed", "tune-packed-terms", "timesta
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(__doc__, out="timestamps.json")
     p.add_argument("--row", action="append", choices=ROWS, help="row(s) to run (default: all, in order)")
-    p.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    p.add_argument("--runs", default=str(REPO / "bench_results" / "timestamps_runs"), help="folder of the tuned runs")
-    p.add_argument("--out", default=str(REPO / "bench_results" / "timestamps.json"))
+    p.add_argument("--runs", type=Path, default=WORK / "timestamps_runs", help="folder of the tuned runs (default: %(default)s)")
     p.add_argument("--train-limit", type=int, default=None,
                    help="train on the first N utterances of speechocean762 train (a short budget on a slow machine)")
     p.add_argument("--max-steps", type=int, default=300)
@@ -92,17 +73,17 @@ def main() -> None:
     p.add_argument("--only", action="append", metavar="MODEL",
                    help="measure only these models (base, tuned-plain, tuned-mixed, ...; default: all in --runs)")
     args = p.parse_args()
-    data, runs, out = Path(args.data), Path(args.runs), Path(args.out)
+    data, runs, out = data_root(args), Path(args.runs), Path(args.out)
     for row in args.row or ROWS:
-        start = time.time()
-        if row.startswith("tune-"):
-            result = tune(row.removeprefix("tune-"), data, runs, args)
-        else:
-            models = {k: v for k, v in available_models(runs).items() if not args.only or k in args.only}
-            rows = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row,
-                    "accuracy": accuracy_row, "silence": silence_row}
-            result = rows[row](models, data, args)
-        result["row_s"] = round(time.time() - start, 1)
+        with timed() as elapsed:
+            if row.startswith("tune-"):
+                result = tune(row.removeprefix("tune-"), data, runs, args)
+            else:
+                models = {k: v for k, v in available_models(runs).items() if not args.only or k in args.only}
+                rows = {"timestamps": timestamps_row, "prompting": prompting_row, "hallucination": hallucination_row,
+                        "accuracy": accuracy_row, "silence": silence_row}
+                result = rows[row](models, data, args)
+        result["row_s"] = round(elapsed.seconds, 1)
         save_row(out, row, result)
         print(json.dumps({row: result}, indent=2), flush=True)
 
@@ -301,18 +282,6 @@ def silence_row(models: dict[str, Path], data: Path, args: argparse.Namespace) -
                 out[f"{name}/{engine}/{path_name}/non_empty"] = sum(bool(t) for t in said)
                 out[f"{name}/{engine}/{path_name}/examples"] = sorted({t for t in said if t})[:5]
     return out
-
-
-# --- results ----------------------------------------------------------------------------------------
-
-
-def save_row(path: Path, row: str, result: dict[str, Any]) -> None:
-    """Update one row of the results JSON (atomically), keeping the others."""
-    from asrtune.fileio import write_json_atomic
-
-    results = json.loads(path.read_text()) if path.is_file() else {}
-    results[row] = {**result, "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    write_json_atomic(path, results)
 
 
 if __name__ == "__main__":

@@ -11,40 +11,32 @@ What is measured
   Speed-ups are ratios against the first engine listed in the same run. The engines get the same
   thread budget (--threads, default 2 = this machine's cores).
 
-    .venv/bin/python scripts/bench_eval.py                       # both engines, 500 utts (minutes)
-    .venv/bin/python scripts/bench_eval.py --limit 50 --engines ct2
+    python -m benchmarks.bench_eval                       # both engines, 500 utts (minutes)
+    python -m benchmarks.bench_eval --limit 50 --engines ct2
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from asrtune.hardware import cpu_name  # noqa: E402
-SHARED = Path(os.environ.get("ASRTUNE_SHARED_DATA", REPO.parent / "shared" / "data"))
+from benchmarks.harness import data_root, describe_hardware, parser, timed, write_result
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="openai/whisper-tiny.en")
-    parser.add_argument("--manifest", default=str(SHARED / "speechocean762" / "test.jsonl"))
-    parser.add_argument("--engines", default="hf,ct2", help="comma-separated; the first is the speed-up baseline")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--limit", type=int, default=None, help="first N utterances only")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
-    parser.add_argument("--out", default=str(REPO / "bench_results" / "eval.json"))
-    parser.add_argument("--reports", default=None, help="keep each engine's report folder under this folder")
-    args = parser.parse_args()
+    p = parser(__doc__, out="eval.json")
+    p.add_argument("--model", default="openai/whisper-tiny.en")
+    p.add_argument("--manifest", default=None, help="manifest to decode (default: --data's speechocean762/test.jsonl)")
+    p.add_argument("--engines", default="hf,ct2", help="comma-separated; the first is the speed-up baseline")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--limit", type=int, default=None, help="first N utterances only")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
+    p.add_argument("--reports", default=None, help="keep each engine's report folder under this folder")
+    args = p.parse_args()
+    if args.manifest is None:
+        args.manifest = str(data_root(args) / "speechocean762" / "test.jsonl")
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
 
@@ -53,13 +45,13 @@ def main() -> int:
     from asrtune.inference import RecognizerOptions
 
     reports_root = Path(args.reports) if args.reports else Path(tempfile.mkdtemp(prefix="bench_eval_"))
-    hardware = f"{cpu_name()}, {os.cpu_count()} logical cores, {args.threads} threads used"
+    hardware = describe_hardware(threads=args.threads)
     rows: list[dict] = []
     for engine in args.engines.split(","):
-        start = time.perf_counter()
-        summary = evaluate(args.model, args.manifest, reports_root / engine,
-                           RecognizerOptions(engine=engine, batch_size=args.batch_size), limit=args.limit, progress=True)
-        wall = time.perf_counter() - start
+        with timed() as elapsed:
+            summary = evaluate(args.model, args.manifest, reports_root / engine,
+                               RecognizerOptions(engine=engine, batch_size=args.batch_size), limit=args.limit, progress=True)
+        wall = elapsed.seconds
         speed, ci = summary["speed"], summary["confidence_interval"]["normalized"]
         rows.append({
             "engine": engine,
@@ -81,14 +73,14 @@ def main() -> int:
     return 0
 
 
-def report(rows: list[dict], args, hardware: str) -> None:
+def report(rows: list[dict], args, hardware: dict) -> None:
     base = rows[0]
     for r in rows:
         r["speedup"] = base["decode_s"] / r["decode_s"] if r["decode_s"] else None
         r["speedup_baseline"] = base["engine"]
     print(f"\nasrtune eval benchmark: {args.model} on {args.manifest} ({base['utterances']} utterances, "
           f"{base['audio_s'] / 60:.1f} min audio), batch {args.batch_size}, greedy")
-    print(f"hardware: {hardware}\n")
+    print(f"hardware: {hardware['cpu']}, {hardware['cores']} logical cores, {args.threads} threads used\n")
     header = (f"{'engine':6}  {'utt/s':>7}  {'RTF':>7}  {'vs ' + base['engine']:>8}  {'decode s':>8}  {'wall s':>7}  "
               f"{'WER norm':>8}  {'95% CI':>15}  {'WER orth':>8}")
     print(header)
@@ -97,12 +89,9 @@ def report(rows: list[dict], args, hardware: str) -> None:
         print(f"{r['engine']:6}  {r['utterances_per_s']:7.2f}  {r['rtf']:7.4f}  {r['speedup']:7.2f}x  "
               f"{r['decode_s']:8.1f}  {r['wall_s']:7.1f}  {100 * r['wer_normalized']:7.2f}%  "
               f"{100 * r['wer_ci'][0]:6.2f}-{100 * r['wer_ci'][1]:6.2f}%  {100 * r['wer_orthographic']:7.2f}%")
-    result = {"hardware": hardware, "python": platform.python_version(), "model": args.model,
+    result = {"hardware": hardware, "model": args.model,
               "manifest": args.manifest, "batch_size": args.batch_size, "threads": args.threads, "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    from asrtune.fileio import write_json_atomic
-
-    write_json_atomic(args.out, result)
+    write_result(args.out, result)
     print(f"\nwritten: {args.out}", flush=True)
 
 
