@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 
 from asrtune.alignment.words import Word
-
-SAMPLE_RATE = 16_000  # Hz
+from asrtune.data.audio import SAMPLE_RATE
 
 
 def frame_seconds(config) -> float:

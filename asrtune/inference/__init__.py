@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer
 from asrtune.inference.options import ENGINES, RecognizerOptions
 from asrtune.options import update_options
@@ -54,15 +53,12 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     opts = recognizer_options(options, **overrides)
     terms = load_terms_arg(opts.bias_terms)
     resolved = resolve_model(model)
+    opts.check_family(resolved.family)
     if resolved.family == "ctc":
-        if opts.prompt is not None:
-            raise ConfigError("--prompt is a Whisper option; CTC models take no prompt")
         from asrtune.inference.ctc import CTCRecognizer
 
         return CTCRecognizer(resolved, device=opts.device, batch_size=opts.batch_size, lm=opts.lm, terms=terms,
                              beam_size=opts.beam_size, word_timestamps=opts.word_timestamps)
-    if opts.lm is not None:
-        raise ConfigError("--lm is for CTC models; Whisper decodes with its own language model")
     common = dict(device=opts.device, batch_size=opts.batch_size, terms=terms, prompt=opts.prompt, language=opts.language,
                   beam_size=opts.beam_size, features=opts.features, word_timestamps=opts.word_timestamps,
                   no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,

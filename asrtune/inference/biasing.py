@@ -35,6 +35,7 @@ from transformers.generation.logits_process import LogitsProcessor
 
 from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
+from asrtune.inference.whisper_common import text_token_ids
 
 __all__ = ["DEFAULT_TERM_BOOST", "TermBiasLogitsProcessor", "TermTrie", "load_terms"]
 
@@ -93,8 +94,9 @@ class TermTrie:
 class TermBiasLogitsProcessor(LogitsProcessor):
     """Boost the logits of tokens that spell listed terms (see the module docstring).
 
-    ``tokenizer`` is any Hugging Face tokenizer (``encode(text, add_special_tokens=False)`` and
-    ``all_special_ids``); use :meth:`from_token_ids` to build one without a tokenizer.
+    ``tokenizer`` is any Hugging Face tokenizer (terms are encoded as plain text, see
+    :func:`~asrtune.inference.whisper_common.text_token_ids`; ``all_special_ids`` are never boosted); use :meth:`from_token_ids` to build one without a
+    tokenizer.
 
     >>> import torch
     >>> proc = TermBiasLogitsProcessor.from_token_ids([[3, 4]], boost=2.0, first_token_boost=1.0)
@@ -115,8 +117,8 @@ class TermBiasLogitsProcessor(LogitsProcessor):
         self.terms = [t.strip() for t in terms if t.strip()]
         for term in self.terms:
             for spelling in spellings(term):
-                anywhere.append(tokenizer.encode(" " + spelling, add_special_tokens=False))
-                at_start.append(tokenizer.encode(spelling, add_special_tokens=False))
+                anywhere.append(text_token_ids(tokenizer, " " + spelling))
+                at_start.append(text_token_ids(tokenizer, spelling))
         self._setup(anywhere, at_start, boost, first_token_boost, special)
 
     @classmethod

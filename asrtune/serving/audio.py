@@ -50,8 +50,10 @@ def read_upload(upload: BinaryIO, filename: str | None, settings: ServerSettings
                 raise too_long(duration, settings)
             audio = load_audio(spool.name)
         except AudioError as e:
-            raise APIError(400, f"cannot decode {filename or 'the upload'}: {e.reason}", param="file",
-                           code="invalid_file") from None
+            name = filename or "the upload"
+            # the decoder names the spooled copy; the client knows only its own file name
+            reason = e.reason.replace(spool.name, name)
+            raise APIError(400, f"cannot decode {name}: {reason}", param="file", code="invalid_file") from None
     seconds = len(audio) / SAMPLE_RATE
     if seconds > settings.max_audio_seconds:  # headers can understate (VBR mp3)
         raise too_long(seconds, settings)

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE
+from asrtune.models.whisper_spec import WINDOW_SECONDS
 
 log = logging.getLogger(__name__)
 
-MAX_SEGMENT_S = 30.0  # s: Whisper's input window
+MAX_SEGMENT_S = WINDOW_SECONDS  # s: a segment fills at most Whisper's input window
 MIN_SILENCE_S = 0.16  # s: shorter pauses do not end a speech chunk (as faster-whisper's batched mode)
 SPEECH_PAD_S = 0.2  # s: kept either side of a chunk so word onsets/offsets are not clipped
 ENERGY_FRAME_S = 0.03  # s: frame length for the energy detector and quietest-point search
