@@ -17,7 +17,7 @@ from asrtune.inference.base import Recognizer
 from asrtune.inference.options import ENGINES, RecognizerOptions
 from asrtune.options import update_options
 
-__all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "load_recognizer", "recognizer_options"]
+__all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "check_model_options", "load_recognizer", "recognizer_options"]
 
 
 def recognizer_options(options: RecognizerOptions | None = None, **overrides: Any) -> RecognizerOptions:
@@ -31,6 +31,21 @@ def recognizer_options(options: RecognizerOptions | None = None, **overrides: An
     """
     base = options if options is not None else RecognizerOptions()
     return update_options(dataclasses.replace(base), overrides, "load_recognizer").validate()
+
+
+def check_model_options(options: RecognizerOptions, resolved) -> RecognizerOptions:
+    """``options`` checked against a resolved (not yet loaded) model: its family, and for Whisper
+    whether it is English-only (read from its config.json), so a bad --language or --beam-size
+    fails before the weights load."""
+    import json
+
+    vocab_size = None
+    if resolved.family == "whisper":
+        try:
+            vocab_size = int(json.loads((resolved.path / "config.json").read_text())["vocab_size"])
+        except (OSError, KeyError, TypeError, ValueError):
+            vocab_size = None  # the loader reports an unreadable config with its own error
+    return options.check_family(resolved.family, vocab_size)
 
 
 def load_recognizer(model, options: RecognizerOptions | None = None, **overrides: Any) -> Recognizer:
@@ -53,7 +68,7 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     opts = recognizer_options(options, **overrides)
     terms = load_terms_arg(opts.bias_terms)
     resolved = resolve_model(model)
-    opts.check_family(resolved.family)
+    check_model_options(opts, resolved)
     if resolved.family == "ctc":
         from asrtune.inference.ctc import CTCRecognizer
 

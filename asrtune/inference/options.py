@@ -11,7 +11,7 @@ The CLI flags of ``asrtune eval`` and ``asrtune transcribe`` are generated from 
 >>> RecognizerOptions(beam_size=0).validate()
 Traceback (most recent call last):
 asrtune.errors.ConfigError: --beam-size must be between 1 and 500, got 0
->>> RecognizerOptions(beam_size=64).validate().check_family("whisper")
+>>> RecognizerOptions(beam_size=64).validate().check_family("whisper", 51864)
 Traceback (most recent call last):
 asrtune.errors.ConfigError: --beam-size 64: Whisper decodes with at most 32 beams (5 is the usual width)
 >>> RecognizerOptions.from_dict({"engine": "ct2", "beam_size": 2}) == RecognizerOptions(engine="ct2", beam_size=2)
@@ -31,6 +31,7 @@ from asrtune.inference.whisper_common import (
     COMPRESSION_RATIO_THRESHOLD, FEATURE_STYLES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, check_language_name,
     check_thresholds, prompt_token_limit,
 )
+from asrtune.models.whisper_spec import is_multilingual
 from asrtune.options import check_choices, option, update_options
 
 ENGINES = ("hf", "ct2")
@@ -106,9 +107,13 @@ class RecognizerOptions:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
         return self
 
-    def check_family(self, family: str) -> "RecognizerOptions":
-        """The checks that need the model's family (``whisper`` or ``ctc``), known once it is resolved."""
+    def check_family(self, family: str, vocab_size: int | None = None) -> "RecognizerOptions":
+        """The checks that need the model's family (``whisper`` or ``ctc``) and, for Whisper, its
+        vocabulary size (English-only or multilingual): known once it is resolved, before it loads."""
         if family == "whisper":
+            if vocab_size is not None and self.language is not None and not is_multilingual(vocab_size) \
+                    and check_language_name(self.language) != "en":
+                raise ConfigError(f"--language {self.language}: this is an English-only Whisper model; use a multilingual one")
             if self.beam_size > MAX_WHISPER_BEAM_SIZE:
                 raise ConfigError(f"--beam-size {self.beam_size}: Whisper decodes with at most {MAX_WHISPER_BEAM_SIZE} beams "
                                   "(5 is the usual width)")
