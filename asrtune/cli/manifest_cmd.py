@@ -27,6 +27,7 @@ EXAMPLES = """\
 
 def register(subparsers, summary: str) -> None:
     from asrtune.data.importers import FORMATS
+    from asrtune.data.pack import MAX_WINDOW_S
 
     p = add_subparser(subparsers, "manifest", summary, DESCRIPTION, EXAMPLES)
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -119,7 +120,8 @@ def register(subparsers, summary: str) -> None:
     pk.add_argument("manifests", nargs="+", metavar="MANIFEST")
     pk.add_argument("--out", required=True, help="output JSONL manifest")
     pk.add_argument("--audio-dir", help="where window FLACs go (default: OUT_STEM_audio/ beside --out)")
-    pk.add_argument("--max-duration", type=float, default=30.0, metavar="SECONDS", help="longest window (Whisper's window is 30 s)")
+    pk.add_argument("--max-duration", type=float, default=MAX_WINDOW_S, metavar="SECONDS",
+                    help=f"longest window (Whisper's window is {MAX_WINDOW_S:g} s)")
     pk.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
                     help="silence inserted between clips (their own leading and trailing silence is kept)")
     pk.set_defaults(func=run_pack)
