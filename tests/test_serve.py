@@ -201,11 +201,11 @@ def test_prompt_is_used_per_request(recognizer, client, clips, tmp_path):
 def test_long_audio_is_segmented_like_asrtune_transcribe(recognizer, client, shared_data, tmp_path):
     import soundfile as sf
 
-    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 
     audio = load_audio(shared_data / "longform" / "librispeech-1089-134686.flac", duration=50.0)
     path = tmp_path / "long.flac"
-    sf.write(path, audio, SAMPLE_RATE)
+    sf.write(path, audio, SAMPLE_RATE_HZ)
     record = reference(recognizer, [path], tmp_path / "ref")[path.name]
     assert len(record["segments"]) >= 2  # 50 s: cut at a pause by the VAD
     verbose = create(client, path, response_format="verbose_json")

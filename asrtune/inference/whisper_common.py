@@ -10,7 +10,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.errors import ConfigError
 from asrtune.models import whisper_spec
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, N_FRAMES
@@ -205,7 +205,7 @@ def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None
             from transformers import WhisperFeatureExtractor
 
             hf_extractor = WhisperFeatureExtractor(feature_size=n_mels)
-        return hf_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features.astype(np.float32)
+        return hf_extractor(clips, sampling_rate=SAMPLE_RATE_HZ, return_tensors="np").input_features.astype(np.float32)
     if style == "faster-whisper":
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.feature_extractor import FeatureExtractor
