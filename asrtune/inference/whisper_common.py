@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from asrtune.data.audio import SAMPLE_RATE_HZ
+from asrtune.data.terms import check_term_length, load_terms
 from asrtune.errors import ConfigError
 from asrtune.models import whisper_spec
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, N_FRAMES
@@ -101,11 +102,8 @@ def text_token_ids(tokenizer, text: str) -> list[int]:
     """Token ids of ``text`` as plain text: ``"<|endoftext|>"`` typed by a user is spelled with
     ordinary tokens, never turned into the control token (which would end or derail decoding).
     No length warning: a long text is clipped by the caller (:func:`clip_prompt_tokens`).
-
-    >>> from transformers import WhisperTokenizer                                    # doctest: +SKIP
-    >>> text_token_ids(tok, " <|endoftext|>")[:3]                                     # doctest: +SKIP
-    [1279, 91, 437]
-    """
+    With Whisper's tokenizer ``" <|endoftext|>"`` becomes `` <``, ``|``, ``end``, ... (1279, 91, 437, ...),
+    not 50256."""
     return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False))
 
 
@@ -158,8 +156,6 @@ def load_terms_arg(terms) -> list[str] | None:
     """``terms`` as a list of strings: a list as given, or a path to a one-term-per-line file."""
     if terms is None:
         return None
-    from asrtune.data.terms import check_term_length, load_terms
-
     if isinstance(terms, (str, os.PathLike)):
         return load_terms(terms, "--bias-terms")
     for i, term in enumerate(terms):

@@ -16,6 +16,7 @@ from typing import Any, Hashable, Iterator
 
 from asrtune.errors import ConfigError
 from asrtune.inference.options import RecognizerOptions
+from asrtune.inference.whisper_common import using_prefix
 
 
 class PromptSwitch:
@@ -51,7 +52,5 @@ class PromptSwitch:
         if key == self.default or key not in self._prefixes:
             yield
             return
-        from asrtune.inference.whisper_common import using_prefix
-
         with using_prefix(self.recognizer, self._prefixes[key]):
             yield
