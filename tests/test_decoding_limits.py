@@ -176,11 +176,14 @@ def test_a_600_word_prompt_gives_the_transcript_of_its_last_223_tokens(engine, t
 @pytest.mark.parametrize("engine", ["hf", "ct2"])
 def test_a_prompt_the_decoder_copies_stays_inside_the_context_and_falls_back_to_no_prompt(engine, tiny_recognizer, shared_data):
     """600 x "word": with the loop check off, the decoder copies it until the context is full;
-    with it on (the default) the looping transcript is decoded again without the prompt."""
+    with it on (the default) the looping transcript is decoded again greedily without the prompt,
+    which costs one more greedy pass, not best-of-5 sampling at five temperatures."""
     rec, audio = tiny_recognizer(engine), clip_audio(shared_data)
     prompt = " ".join(["word"] * 600)
     prefix = rec.build_prefix(prompt, None)
+    start = time.perf_counter()
     looped = decode_with(rec, prompt, audio, compression_ratio_threshold=0.0)
+    one_pass = time.perf_counter() - start
     assert compression_ratio(looped.text) > 2.4  # garbage, as a plain decoder gives it
     # it ran to the end of the context and not past it: the decoder reads the prefix and every
     # generated token but the last (hf stops at 448 tokens in all, CTranslate2 one token later)
@@ -189,7 +192,8 @@ def test_a_prompt_the_decoder_copies_stays_inside_the_context_and_falls_back_to_
     fixed = decode_with(rec, prompt, audio)
     seconds = time.perf_counter() - start
     assert fixed.text == decode_with(rec, None, audio).text and fixed.temperature == 0.0
-    assert seconds < 120, f"{seconds:.0f} s for one 10 s clip"
+    # relative to the looping pass itself, so a busy machine does not fail it (sampling took > 5x)
+    assert seconds < 2.5 * one_pass, f"{seconds:.0f} s with the fallback, {one_pass:.0f} s for the looping pass"
 
 
 @pytest.mark.slow
