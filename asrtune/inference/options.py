@@ -81,8 +81,9 @@ class RecognizerOptions:
                                        help="Whisper: mean token log-probability (nats, <= 0) under which a likely no-speech segment is dropped")
     compression_ratio_threshold: float = option(
         COMPRESSION_RATIO_THRESHOLD, group=GROUP,
-        help="Whisper: a transcript that compresses more than this (gzip ratio: a repetition loop) is decoded again by "
-             "sampling at temperatures 0.2 ... 1.0, best of 5, seeded; 0 turns it off")
+        help="Whisper: a transcript that compresses more than this (gzip ratio: a repetition loop) is decoded again: "
+             "with a --prompt first greedily without it, then by sampling at temperatures 0.2 ... 1.0, best of 5, "
+             "seeded; 0 turns it off")
 
     def validate(self) -> "RecognizerOptions":
         """Check every option; raise ConfigError naming the first bad one. Returns self.
