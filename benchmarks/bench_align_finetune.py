@@ -63,19 +63,19 @@ def build_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
     """One FLAC + transcript per speaker of speechocean762 train, listed in ``long.jsonl``."""
     import numpy as np
 
-    from asrtune.data.audio import SAMPLE_RATE, load_audio, write_flac
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio, write_flac
     from asrtune.data.manifest import Utterance, load_manifest, write_manifest
 
     by_speaker: dict[str, list] = defaultdict(list)
     for utt in load_manifest(data / "speechocean762" / "train.jsonl"):
         by_speaker[str(utt.speaker)].append(utt)
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), dtype=np.float32)
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE_HZ), dtype=np.float32)
     recordings = []
     for speaker, utts in sorted(by_speaker.items()):
         audio = np.concatenate([part for u in utts for part in (load_audio(u.audio_filepath), gap)][:-1])
         path = work / "long" / f"speaker-{speaker}.flac"
         write_flac(path, audio)
-        recordings.append(Utterance(str(path), " ".join(u.text for u in utts), len(audio) / SAMPLE_RATE,
+        recordings.append(Utterance(str(path), " ".join(u.text for u in utts), len(audio) / SAMPLE_RATE_HZ,
                                     extra={"speaker": speaker}))
     write_manifest(work / "long.jsonl", recordings, relative=False)
     return {"recordings": len(recordings), "minutes": round(sum(r.duration for r in recordings) / 60, 1),

@@ -58,7 +58,7 @@ def speech_bounds(audio: np.ndarray, sample_rate: int = 16_000) -> tuple[float, 
 
 def references(shared: Path) -> list[Reference]:
     """The utterances of the long-form file, in order, with sample-exact positions."""
-    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 
     manifest = shared / UTTERANCES
     utts = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
@@ -66,10 +66,10 @@ def references(shared: Path) -> list[Reference]:
     refs, position = [], 0
     for u in utts:
         audio = load_audio(manifest.parent / u["audio_filepath"])
-        start = position / SAMPLE_RATE
-        a, b = speech_bounds(audio, SAMPLE_RATE)
-        refs.append(Reference(u["utt_id"], start, start + len(audio) / SAMPLE_RATE, start + a, start + b))
-        position += len(audio) + int(round(PAUSE_S * SAMPLE_RATE))
+        start = position / SAMPLE_RATE_HZ
+        a, b = speech_bounds(audio, SAMPLE_RATE_HZ)
+        refs.append(Reference(u["utt_id"], start, start + len(audio) / SAMPLE_RATE_HZ, start + a, start + b))
+        position += len(audio) + int(round(PAUSE_S * SAMPLE_RATE_HZ))
     return refs
 
 

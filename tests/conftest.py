@@ -45,3 +45,21 @@ def require_whisper_package(model_id: str = "openai/whisper-tiny.en") -> None:
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def tiny_recognizer():
+    """``tiny_recognizer(engine)``: Whisper tiny.en loaded once per engine (``hf`` or ``ct2``) for the
+    whole session. Tests that need another prompt swap the prefix with
+    ``asrtune.inference.whisper_common.using_prefix`` instead of loading the model again."""
+    require_whisper_package()
+    from asrtune.inference import load_recognizer
+
+    loaded: dict[str, object] = {}
+
+    def get(engine: str):
+        if engine not in loaded:
+            loaded[engine] = load_recognizer("openai/whisper-tiny.en", engine=engine)
+        return loaded[engine]
+
+    return get

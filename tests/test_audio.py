@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asrtune.data.audio import SAMPLE_RATE, audio_info, count_decodable_frames, load_audio, resample
+from asrtune.data.audio import SAMPLE_RATE_HZ, audio_info, count_decodable_frames, load_audio, resample
 from asrtune.data.manifest import read_manifest
 from asrtune.errors import AudioError
 
@@ -35,7 +35,7 @@ def test_shared_formats_load_as_16k_mono_float32(shared_data, folder, manifest, 
     wav = load_audio(utt.audio_filepath)
     assert wav.dtype == np.float32 and wav.ndim == 1
     # Length follows the rate change: n_16k ≈ n_src * 16000 / rate (MP3 headers estimate, hence 0.05 s slack).
-    assert abs(len(wav) / SAMPLE_RATE - duration) < 0.05
+    assert abs(len(wav) / SAMPLE_RATE_HZ - duration) < 0.05
     assert 0.005 < float(np.sqrt(np.mean(wav**2))) < 1.0  # real speech, not silence, not clipped garbage
 
 
@@ -54,7 +54,7 @@ def test_offset_reads_only_the_segment(shared_data):
     full_duration = audio_info(long)[0]
     assert full_duration > 250
     segment = load_audio(long, offset=120.0, duration=2.5)
-    assert len(segment) == int(2.5 * SAMPLE_RATE)
+    assert len(segment) == int(2.5 * SAMPLE_RATE_HZ)
     reference = sf.read(long, start=120 * 16_000, frames=int(2.5 * 16_000), dtype="float32")[0]
     np.testing.assert_allclose(segment, reference, atol=1e-6)  # 16 kHz source: no resampling, exact
     with pytest.raises(AudioError, match="past the end"):
@@ -76,9 +76,9 @@ def test_resample_is_band_limited_and_keeps_a_tone():
     tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     above_nyquist = (0.5 * np.sin(2 * np.pi * 12_000 * t)).astype(np.float32)  # > 8 kHz: must vanish
     out = resample(tone + above_nyquist, rate)
-    assert out.dtype == np.float32 and len(out) == SAMPLE_RATE
+    assert out.dtype == np.float32 and len(out) == SAMPLE_RATE_HZ
     spectrum = np.abs(np.fft.rfft(out[1000:-1000]))
-    freqs = np.fft.rfftfreq(len(out) - 2000, 1 / SAMPLE_RATE)
+    freqs = np.fft.rfftfreq(len(out) - 2000, 1 / SAMPLE_RATE_HZ)
     assert abs(freqs[spectrum.argmax()] - 440) < 2
     # 12 kHz would alias to 4 kHz without the low-pass: its energy there must be tiny.
     alias = spectrum[(freqs > 3900) & (freqs < 4100)].max()
@@ -105,7 +105,7 @@ def test_ogg_vorbis_loads(tmp_path):
     path = tmp_path / "tone.ogg"
     sf.write(path, 0.3 * np.sin(2 * np.pi * 500 * t), rate, format="OGG", subtype="VORBIS")
     wav = load_audio(path)
-    assert abs(len(wav) - SAMPLE_RATE) < 200
+    assert abs(len(wav) - SAMPLE_RATE_HZ) < 200
     assert 0.1 < float(np.sqrt(np.mean(wav**2))) < 0.3
 
 

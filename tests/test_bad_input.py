@@ -200,6 +200,28 @@ CASES = [
     case("serve-port-not-a-number", f"serve --model {TINY} --port http", "port", "http"),
     case("serve-host-unresolvable", f"serve --model {TINY} --host no.such.host.invalid", "--host", "no.such.host.invalid"),
     case("serve-missing-bias-terms", f"serve --model {TINY} --bias-terms {{d}}/missing.txt", "--bias-terms", "missing.txt"),
+    # --- Whisper's decoding limits (library side: test_decoding_limits.py; server side: test_serve.py) ---
+    case("transcribe-beam-size-10000", f"{TRANSCRIBE} --beam-size 10000", "--beam-size", "10000", out="{d}/transcripts"),
+    case("eval-beam-size-10000", f"{EVAL} --manifest {GOOD} --beam-size 10000", "--beam-size", out="{d}/report"),
+    case("serve-beam-size-10000", f"serve --model {TINY} --beam-size 10000", "--beam-size", "10000"),
+    case("transcribe-whisper-beam-64", f"{TRANSCRIBE} --engine ct2 --beam-size 64", "--beam-size 64", "at most 32",
+         out="{d}/transcripts", needs_model=True),
+    case("serve-whisper-beam-64", f"serve --model {TINY} --beam-size 64", "--beam-size 64", "at most 32", needs_model=True),
+    case("transcribe-term-boost-inf", f"{TRANSCRIBE} --term-boost inf", "--term-boost", out="{d}/transcripts"),
+    case("transcribe-unknown-language", f"{TRANSCRIBE} --language xx", "--language xx", "not a Whisper language",
+         out="{d}/transcripts"),
+    case("serve-unknown-language", f"serve --model {TINY} --language xx", "--language xx"),
+    case("transcribe-german-on-english-only-hf", f"{TRANSCRIBE} --language de", "--language de", "English-only",
+         out="{d}/transcripts", needs_model=True),
+    case("transcribe-german-on-english-only-ct2", f"{TRANSCRIBE} --engine ct2 --language de", "--language de",
+         "English-only", out="{d}/transcripts", needs_model=True),
+    case("transcribe-paragraph-bias-term", f"{TRANSCRIBE} --bias-terms {{d}}/long_term.txt", "--bias-terms",
+         "long_term.txt:2", "500 characters", out="{d}/transcripts"),
+    case("serve-paragraph-bias-term", f"serve --model {TINY} --bias-terms {{d}}/long_term.txt", "long_term.txt:2"),
+    case("transcribe-compression-ratio-half", f"{TRANSCRIBE} --compression-ratio-threshold 0.5",
+         "--compression-ratio-threshold", out="{d}/transcripts"),
+    case("transcribe-no-speech-threshold-2", f"{TRANSCRIBE} --no-speech-threshold 2", "--no-speech-threshold",
+         out="{d}/transcripts"),
     # --- manifest align: missing audio or transcript, bad outputs; all before the model loads ---
     case("pack-missing", "manifest pack {d}/missing.jsonl --out {d}/p.jsonl", "missing.jsonl", out="{d}/p.jsonl"),
     case("pack-max-duration", f"manifest pack {GOOD} --out {{d}}/p.jsonl --max-duration 40", "--max-duration", "30",
@@ -246,6 +268,7 @@ def make_sandbox(d: Path, tiny_ct2: Path | None) -> None:
     (d / "negative_offset.jsonl").write_text(json.dumps({**good, "offset": -1.0}) + "\n")
     (d / "no_audio.jsonl").write_text(json.dumps({**good, "audio_filepath": "gone.wav"}) + "\n")
     (d / "domain.txt").write_text("Start apixaban today.\n")
+    (d / "long_term.txt").write_text("apixaban\n" + "x" * 500 + "\n")  # a 500-character "term"
     (d / "punctuation.txt").write_text("...\n!!!\n")
     (d / "existing.txt").write_text("keep me\n")
     (d / "other_hyps.jsonl").write_text(json.dumps({"id": "other.wav", "text": "hello"}) + "\n")

@@ -23,7 +23,7 @@ from asrtune.alignment.long_audio import REJECTED_NAME, Recording, align_to_mani
 from asrtune.alignment.segmenter import AUDIO_NOT_IN_TEXT, MISMATCH, TEXT_NOT_IN_AUDIO, SegmentRules
 from asrtune.alignment.limits import words_token_estimate
 from asrtune.cli import main
-from asrtune.data.audio import SAMPLE_RATE, audio_info
+from asrtune.data.audio import SAMPLE_RATE_HZ, audio_info
 from asrtune.data.manifest import load_manifest
 from asrtune.errors import ConfigError
 from tests.conftest import require_whisper_package
@@ -32,8 +32,8 @@ CODE_STEP = 1e-3  # amplitude per second of time code: second s holds (s + 1) * 
 
 
 def coded_recording(path: Path, seconds: int) -> Path:
-    samples = np.repeat((np.arange(seconds, dtype=np.float32) + 1) * CODE_STEP, SAMPLE_RATE)
-    sf.write(path, samples, SAMPLE_RATE, format="FLAC")
+    samples = np.repeat((np.arange(seconds, dtype=np.float32) + 1) * CODE_STEP, SAMPLE_RATE_HZ)
+    sf.write(path, samples, SAMPLE_RATE_HZ, format="FLAC")
     return path
 
 
@@ -41,10 +41,10 @@ def coded_transcriber(recognizer, audio: np.ndarray, *, vad: str, word_timestamp
     """One word per whole second of ``audio``, named after the absolute second its time code gives."""
     assert word_timestamps
     words = []
-    for i in range(len(audio) // SAMPLE_RATE):
-        second = round(float(audio[i * SAMPLE_RATE + SAMPLE_RATE // 2]) / CODE_STEP) - 1
+    for i in range(len(audio) // SAMPLE_RATE_HZ):
+        second = round(float(audio[i * SAMPLE_RATE_HZ + SAMPLE_RATE_HZ // 2]) / CODE_STEP) - 1
         words.append(Word(f" s{second}", i + 0.1, i + 0.6, 1.0))
-    return [SimpleNamespace(start=0.0, end=len(audio) / SAMPLE_RATE, text="", words=words)]
+    return [SimpleNamespace(start=0.0, end=len(audio) / SAMPLE_RATE_HZ, text="", words=words)]
 
 
 def test_windows_give_every_word_once_at_its_file_time(tmp_path):
@@ -91,7 +91,7 @@ def test_cut_writes_one_flac_per_segment(tmp_path):
         assert Path(utt.audio_filepath).parent == tmp_path / "cut" and utt.offset == 0.0
         assert audio_info(utt.audio_filepath)[0] == pytest.approx(utt.duration, abs=1e-3)
         samples, _ = sf.read(utt.audio_filepath)  # the time code says which part of the recording it is
-        assert round(samples[SAMPLE_RATE // 2] / CODE_STEP) - 1 == int(utt.extra["source_start"] + 0.5)
+        assert round(samples[SAMPLE_RATE_HZ // 2] / CODE_STEP) - 1 == int(utt.extra["source_start"] + 0.5)
     assert json.loads(out.read_text().splitlines()[0])["audio_filepath"].startswith("cut/rec-00000.flac")
 
 
@@ -130,8 +130,8 @@ def longform(shared_data):
     utts, t = [], 0.0
     for r in rows:
         n = sf.info(shared_data / "librispeech-test-clean-40" / r["audio_filepath"]).frames
-        utts.append((t, t + n / SAMPLE_RATE, r["text"]))
-        t += n / SAMPLE_RATE + JOIN_SILENCE_S
+        utts.append((t, t + n / SAMPLE_RATE_HZ, r["text"]))
+        t += n / SAMPLE_RATE_HZ + JOIN_SILENCE_S
     line = json.loads((shared_data / "longform" / "manifest.jsonl").read_text().splitlines()[0])
     return shared_data / "longform" / line["audio_filepath"], line["text"], utts
 
@@ -265,9 +265,9 @@ def test_forced_alignment_keeps_misheard_accented_speech_but_not_wrong_text(shar
     rows = [json.loads(line) for line in (root / "test.jsonl").read_text().splitlines()]
     speaker = rows[0]["speaker"]
     own = [r for r in rows if r["speaker"] == speaker][:20]
-    gap = np.zeros(int(JOIN_SILENCE_S * SAMPLE_RATE), dtype=np.float32)
+    gap = np.zeros(int(JOIN_SILENCE_S * SAMPLE_RATE_HZ), dtype=np.float32)
     audio = tmp_path / "speaker.flac"
-    sf.write(audio, np.concatenate([part for r in own for part in (load_audio(root / r["audio_filepath"]), gap)]), SAMPLE_RATE)
+    sf.write(audio, np.concatenate([part for r in own for part in (load_audio(root / r["audio_filepath"]), gap)]), SAMPLE_RATE_HZ)
     texts = [r["text"] for r in own]
     words = hypothesis_words(tiny, str(audio))
     off = SegmentRules(max_logprob_gap=None)

@@ -19,8 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import require_whisper_package
-
 fastapi = pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
@@ -107,11 +105,8 @@ def running(app):
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    require_whisper_package()
-    from asrtune.inference import load_recognizer
-
-    return load_recognizer(MODEL, engine="ct2")
+def recognizer(tiny_recognizer):
+    return tiny_recognizer("ct2")  # loaded once per session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -206,11 +201,11 @@ def test_prompt_is_used_per_request(recognizer, client, clips, tmp_path):
 def test_long_audio_is_segmented_like_asrtune_transcribe(recognizer, client, shared_data, tmp_path):
     import soundfile as sf
 
-    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 
     audio = load_audio(shared_data / "longform" / "librispeech-1089-134686.flac", duration=50.0)
     path = tmp_path / "long.flac"
-    sf.write(path, audio, SAMPLE_RATE)
+    sf.write(path, audio, SAMPLE_RATE_HZ)
     record = reference(recognizer, [path], tmp_path / "ref")[path.name]
     assert len(record["segments"]) >= 2  # 50 s: cut at a pause by the VAD
     verbose = create(client, path, response_format="verbose_json")
@@ -239,6 +234,7 @@ def test_undecodable_file_is_400_with_the_reason(client, tmp_path):
     error = info.value.response.json()["error"]
     assert error["param"] == "file" and error["code"] == "invalid_file"
     assert error["message"].startswith("cannot decode notes.wav: ")
+    assert "asrtune-upload-" not in error["message"] and tempfile.gettempdir() not in error["message"]
     assert upload_files() == before  # the spooled upload did not outlive the request
 
 
@@ -312,3 +308,62 @@ def test_bad_form_fields_are_400_naming_the_field(client, clips):
     with pytest.raises(openai.BadRequestError) as info:
         create(client, path, language="xx")
     assert info.value.response.json()["error"]["param"] == "language"
+
+
+# --- Whisper's limits through the server (tests/test_decoding_limits.py has the library side) ------
+
+
+def openai_error(call) -> dict:
+    """The OpenAI error object of a request that must fail with HTTP 400."""
+    with pytest.raises(openai.BadRequestError) as info:
+        call()
+    body = info.value.response.json()
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]
+
+
+def test_impossible_prompt_language_and_temperature_are_400(client, clips):
+    path = clips["1089-134686-0001"]
+    error = openai_error(lambda: create(client, path, language="de"))  # tiny.en is English-only
+    assert error["param"] == "language" and "English-only" in error["message"]
+    error = openai_error(lambda: create(client, path, language="klingon"))
+    assert error["param"] == "language" and "not a Whisper language" in error["message"]
+    for temperature in (5, -1, float("nan")):
+        assert openai_error(lambda: create(client, path, temperature=temperature))["param"] == "temperature"
+    assert create(client, path, language="English").text  # a language name in any case is fine
+
+
+@pytest.mark.slow
+def test_over_long_and_special_token_prompts_through_the_server(client, clips, tiny_recognizer, shared_data):
+    """A 600- and a 20,000-word prompt answer what the prompt's last 223 tokens answer (as
+    asrtune transcribe does with them), and special-token text is read as text."""
+    from prompt_helpers import SPECIAL_PROMPT, decode_with, long_prompt, reference_text, tail_prompt, wer
+
+    path = clips["1089-134686-0000"]
+    tok = tiny_recognizer("ct2").tokenizer
+    prompt = long_prompt(tok, shared_data)
+    tail = create(client, path, prompt=tail_prompt(tok, prompt)).text
+    assert create(client, path, prompt=prompt).text == tail
+    assert create(client, path, prompt=long_prompt(tok, shared_data, 20_000)).text == tail
+    from asrtune.data.audio import load_audio
+
+    assert tail == decode_with(tiny_recognizer("ct2"), tail_prompt(tok, prompt), load_audio(path)).text
+    special = create(client, path, prompt=SPECIAL_PROMPT).text
+    assert wer(reference_text(shared_data), special) < 0.2 and "<|" not in special
+
+
+@pytest.mark.slow
+def test_long_prompt_through_a_server_on_the_hf_engine(tiny_recognizer, clips, shared_data):
+    from asrtune.serving.app import create_app
+    from prompt_helpers import long_prompt, tail_prompt
+
+    rec = tiny_recognizer("hf")
+    app = create_app(rec, RecognizerOptions(engine="hf"), ServerSettings(**SETTINGS))
+    path = clips["1089-134686-0000"]
+    prompt = long_prompt(rec.processor.tokenizer, shared_data)
+    with running(app) as url:
+        hf_client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=300)
+        assert create(hf_client, path, prompt=prompt).text == create(hf_client, path, prompt=tail_prompt(
+            rec.processor.tokenizer, prompt)).text
+        error = openai_error(lambda: create(hf_client, path, language="de"))
+        assert error["param"] == "language"

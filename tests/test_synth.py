@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from asrtune.cli import main
-from asrtune.data.audio import SAMPLE_RATE, audio_info, load_audio
+from asrtune.data.audio import SAMPLE_RATE_HZ, audio_info, load_audio
 from asrtune.data.manifest import load_manifest
 from asrtune.errors import ConfigError, ManifestError
 from asrtune.synth import (
@@ -32,7 +32,7 @@ SENTENCES = ["Start apixaban five milligrams twice daily.", "The electrocardiogr
 
 def _spectral_centroid(wav: np.ndarray) -> float:
     spectrum = np.abs(np.fft.rfft(wav))
-    freqs = np.fft.rfftfreq(len(wav), 1 / SAMPLE_RATE)
+    freqs = np.fft.rfftfreq(len(wav), 1 / SAMPLE_RATE_HZ)
     return float((spectrum * freqs).sum() / spectrum.sum())
 
 
@@ -99,7 +99,7 @@ def test_synthesize_corpus_writes_valid_16khz_manifest(tmp_path):
     assert len({d["voice"] for d in lines if d["sentence_id"] == 0}) == 3
     for utt in load_manifest(manifest):
         duration, rate, channels = audio_info(utt.audio_filepath)
-        assert (rate, channels) == (SAMPLE_RATE, 1)
+        assert (rate, channels) == (SAMPLE_RATE_HZ, 1)
         assert abs(duration - utt.duration) < 0.01
         assert 1.0 < duration < 8.0
         wav = load_audio(utt.audio_filepath)
@@ -123,7 +123,7 @@ def test_same_seed_same_plan_other_seed_differs(tmp_path):
 
 def test_add_noise_hits_requested_snr():
     rng = np.random.default_rng(0)
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    t = np.arange(SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
     clean = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     noisy = add_noise(clean, 20.0, rng)
     snr = 10 * np.log10(np.mean(clean**2) / np.mean((noisy - clean) ** 2))

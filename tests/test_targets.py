@@ -111,9 +111,13 @@ def test_prompt_is_given_not_predicted_and_truncated(tokenizer):
     long = t.plain("Next.", prompt=" ".join(f"word{i}" for i in range(400)))
     prev = long.ids[: long.ids.index(t.sot[0])]
     assert len(prev) == 448 // 2 and decode_target(tokenizer, prev).endswith("word399")
-    # and a short decoder context leaves the prompt only what the target does not need
-    short = WhisperTargets(tokenizer, t.sot, max_tokens=32).plain("Next.", prompt=" ".join(f"w{i}" for i in range(100)))
-    assert len(short.decoder_input_ids) == 32
+    # the limit is half of the decoder's context (clip_prompt_tokens, as in decoding) ...
+    short = WhisperTargets(tokenizer, t.sot, max_tokens=32)
+    prompt = " ".join(f"w{i}" for i in range(100))
+    assert short.plain("Next.", prompt=prompt).ids.index(t.sot[0]) == 32 // 2
+    # ... and the prompt gets no more than the room the target leaves
+    tight = short.plain(" ".join(["Next."] * 8), prompt=prompt)
+    assert len(tight.decoder_input_ids) == 32 and tight.ids.index(t.sot[0]) < 32 // 2
 
 
 def test_no_speech_target_ends_after_the_forced_prefix_and_trains_no_speech_at_sot(tokenizer):

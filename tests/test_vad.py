@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asrtune.data.audio import SAMPLE_RATE, load_audio
+from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 from asrtune.transcription.vad import (
     MAX_SEGMENT_S,
     Span,
@@ -27,18 +27,18 @@ def longform_audio(shared_data):
 def assert_detector_ran(audio: np.ndarray, method: str) -> None:
     """The requested detector really ran: a Silero test that silently fell back to the energy
     detector would otherwise pass on the energy detector's merits."""
-    assert detect_speech(audio[: 10 * SAMPLE_RATE], method).method == method
+    assert detect_speech(audio[: 10 * SAMPLE_RATE_HZ], method).method == method
 
 
 def _level_db(audio: np.ndarray, start: float, end: float) -> float:
-    window = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)].astype(np.float64)
+    window = audio[int(start * SAMPLE_RATE_HZ) : int(end * SAMPLE_RATE_HZ)].astype(np.float64)
     return float(10 * np.log10(np.mean(window**2) + 1e-12))
 
 
 @pytest.mark.parametrize("method", ["silero", "energy"])
 def test_longform_segments_are_inside_ordered_and_short(longform_audio, method):
     assert_detector_ran(longform_audio, method)
-    duration = len(longform_audio) / SAMPLE_RATE
+    duration = len(longform_audio) / SAMPLE_RATE_HZ
     segments = segment_audio(longform_audio, method=method)
     assert len(segments) >= duration / MAX_SEGMENT_S  # 299 s cannot fit in fewer than 10 segments
     for seg in segments:
@@ -78,9 +78,9 @@ def test_silero_chunks_find_the_pauses_between_utterances(longform_audio, shared
 def test_short_noise_and_silence_have_no_segments():
     # the VAD runs on short files too: Whisper would write "you" for a clip of noise
     rng = np.random.default_rng(0)
-    short = (0.1 * rng.standard_normal(10 * SAMPLE_RATE)).astype(np.float32)
+    short = (0.1 * rng.standard_normal(10 * SAMPLE_RATE_HZ)).astype(np.float32)
     assert segment_audio(short) == []
-    silence = np.zeros(60 * SAMPLE_RATE, dtype=np.float32)
+    silence = np.zeros(60 * SAMPLE_RATE_HZ, dtype=np.float32)
     assert segment_audio(silence, method="energy") == []
     assert segment_audio(silence, method="silero") == []
     assert detect_speech(silence, "silero").method == "silero"
@@ -90,9 +90,9 @@ def test_short_noise_and_silence_have_no_segments():
 def _bursts(on_off: list[tuple[float, float]], total_s: float) -> np.ndarray:
     """Noise bursts (speech stand-ins for the energy detector) at the given times, silence elsewhere."""
     rng = np.random.default_rng(1)
-    audio = (1e-4 * rng.standard_normal(int(total_s * SAMPLE_RATE))).astype(np.float32)
+    audio = (1e-4 * rng.standard_normal(int(total_s * SAMPLE_RATE_HZ))).astype(np.float32)
     for start, end in on_off:
-        a, b = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        a, b = int(start * SAMPLE_RATE_HZ), int(end * SAMPLE_RATE_HZ)
         audio[a:b] += (0.2 * rng.standard_normal(b - a)).astype(np.float32)
     return audio
 

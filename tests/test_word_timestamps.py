@@ -24,7 +24,7 @@ from asrtune.inference.base import Hypothesis
 from conftest import REPO_ROOT, require_whisper_package
 
 TINY = "openai/whisper-tiny.en"
-SAMPLE_RATE = 16_000
+SAMPLE_RATE_HZ = 16_000
 
 
 SHORT_CLIPS = (1, 27)  # librispeech-test-clean-40 lines: 3.3 s and 2.7 s (short clips keep the hf tests quick)
@@ -63,7 +63,7 @@ def test_decode_gives_text_words_and_scores_on_both_engines(whisper, shared_data
         words = hyp.words
         assert _letters(" ".join(w.text for w in words)) == _letters(hyp.text)  # the words are the text
         assert len(words) == len(hyp.text.split())
-        duration = len(clip) / SAMPLE_RATE
+        duration = len(clip) / SAMPLE_RATE_HZ
         for w in words:
             assert 0.0 <= w.start <= w.end <= duration + 0.02 and 0.0 <= w.probability <= 1.0
         assert all(a.start <= b.start and a.end <= b.end for a, b in zip(words, words[1:]))  # monotonic
@@ -83,7 +83,7 @@ def test_force_align_times_the_given_text_and_scores_the_right_text_higher(whisp
     swapped = whisper.force_align(clips, [rows[1]["text"].capitalize(), rows[0]["text"].capitalize()])
     for hyp, row, clip in zip(own, rows, clips):
         assert [w.text for w in hyp.words] == row["text"].capitalize().split()  # the given text, word for word
-        assert all(0.0 <= w.start <= w.end <= len(clip) / SAMPLE_RATE + 0.02 for w in hyp.words)
+        assert all(0.0 <= w.start <= w.end <= len(clip) / SAMPLE_RATE_HZ + 0.02 for w in hyp.words)
     for right, wrong in zip(own, swapped):  # a transcript of other speech is far less likely on this audio
         assert right.avg_logprob > wrong.avg_logprob + 1.0
 
@@ -181,7 +181,7 @@ def test_ctc_forced_alignment_gives_one_monotonic_word_per_word(tmp_path, shared
     for hyp, clip in zip(hyps, clips):
         assert [w.text for w in hyp.words] == hyp.text.split()
         for w in hyp.words:
-            assert 0.0 <= w.start < w.end <= len(clip) / SAMPLE_RATE + 0.02 and 0.0 < w.probability <= 1.0
+            assert 0.0 <= w.start < w.end <= len(clip) / SAMPLE_RATE_HZ + 0.02 and 0.0 < w.probability <= 1.0
         assert all(a.end <= b.start for a, b in zip(hyp.words, hyp.words[1:]))
 
 
@@ -192,11 +192,11 @@ def test_transcribe_audio_puts_words_in_file_time(shared_data):
     from asrtune.transcription.longform import transcribe_audio
 
     a, b = _clips(shared_data, 2)
-    gap = np.zeros(2 * SAMPLE_RATE, np.float32)
+    gap = np.zeros(2 * SAMPLE_RATE_HZ, np.float32)
     rec = load_recognizer(TINY, engine="ct2")
     segments = transcribe_audio(rec, np.concatenate([a, gap, b]), word_timestamps=True, max_segment_s=4.0)
     assert len(segments) == 2
-    second_start = (len(a) + len(gap)) / SAMPLE_RATE
+    second_start = (len(a) + len(gap)) / SAMPLE_RATE_HZ
     first, second = segments
     assert first.end <= second_start <= second.start
     assert all(first.start <= w.start <= w.end <= first.end for w in first.words)
@@ -257,8 +257,8 @@ def _noise_clips(folder):
     rng = np.random.default_rng(0)
     folder.mkdir()
     for i in range(30):
-        n = int(rng.uniform(3.0, 8.0) * SAMPLE_RATE)
-        t = np.arange(n) / SAMPLE_RATE
+        n = int(rng.uniform(3.0, 8.0) * SAMPLE_RATE_HZ)
+        t = np.arange(n) / SAMPLE_RATE_HZ
         if i < 10:
             audio = np.zeros(n)
         elif i < 20:
@@ -266,7 +266,7 @@ def _noise_clips(folder):
         else:  # mains hum with harmonics, 50 or 60 Hz
             f = 50.0 if i % 2 else 60.0
             audio = rng.uniform(0.02, 0.2) * sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3))
-        sf.write(folder / f"clip{i:02d}.wav", audio.astype(np.float32), SAMPLE_RATE)
+        sf.write(folder / f"clip{i:02d}.wav", audio.astype(np.float32), SAMPLE_RATE_HZ)
 
 
 @pytest.mark.slow

@@ -14,8 +14,7 @@ import warnings
 import numpy as np
 
 from asrtune.alignment.words import Word
-
-SAMPLE_RATE = 16_000  # Hz
+from asrtune.data.audio import SAMPLE_RATE_HZ
 
 
 def frame_seconds(config) -> float:
@@ -25,7 +24,7 @@ def frame_seconds(config) -> float:
     >>> frame_seconds(Config())
     0.02
     """
-    return math.prod(int(s) for s in config.conv_stride) / SAMPLE_RATE
+    return math.prod(int(s) for s in config.conv_stride) / SAMPLE_RATE_HZ
 
 
 def transcript_targets(text: str, vocab: dict[str, int], word_delimiter: str = "|") -> list[int]:

@@ -1,4 +1,5 @@
-"""Whisper's training window: at most 30 s of audio and 448 decoder positions per example.
+"""Whisper's training window: at most 30 s of audio and 448 decoder positions per example
+(:mod:`asrtune.models.whisper_spec` states both).
 
 A segment's token count is measured with the real Whisper tokenizer (``openai/whisper-tiny.en``,
 resolved offline through :func:`asrtune.models.resolve_model`; every English and multilingual
@@ -14,10 +15,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable
 
-MAX_SEGMENT_S = 30.0  # s: Whisper's encoder window
-MAX_DECODER_TOKENS = 448  # positions of Whisper's decoder (max_target_positions)
+from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, WINDOW_SECONDS
+
+MAX_SEGMENT_S = WINDOW_SECONDS  # s: a training segment fills at most Whisper's encoder window
 SPECIAL_TOKENS = 5  # sot, language, task, notimestamps, eot: the most any training label adds
-MAX_TEXT_TOKENS = MAX_DECODER_TOKENS - SPECIAL_TOKENS
+MAX_TEXT_TOKENS = MAX_TARGET_TOKENS - SPECIAL_TOKENS
 TOKENIZER_MODEL = "openai/whisper-tiny.en"
 
 TokenCounter = Callable[[str], int]

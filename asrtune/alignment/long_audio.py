@@ -35,7 +35,7 @@ from asrtune.alignment.limits import TokenCounter, whisper_token_counter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment, segment_parts
 from asrtune.alignment.text_align import align_text
 from asrtune.alignment.verify import rescue_stretches
-from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, audio_info, load_audio, write_flac
+from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE_HZ, audio_info, load_audio, write_flac
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_open

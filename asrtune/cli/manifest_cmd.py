@@ -11,7 +11,7 @@ from asrtune.cli import HelpFormatter, add_subparser
 from asrtune.cli.manifest_align import add_align_parser
 from asrtune.data.importers import FORMATS, import_manifest
 from asrtune.data.manifest import load_manifest, write_manifest
-from asrtune.data.pack import pack_utterances, plan_windows
+from asrtune.data.pack import MAX_WINDOW_S, pack_utterances, plan_windows
 from asrtune.data.split import split_manifest
 from asrtune.data.stats import manifest_stats, plot_duration_histogram, pyplot
 from asrtune.data.validate import validate_manifests
@@ -127,7 +127,8 @@ def register(subparsers, summary: str) -> None:
     pk.add_argument("manifests", nargs="+", metavar="MANIFEST")
     pk.add_argument("--out", required=True, help="output JSONL manifest")
     pk.add_argument("--audio-dir", help="where window FLACs go (default: OUT_STEM_audio/ beside --out)")
-    pk.add_argument("--max-duration", type=float, default=30.0, metavar="SECONDS", help="longest window (Whisper's window is 30 s)")
+    pk.add_argument("--max-duration", type=float, default=MAX_WINDOW_S, metavar="SECONDS",
+                    help=f"longest window (Whisper's window is {MAX_WINDOW_S:g} s)")
     pk.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
                     help="silence inserted between clips (their own leading and trailing silence is kept)")
     pk.set_defaults(func=run_pack)

@@ -8,6 +8,7 @@ from asrtune.cli import add_subparser
 from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
 from asrtune.extras import needs_extra
+from asrtune.inference import check_model_options
 from asrtune.inference.options import RecognizerOptions
 from asrtune.models import resolve_model
 from asrtune.options import add_options, given_options, update_options
@@ -15,16 +16,18 @@ from asrtune.serving.settings import ServerSettings
 
 DESCRIPTION = """\
 Serve a model over HTTP with the OpenAI audio API, so existing OpenAI clients and tools work
-unchanged: POST /v1/audio/transcriptions (multipart file, model, language, prompt,
-response_format json|text|srt|vtt|verbose_json, timestamp_granularities[] segment|word;
-temperature is accepted but decoding is greedy, or beam search with --beam-size), GET /v1/models
-(the model, engine and decoding settings) and GET /health.
+unchanged: POST /v1/audio/transcriptions (multipart file, model, language, prompt (its last 223
+tokens are used, as with --prompt), response_format json|text|srt|vtt|verbose_json,
+timestamp_granularities[] segment|word; temperature 0-1 is accepted but decoding is greedy, or
+beam search with --beam-size), GET /v1/models (the model, engine and decoding settings) and
+GET /health.
 
 Long audio is cut at speech pauses (Silero VAD) exactly as `asrtune transcribe` does. Segments
 of concurrent requests are decoded together (dynamic batching: a batch waits at most
 --max-wait-ms for company, up to --max-batch-size segments) by one model thread; beyond
 --max-queue requests the server answers 503 with Retry-After. Errors are OpenAI error objects:
-400 undecodable audio, 401 missing/wrong key (with --api-key), 413 upload or audio too large.
+400 undecodable audio or an impossible language/temperature, 401 missing/wrong key (with
+--api-key), 413 upload or audio too large.
 Ctrl-C or SIGTERM finishes the requests in flight, then stops.
 """
 
@@ -80,7 +83,8 @@ def run(args) -> int:
     # Everything a user can get wrong fails in a second, before the model loads.
     if isinstance(options.bias_terms, str):
         load_terms(options.bias_terms, "--bias-terms")
-    resolve_model(args.model)  # cheap: finds the files (cached conversions); loading comes later
+    # cheap: finds the files (cached conversions); loading comes later
+    check_model_options(options, resolve_model(args.model))
     check_address(settings.host, settings.port)
     app = create_app(args.model, options, settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,

@@ -1,6 +1,6 @@
 """Data layer: manifests (the data model), audio loading, importers, validation, stats, splits."""
 
-from asrtune.data.audio import SAMPLE_RATE, audio_info, count_decodable_frames, load_audio, resample
+from asrtune.data.audio import SAMPLE_RATE_HZ, audio_info, count_decodable_frames, load_audio, resample
 from asrtune.data.importers import FORMATS as IMPORT_FORMATS
 from asrtune.data.importers import import_manifest, iter_import
 from asrtune.data.manifest import Utterance, load_manifest, read_manifest, write_manifest
@@ -10,7 +10,7 @@ from asrtune.data.validate import Problem, ValidationReport, check_audio_file, v
 
 __all__ = [
     "IMPORT_FORMATS",
-    "SAMPLE_RATE",
+    "SAMPLE_RATE_HZ",
     "ManifestStats",
     "Problem",
     "Utterance",

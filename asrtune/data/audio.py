@@ -14,7 +14,7 @@ import numpy as np
 
 from asrtune.errors import AudioError
 
-SAMPLE_RATE = 16_000  # Hz: what Whisper and wav2vec2-family models expect
+SAMPLE_RATE_HZ = 16_000  # what Whisper and wav2vec2-family models expect
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".aiff", ".aif")
 DECODE_BLOCK_FRAMES = 65_536  # frames per read when decoding a whole file to check it (~4 s at 16 kHz)
 
@@ -75,7 +75,7 @@ def load_audio(
     path: str | os.PathLike,
     offset: float = 0.0,
     duration: float | None = None,
-    sample_rate: int = SAMPLE_RATE,
+    sample_rate: int = SAMPLE_RATE_HZ,
 ) -> np.ndarray:
     """Decode ``path`` (from ``offset`` seconds, for ``duration`` seconds) to mono float32.
 
@@ -103,7 +103,7 @@ def load_audio(
     return resample(samples, source_rate, sample_rate)
 
 
-def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = SAMPLE_RATE_HZ) -> None:
     """Write mono ``samples`` (float in [-1, 1]) as 16-bit FLAC, atomically: a killed writer leaves
     no half file behind. The one audio writer of asrtune (cut segments, packed windows, generated
     no-speech clips, synthetic speech)."""
@@ -115,7 +115,7 @@ def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 
         sf.write(f, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE) -> np.ndarray:
+def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RATE_HZ) -> np.ndarray:
     """Band-limited resampling with torchaudio; a no-op when the rates match."""
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if source_rate == target_rate:

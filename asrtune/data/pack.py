@@ -27,7 +27,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, load_audio, write_flac
+from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio, write_flac
 from asrtune.data.manifest import Utterance
 from asrtune.errors import AsrtuneError, ConfigError
 
@@ -85,7 +85,7 @@ def pack_window(window: Sequence[Utterance], gap_s: float = 0.0) -> tuple[np.nda
     parts: list[dict[str, Any]] = []
     packed: list[Utterance] = []
     skipped: list[tuple[str, str]] = []
-    gap = np.zeros(int(round(gap_s * SAMPLE_RATE)), dtype=np.float32)
+    gap = np.zeros(int(round(gap_s * SAMPLE_RATE_HZ)), dtype=np.float32)
     position = 0
     for utt in window:
         try:
@@ -96,10 +96,10 @@ def pack_window(window: Sequence[Utterance], gap_s: float = 0.0) -> tuple[np.nda
         if pieces and gap.size:
             pieces.append(gap)
             position += gap.size
-        start = position / SAMPLE_RATE
+        start = position / SAMPLE_RATE_HZ
         pieces.append(audio)
         position += audio.size
-        parts.append({"start": round(start, PART_DECIMALS), "end": round(position / SAMPLE_RATE, PART_DECIMALS),
+        parts.append({"start": round(start, PART_DECIMALS), "end": round(position / SAMPLE_RATE_HZ, PART_DECIMALS),
                       "text": utt.text})
         packed.append(utt)
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
@@ -130,7 +130,7 @@ def pack_utterances(utts: Iterable[Utterance], audio_dir: str | os.PathLike, max
         extra: dict[str, Any] = {"segments": parts, "packed_from": [u.id for u in packed]}
         if window[0].speaker is not None:
             extra = {"speaker": window[0].speaker, **extra}
-        duration = samples.size / SAMPLE_RATE
+        duration = samples.size / SAMPLE_RATE_HZ
         out.append(Utterance(str(path.resolve()), " ".join(p["text"] for p in parts), round(duration, PART_DECIMALS), extra=extra))
         summary.clips += len(parts)
         summary.windows += 1

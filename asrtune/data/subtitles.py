@@ -44,6 +44,7 @@ from typing import Callable, Iterable, Iterator
 
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance
+from asrtune.data.pack import MAX_WINDOW_S
 from asrtune.data.textfile import pick_column
 from asrtune.errors import AsrtuneError, ConfigError, ManifestError
 
@@ -210,8 +211,8 @@ def _check(number: int, start: float, end: float, accepted: list[Cue], audio_dur
 def merge_cues(
     cues: list[Cue],
     count_tokens: Callable[[str], int],
-    max_duration_s: float = 30.0,
-    max_tokens: int = 443,
+    max_duration_s: float = MAX_WINDOW_S,
+    max_tokens: int = 443,  # 448 decoder positions less 5 special tokens (asrtune.alignment.limits.MAX_TEXT_TOKENS)
     max_gap_s: float = MAX_GAP_S,
 ) -> tuple[list[list[Cue]], list[Cue]]:
     """Group consecutive cues into segments within the limits; also return cues too long alone.

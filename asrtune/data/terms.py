@@ -28,20 +28,34 @@ from asrtune.data.textfile import iter_text_lines
 from asrtune.errors import ConfigError
 
 
+#: A term is a word or a short phrase; a longer line is most likely a paragraph pasted by mistake
+#: (and would be boosted as one 100-token "word"). A prompt (--prompt) is the place for prose.
+MAX_TERM_CHARS = 100
+
+
+def check_term_length(term: str, where: str) -> None:
+    """ConfigError (naming ``where``) for a term over :data:`MAX_TERM_CHARS` characters."""
+    if len(term.strip()) > MAX_TERM_CHARS:
+        raise ConfigError(f"{where}: a term of {len(term.strip())} characters; terms are words or short phrases "
+                          f"of at most {MAX_TERM_CHARS} (put prose in --prompt)")
+
+
 def load_terms(path: str | os.PathLike, option: str = "--terms") -> list[str]:
-    """The terms in ``path`` in file order, without repeats; one clear error (naming ``option``)
-    when the file is missing or holds no terms."""
+    """The terms in ``path`` in file order, without repeats; one clear error (naming ``option``,
+    the file and the line) when the file is missing, holds no terms or a term over
+    :data:`MAX_TERM_CHARS` characters."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{option} {path}: file not found")
-    terms: list[str] = []
-    for _, line in iter_text_lines(path):
+    terms: dict[str, None] = {}  # insertion-ordered set: thousands of terms load in linear time
+    for line_no, line in iter_text_lines(path):
         term = line.split("#", 1)[0].strip()
-        if term and term not in terms:
-            terms.append(term)
+        check_term_length(term, f"{option} {path}:{line_no}")
+        if term:
+            terms.setdefault(term)
     if not terms:
         raise ConfigError(f"{option} {path}: no terms (one term per line, '#' starts a comment)")
-    return terms
+    return list(terms)
 
 
 #: Words too common to be anyone's vocabulary (kept short: "dose" or "patient" are domain words).

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, load_audio
+from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
@@ -47,10 +47,10 @@ def _load(utt: Utterance) -> np.ndarray:
 def is_long(audio: np.ndarray) -> bool:
     """True for audio that does not fit one recogniser window (decoded long-form).
 
-    >>> is_long(np.zeros(30 * SAMPLE_RATE)), is_long(np.zeros(31 * SAMPLE_RATE))
+    >>> is_long(np.zeros(30 * SAMPLE_RATE_HZ)), is_long(np.zeros(31 * SAMPLE_RATE_HZ))
     (False, True)
     """
-    return len(audio) > MAX_CLIP_SECONDS * SAMPLE_RATE + 1
+    return len(audio) > MAX_CLIP_SECONDS * SAMPLE_RATE_HZ + 1
 
 
 def _failure(utt: Utterance, manifest: str | None, error: Exception | str) -> dict[str, Any]:
@@ -124,7 +124,7 @@ def decode_utterances(
         timings["decode_s"] += time.perf_counter() - start
         for i, text, audio in zip(idx, texts, audios):
             out.hyps[i] = text if isinstance(text, str) else ""
-            timings["audio_s"] += len(audio) / SAMPLE_RATE
+            timings["audio_s"] += len(audio) / SAMPLE_RATE_HZ
 
     def run_long(i: int, audio: np.ndarray) -> None:
         start = time.perf_counter()
@@ -137,7 +137,7 @@ def decode_utterances(
             timings["decode_s"] += time.perf_counter() - start
         out.segments[i] = [s.to_dict() for s in segments]
         out.hyps[i] = " ".join(s.text for s in segments)  # as transcripts.jsonl joins them
-        timings["audio_s"] += len(audio) / SAMPLE_RATE
+        timings["audio_s"] += len(audio) / SAMPLE_RATE_HZ
 
     bar = tqdm(total=n, desc="decoding", unit="utt", disable=not progress)
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer
 from asrtune.inference.options import ENGINES, RecognizerOptions
 from asrtune.options import update_options
 
-__all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "load_recognizer", "recognizer_options"]
+__all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "check_model_options", "load_recognizer", "recognizer_options"]
 
 
 def recognizer_options(options: RecognizerOptions | None = None, **overrides: Any) -> RecognizerOptions:
@@ -32,6 +31,21 @@ def recognizer_options(options: RecognizerOptions | None = None, **overrides: An
     """
     base = options if options is not None else RecognizerOptions()
     return update_options(dataclasses.replace(base), overrides, "load_recognizer").validate()
+
+
+def check_model_options(options: RecognizerOptions, resolved) -> RecognizerOptions:
+    """``options`` checked against a resolved (not yet loaded) model: its family, and for Whisper
+    whether it is English-only (read from its config.json), so a bad --language or --beam-size
+    fails before the weights load."""
+    import json
+
+    vocab_size = None
+    if resolved.family == "whisper":
+        try:
+            vocab_size = int(json.loads((resolved.path / "config.json").read_text())["vocab_size"])
+        except (OSError, KeyError, TypeError, ValueError):
+            vocab_size = None  # the loader reports an unreadable config with its own error
+    return options.check_family(resolved.family, vocab_size)
 
 
 def load_recognizer(model, options: RecognizerOptions | None = None, **overrides: Any) -> Recognizer:
@@ -54,15 +68,12 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     opts = recognizer_options(options, **overrides)
     terms = load_terms_arg(opts.bias_terms)
     resolved = resolve_model(model)
+    check_model_options(opts, resolved)
     if resolved.family == "ctc":
-        if opts.prompt is not None:
-            raise ConfigError("--prompt is a Whisper option; CTC models take no prompt")
         from asrtune.inference.ctc import CTCRecognizer
 
         return CTCRecognizer(resolved, device=opts.device, batch_size=opts.batch_size, lm=opts.lm, terms=terms,
                              beam_size=opts.beam_size, word_timestamps=opts.word_timestamps)
-    if opts.lm is not None:
-        raise ConfigError("--lm is for CTC models; Whisper decodes with its own language model")
     common = dict(device=opts.device, batch_size=opts.batch_size, terms=terms, prompt=opts.prompt, language=opts.language,
                   beam_size=opts.beam_size, features=opts.features, word_timestamps=opts.word_timestamps,
                   no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE  # every engine takes 16 kHz mono float32
+from asrtune.data.audio import SAMPLE_RATE_HZ  # every engine takes 16 kHz mono float32
 from asrtune.alignment.words import Word
 from asrtune.errors import AsrtuneError
 from asrtune.models.whisper_spec import WINDOW_SECONDS
@@ -85,9 +85,9 @@ def check_clips(audios: Sequence[np.ndarray], max_seconds: float = MAX_CLIP_SECO
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1:
             raise AsrtuneError(f"clip #{i}: expected mono 1-D 16 kHz audio, got an array of shape {audio.shape}")
-        if len(audio) > max_seconds * SAMPLE_RATE + 1:
+        if len(audio) > max_seconds * SAMPLE_RATE_HZ + 1:
             raise AsrtuneError(
-                f"clip #{i}: {len(audio) / SAMPLE_RATE:.1f} s is longer than {max_seconds:.0f} s; "
+                f"clip #{i}: {len(audio) / SAMPLE_RATE_HZ:.1f} s is longer than {max_seconds:.0f} s; "
                 "segment long audio first (asrtune transcribe does this)"
             )
         clips.append(audio)

@@ -35,10 +35,11 @@ from transformers.generation.logits_process import LogitsProcessor
 
 from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
+from asrtune.inference.options import DEFAULT_TERM_BOOST
+from asrtune.inference.whisper_common import text_token_ids
 
-__all__ = ["DEFAULT_TERM_BOOST", "TermBiasLogitsProcessor", "TermTrie", "load_terms"]
+__all__ = ["DEFAULT_TERM_BOOST", "TermBiasLogitsProcessor", "TermTrie", "load_terms", "term_processor"]
 
-DEFAULT_TERM_BOOST = 2.0  # nats added to a term's continuation logits
 REPEAT_WINDOW_TOKENS = 16  # a term's first token gets no bonus if it is among the last 16 text tokens
 
 
@@ -93,8 +94,9 @@ class TermTrie:
 class TermBiasLogitsProcessor(LogitsProcessor):
     """Boost the logits of tokens that spell listed terms (see the module docstring).
 
-    ``tokenizer`` is any Hugging Face tokenizer (``encode(text, add_special_tokens=False)`` and
-    ``all_special_ids``); use :meth:`from_token_ids` to build one without a tokenizer.
+    ``tokenizer`` is any Hugging Face tokenizer (terms are encoded as plain text, see
+    :func:`~asrtune.inference.whisper_common.text_token_ids`; ``all_special_ids`` are never boosted); use :meth:`from_token_ids` to build one without a
+    tokenizer.
 
     >>> import torch
     >>> proc = TermBiasLogitsProcessor.from_token_ids([[3, 4]], boost=2.0, first_token_boost=1.0)
@@ -115,8 +117,8 @@ class TermBiasLogitsProcessor(LogitsProcessor):
         self.terms = [t.strip() for t in terms if t.strip()]
         for term in self.terms:
             for spelling in spellings(term):
-                anywhere.append(tokenizer.encode(" " + spelling, add_special_tokens=False))
-                at_start.append(tokenizer.encode(spelling, add_special_tokens=False))
+                anywhere.append(text_token_ids(tokenizer, " " + spelling))
+                at_start.append(text_token_ids(tokenizer, spelling))
         self._setup(anywhere, at_start, boost, first_token_boost, special)
 
     @classmethod
@@ -189,3 +191,10 @@ class TermBiasLogitsProcessor(LogitsProcessor):
         if rows:
             add[rows, cols] = torch.tensor(values, dtype=scores.dtype, device=scores.device)
         return scores + add
+
+
+def term_processor(tokenizer, terms: list[str] | None, boost: float | None):
+    """A TermBiasLogitsProcessor for ``terms``, or None when there are none."""
+    if not terms:
+        return None
+    return TermBiasLogitsProcessor(tokenizer, terms, DEFAULT_TERM_BOOST if boost is None else boost)

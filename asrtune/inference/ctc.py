@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.errors import ConfigError
 from asrtune.extras import needs_extra
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
@@ -59,7 +59,7 @@ def ctc_log_probs(model, processor, audios: Sequence[np.ndarray], batch_size: in
         for batch_ids in batches(order, batch_size):
             clips = [audios[i] for i in batch_ids]
             inputs = feature_extractor(
-                clips, sampling_rate=SAMPLE_RATE, return_tensors="pt", padding=True, return_attention_mask=use_mask
+                clips, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt", padding=True, return_attention_mask=use_mask
             )
             values = inputs["input_values"].to(device)
             kwargs = {"attention_mask": inputs["attention_mask"].to(device)} if use_mask else {}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from asrtune.data.audio import SAMPLE_RATE_HZ
+from asrtune.data.terms import check_term_length, load_terms
 from asrtune.errors import ConfigError
 from asrtune.models import whisper_spec
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, N_FRAMES
@@ -33,15 +36,34 @@ class WhisperPrompt:
     def tokens(self) -> list[int]:
         return [*self.prev, *self.sot]
 
+    def unprompted(self) -> "WhisperPrompt":
+        """The same prefix without the ``<|startofprev|>`` prompt (the loop fallback's)."""
+        return WhisperPrompt([], self.sot)
+
 
 def is_multilingual(tokenizer, vocab_size: int) -> bool:
     return whisper_spec.is_multilingual(vocab_size)
 
 
+def check_language_name(language: str) -> str:
+    """Whisper's code for a language name or code (``"German"`` -> ``"de"``); ConfigError for one
+    Whisper does not know. Needs no model: whether the model is multilingual is checked at load.
+
+    >>> check_language_name("English"), check_language_name("DE")
+    ('en', 'de')
+    """
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    code = whisper_spec.language_code(language)
+    if code not in LANGUAGES:
+        raise ConfigError(f"--language {language}: not a Whisper language (use a code such as en, de, fr)")
+    return code
+
+
 def language_token(tokenizer, language: str | None, multilingual: bool) -> int | None:
     """Token id of ``<|xx|>`` for a multilingual model (English by default); None for English-only."""
     if not multilingual:
-        if language not in (None, "en", "english"):
+        if language is not None and whisper_spec.language_code(language) != "en":
             raise ConfigError(f"--language {language}: this is an English-only Whisper model; use a multilingual one")
         return None
     code = whisper_spec.language_code(language or "en")
@@ -51,8 +73,44 @@ def language_token(tokenizer, language: str | None, multilingual: bool) -> int |
     return int(tid)
 
 
-def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str | None, max_length: int = MAX_TARGET_TOKENS) -> WhisperPrompt:
-    """The decoder prefix faster-whisper/openai-whisper use for transcription without timestamps."""
+def prompt_token_limit(max_target_tokens: int = MAX_TARGET_TOKENS) -> int:
+    """How many prompt text tokens a decoder of ``max_target_tokens`` positions keeps: half the
+    context less ``<|startofprev|>``, the other half being left to the prefix and the transcript
+    (openai-whisper's and faster-whisper's rule; the OpenAI API keeps the prompt's last 224 tokens).
+
+    >>> prompt_token_limit(448)
+    223
+    """
+    return max(max_target_tokens // 2 - 1, 0)
+
+
+def clip_prompt_tokens(tokens: Sequence[int], max_target_tokens: int = MAX_TARGET_TOKENS) -> list[int]:
+    """The LAST :func:`prompt_token_limit` tokens of a prompt: the one rule for every Whisper prefix
+    (``--prompt``, the server's ``prompt`` field, training prompts). The end of a prompt is kept
+    because it is the text right before the audio, which is what the decoder continues from.
+
+    >>> clip_prompt_tokens(list(range(1000)))[:3], len(clip_prompt_tokens(list(range(1000))))
+    ([777, 778, 779], 223)
+    >>> clip_prompt_tokens([5, 6], 448), clip_prompt_tokens([5, 6], 2)
+    ([5, 6], [])
+    """
+    limit = prompt_token_limit(max_target_tokens)
+    return list(tokens)[-limit:] if limit else []
+
+
+def text_token_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of ``text`` as plain text: ``"<|endoftext|>"`` typed by a user is spelled with
+    ordinary tokens, never turned into the control token (which would end or derail decoding).
+    No length warning: a long text is clipped by the caller (:func:`clip_prompt_tokens`).
+    With Whisper's tokenizer ``" <|endoftext|>"`` becomes `` <``, ``|``, ``end``, ... (1279, 91, 437, ...),
+    not 50256."""
+    return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True, verbose=False))
+
+
+def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str | None,
+                 max_target_tokens: int = MAX_TARGET_TOKENS) -> WhisperPrompt:
+    """The decoder prefix faster-whisper/openai-whisper use for transcription without timestamps;
+    a prompt is encoded as plain text and clipped to its last :func:`prompt_token_limit` tokens."""
     ids = lambda t: int(tokenizer.convert_tokens_to_ids(t))  # noqa: E731
     sot = [ids("<|startoftranscript|>")]
     lang = language_token(tokenizer, language, is_multilingual(tokenizer, vocab_size))
@@ -60,10 +118,22 @@ def build_prompt(tokenizer, vocab_size: int, language: str | None, prompt: str |
         sot += [lang, ids("<|transcribe|>")]
     sot.append(ids("<|notimestamps|>"))
     prev: list[int] = []
-    if prompt is not None and prompt.strip():
-        text_ids = tokenizer.encode(" " + prompt.strip(), add_special_tokens=False)
-        prev = [ids("<|startofprev|>"), *text_ids[-(max_length // 2 - 1) :]]
+    text_ids = text_token_ids(tokenizer, " " + prompt.strip()) if prompt is not None and prompt.strip() else []
+    kept = clip_prompt_tokens(text_ids, max_target_tokens)
+    if kept:
+        prev = [ids("<|startofprev|>"), *kept]
     return WhisperPrompt(prev, sot)
+
+
+@contextmanager
+def using_prefix(recognizer, prefix: WhisperPrompt) -> Iterator[None]:
+    """Decode with ``prefix`` inside the block (a request's prompt, or none for the loop fallback);
+    the recogniser's own prefix is put back after it."""
+    saved, recognizer.prompt = recognizer.prompt, prefix
+    try:
+        yield
+    finally:
+        recognizer.prompt = saved
 
 
 def timestamp_token(tokenizer, seconds: float) -> int:
@@ -87,19 +157,10 @@ def load_terms_arg(terms) -> list[str] | None:
     if terms is None:
         return None
     if isinstance(terms, (str, os.PathLike)):
-        from asrtune.data.terms import load_terms
-
         return load_terms(terms, "--bias-terms")
+    for i, term in enumerate(terms):
+        check_term_length(str(term), f"bias_terms[{i}]")
     return [str(t) for t in terms]
-
-
-def term_processor(tokenizer, terms: list[str] | None, boost: float | None):
-    """A TermBiasLogitsProcessor for ``terms``, or None when there are none."""
-    if not terms:
-        return None
-    from asrtune.inference.biasing import DEFAULT_TERM_BOOST, TermBiasLogitsProcessor
-
-    return TermBiasLogitsProcessor(tokenizer, terms, DEFAULT_TERM_BOOST if boost is None else boost)
 
 
 FEATURE_STYLES = ("hf", "faster-whisper")
@@ -131,7 +192,7 @@ def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None
             from transformers import WhisperFeatureExtractor
 
             hf_extractor = WhisperFeatureExtractor(feature_size=n_mels)
-        return hf_extractor(clips, sampling_rate=16_000, return_tensors="np").input_features.astype(np.float32)
+        return hf_extractor(clips, sampling_rate=SAMPLE_RATE_HZ, return_tensors="np").input_features.astype(np.float32)
     if style == "faster-whisper":
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.feature_extractor import FeatureExtractor
@@ -213,16 +274,28 @@ def needs_fallback(text: str, threshold: float) -> bool:
     return threshold > 0 and compression_ratio(text) > threshold
 
 
+def fallback_schedule(prompted: bool, temperatures: Sequence[float] = FALLBACK_TEMPERATURES) -> tuple[float, ...]:
+    """Temperatures a looping transcript is decoded again at. With a prompt, the first retry is
+    greedy without it: a prompt the decoder copies ("word word word ...") is the likeliest cause
+    of a loop, and dropping it costs one greedy pass instead of best-of-5 sampling at 5
+    temperatures (openai-whisper drops the prompt after a fallback past 0.5, for the next window).
+
+    >>> fallback_schedule(False), fallback_schedule(True)
+    ((0.2, 0.4, 0.6, 0.8, 1.0), (0.0, 0.2, 0.4, 0.6, 0.8, 1.0))
+    """
+    return ((0.0,) if prompted else ()) + tuple(temperatures)
+
+
 def decode_with_fallback(hypotheses: list, sample: Callable[[list[int], float], list], threshold: float,
                          temperatures: Sequence[float] = FALLBACK_TEMPERATURES) -> list:
     """Replace looping hypotheses with sampled ones, at rising temperatures (openai-whisper's rule).
 
-    ``sample(indices, temperature)`` decodes those clips of the batch again with sampling and
-    returns one hypothesis each (the best of :data:`BEST_OF`). A clip keeps its first
-    non-looping hypothesis; one that loops at every temperature keeps the last. Unlike
-    openai-whisper and faster-whisper, a low mean log-probability alone does not trigger
-    sampling: on accented or noisy speech many clips are merely hard, and a deterministic
-    transcript serves them better than a sampled one.
+    ``sample(indices, temperature)`` decodes those clips of the batch again, without any prompt,
+    and returns one hypothesis each: greedy (or beam) at temperature 0, else the best of
+    :data:`BEST_OF` samples. A clip keeps its first non-looping hypothesis; one that loops at
+    every temperature keeps the last. Unlike openai-whisper and faster-whisper, a low mean
+    log-probability alone does not trigger sampling: on accented or noisy speech many clips are
+    merely hard, and a deterministic transcript serves them better than a sampled one.
     """
     todo = [i for i, h in enumerate(hypotheses) if needs_fallback(h.text, threshold)]
     for temperature in temperatures:

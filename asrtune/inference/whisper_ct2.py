@@ -15,12 +15,11 @@ import numpy as np
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
-    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD, build_prompt,
-    check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg, log_mel_batch,
-    suppress_ids,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD,
+    WhisperPrompt, build_prompt, check_thresholds, content_frames, decode_with_fallback, fallback_schedule, feature_style,
+    is_no_speech, load_terms_arg, log_mel_batch, suppress_ids, text_token_ids, using_prefix,
 )
-
-from asrtune.models.whisper_spec import MAX_TARGET_TOKENS as MAX_LENGTH  # decoder positions, prompt included
+from asrtune.models.whisper_spec import MAX_TARGET_TOKENS
 
 
 class WhisperCT2Recognizer(Recognizer):
@@ -67,9 +66,10 @@ class WhisperCT2Recognizer(Recognizer):
             raise AsrtuneError(f"{self.ct2_path}: CTranslate2 cannot load this model on {device} ({compute_type}): {e}") from None
         self.tokenizer = WhisperTokenizer.from_pretrained(resolved.path)
         generation = GenerationConfig.from_pretrained(resolved.path)
-        vocab_size = int(self._vocab_size(resolved))
+        self.vocab_size = int(self._vocab_size(resolved))
+        self.max_target_tokens = MAX_TARGET_TOKENS  # decoder positions, prompt included (every Whisper checkpoint's)
         self.n_mels = int(self.model.n_mels)
-        self.prompt = build_prompt(self.tokenizer, vocab_size, language, prompt, MAX_LENGTH)
+        self.prompt = self.build_prefix(prompt, language)
         self.suppress = suppress_ids(self.tokenizer, generation)
         self.eot = int(self.tokenizer.convert_tokens_to_ids("<|endoftext|>"))
         self._hf_extractor = None
@@ -80,6 +80,10 @@ class WhisperCT2Recognizer(Recognizer):
         import json
 
         return json.loads((resolved.path / "config.json").read_text())["vocab_size"]
+
+    def build_prefix(self, prompt: str | None, language: str | None) -> WhisperPrompt:
+        """This model's decoder prefix for ``prompt`` and ``language`` (ConfigError for a language it lacks)."""
+        return build_prompt(self.tokenizer, self.vocab_size, language, prompt, self.max_target_tokens)
 
     def describe(self) -> dict:
         d = super().describe()
@@ -96,9 +100,11 @@ class WhisperCT2Recognizer(Recognizer):
             hyps = self._decode_batch(batch, word_timestamps)
 
             def sample(indices: list[int], temperature: float, batch=batch) -> list[Hypothesis]:
-                return self._decode_batch([batch[i] for i in indices], word_timestamps, temperature)
+                with using_prefix(self, self.prompt.unprompted()):
+                    return self._decode_batch([batch[i] for i in indices], word_timestamps, temperature)
 
-            out += decode_with_fallback(hyps, sample, self.compression_ratio_threshold, self.fallback_temperatures)
+            schedule = fallback_schedule(bool(self.prompt.prev), self.fallback_temperatures)
+            out += decode_with_fallback(hyps, sample, self.compression_ratio_threshold, schedule)
         return out
 
     def _decode_batch(self, batch: list[np.ndarray], word_timestamps: bool, temperature: float = 0.0) -> list[Hypothesis]:
@@ -118,7 +124,7 @@ class WhisperCT2Recognizer(Recognizer):
         results = self.model.generate(
             encoded,
             [self.prompt.tokens()] * len(batch),
-            max_length=MAX_LENGTH,
+            max_length=self.max_target_tokens,  # prefix included, as in faster-whisper
             suppress_blank=True,
             suppress_tokens=self.suppress,
             return_scores=True,
@@ -158,7 +164,7 @@ class WhisperCT2Recognizer(Recognizer):
         from asrtune.alignment.ct2 import align_tokens
 
         clips = check_clips(audios)
-        tokens = [self.tokenizer.encode(" " + t.strip(), add_special_tokens=False) if t.strip() else [] for t in texts]
+        tokens = [text_token_ids(self.tokenizer, " " + t.strip()) if t.strip() else [] for t in texts]
         out: list[Hypothesis] = []
         for start in range(0, len(clips), self.batch_size):
             batch, ids = clips[start : start + self.batch_size], tokens[start : start + self.batch_size]

@@ -17,10 +17,12 @@ from asrtune.alignment.cross_attention import (
     MEL_FRAMES_PER_ENCODER_FRAME, CrossAttentionRecorder, alignment_heads, words_from_scores,
 )
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
+from asrtune.inference.biasing import term_processor
 from asrtune.inference.whisper_common import (
-    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD, best_of,
-    build_prompt, check_thresholds, content_frames, decode_with_fallback, feature_style, is_no_speech, load_terms_arg,
-    log_mel_batch, no_speech_token, suppress_ids, term_processor,
+    BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, N_FRAMES, NO_SPEECH_THRESHOLD,
+    WhisperPrompt, best_of, build_prompt, check_thresholds, content_frames, decode_with_fallback, fallback_schedule,
+    feature_style, is_no_speech, load_terms_arg, log_mel_batch, no_speech_token, suppress_ids,
+    text_token_ids, using_prefix,
 )
 
 SCORE_BATCH = 8  # clips per teacher-forced scoring pass (bounds the recorded attention's memory)
@@ -58,9 +60,10 @@ class WhisperHFRecognizer(Recognizer):
             model, processor = load_whisper(resolved, device=device)
         self.model, self.processor = model, processor
         tokenizer = processor.tokenizer
-        vocab_size = model.config.vocab_size
+        self.vocab_size = int(model.config.vocab_size)
+        self.max_target_tokens = int(model.config.max_target_positions)  # decoder positions, prompt included
         self.prompt_text, self.language = prompt, language
-        self.prompt = build_prompt(tokenizer, vocab_size, language, prompt, model.config.max_target_positions)
+        self.prompt = self.build_prefix(prompt, language)
         self.suppress = suppress_ids(tokenizer, model.generation_config)
         self.terms = load_terms_arg(terms)
         self.term_boost = term_boost
@@ -74,6 +77,10 @@ class WhisperHFRecognizer(Recognizer):
         self.no_speech_id = no_speech_token(tokenizer)
         self._heads: list[tuple[int, int]] | None = None
         self._torch = torch
+
+    def build_prefix(self, prompt: str | None, language: str | None) -> WhisperPrompt:
+        """This model's decoder prefix for ``prompt`` and ``language`` (ConfigError for a language it lacks)."""
+        return build_prompt(self.processor.tokenizer, self.vocab_size, language, prompt, self.max_target_tokens)
 
     def describe(self) -> dict:
         d = super().describe()
@@ -89,7 +96,7 @@ class WhisperHFRecognizer(Recognizer):
         gc = self.model.generation_config
         sampling = dict(do_sample=True, temperature=temperature, top_k=0) if temperature > 0 else dict(do_sample=False)
         return GenerationConfig(
-            max_length=self.model.config.max_target_positions,  # prefix included, as in faster-whisper
+            max_length=self.max_target_tokens,  # prefix included, as in faster-whisper
             num_beams=self.beam_size if temperature == 0 else 1,
             **sampling,
             suppress_tokens=self.suppress,
@@ -141,7 +148,7 @@ class WhisperHFRecognizer(Recognizer):
 
     def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
         clips = check_clips(audios)
-        tokens = [self.processor.tokenizer.encode(" " + t.strip(), add_special_tokens=False) if t.strip() else [] for t in texts]
+        tokens = [text_token_ids(self.processor.tokenizer, " " + t.strip()) if t.strip() else [] for t in texts]
         out: list[Hypothesis] = []
         for start in range(0, len(clips), SCORE_BATCH):
             part = slice(start, start + SCORE_BATCH)
@@ -168,9 +175,14 @@ class WhisperHFRecognizer(Recognizer):
         hyps = self._score_all(encoded, self._generate(encoded), n_frames, word_timestamps)
 
         def sample(indices: list[int], temperature: float) -> list[Hypothesis]:
-            return self._sample(encoded[indices], [n_frames[i] for i in indices], temperature, word_timestamps)
+            part, frames = encoded[indices], [n_frames[i] for i in indices]
+            with using_prefix(self, self.prompt.unprompted()):
+                if temperature == 0:
+                    return self._score_all(part, self._generate(part), frames, word_timestamps)
+                return self._sample(part, frames, temperature, word_timestamps)
 
-        return decode_with_fallback(hyps, sample, self.compression_ratio_threshold, self.fallback_temperatures)
+        schedule = fallback_schedule(bool(self.prompt.prev), self.fallback_temperatures)
+        return decode_with_fallback(hyps, sample, self.compression_ratio_threshold, schedule)
 
     def _sample(self, encoded, n_frames: list[int], temperature: float, word_timestamps: bool) -> list[Hypothesis]:
         """Each clip decoded :data:`BEST_OF` times by sampling; the most likely sample is kept."""
@@ -199,8 +211,7 @@ class WhisperHFRecognizer(Recognizer):
         (``forced``: the text was given, so the no-speech rule does not blank it)."""
         torch = self._torch
         prefix = self.prompt.tokens()
-        max_len = self.model.config.max_target_positions
-        seqs = [(prefix + t + [self.eot])[:max_len] for t in tokens]
+        seqs = [(prefix + t + [self.eot])[: self.max_target_tokens] for t in tokens]
         width = max(len(s) for s in seqs)
         ids = torch.tensor([s + [self.eot] * (width - len(s)) for s in seqs], dtype=torch.long, device=self.device)
         recorder = CrossAttentionRecorder(self.model, self._alignment_heads()) if word_timestamps else None

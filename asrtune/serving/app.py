@@ -52,23 +52,17 @@ class ServedModel:
     recognizer: object
     options: RecognizerOptions
     model_id: str
-    model_path: object = None
     created: int = 0
 
 
 def load_served_model(model, options: RecognizerOptions) -> ServedModel:
     """Load ``model`` (a name, folder or run dir; or an already loaded Recognizer) with ``options``."""
-    from asrtune.models.registry import resolve_model
-
     options.validate()
     if callable(getattr(model, "transcribe", None)):
-        resolved = resolve_model(model.name) if getattr(model, "family", None) == "whisper" else None
-        return ServedModel(model, options, str(model.name), resolved.path if resolved else None, int(time.time()))
+        return ServedModel(model, options, str(model.name), int(time.time()))
     from asrtune.inference import load_recognizer
 
-    resolved = resolve_model(model)
-    recognizer = load_recognizer(resolved, options)
-    return ServedModel(recognizer, options, str(model), resolved.path, int(time.time()))
+    return ServedModel(load_recognizer(model, options), options, str(model), int(time.time()))
 
 
 def create_app(model, options: RecognizerOptions | None = None, settings: ServerSettings | None = None) -> "FastAPI":
@@ -80,7 +74,7 @@ def create_app(model, options: RecognizerOptions | None = None, settings: Server
     options = options or RecognizerOptions()
     settings = (settings or ServerSettings()).validate()
     served = load_served_model(model, options)
-    switch = PromptSwitch(served.recognizer, served.model_path)
+    switch = PromptSwitch(served.recognizer, served.options)
 
     def run_batch(key, clips):
         (prompt_key, method, word_timestamps) = key

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, audio_info, load_audio
+from asrtune.data.audio import SAMPLE_RATE_HZ, audio_info, load_audio
 from asrtune.errors import AudioError
 from asrtune.serving.errors import APIError
 from asrtune.serving.settings import BYTES_PER_MB, ServerSettings
@@ -50,9 +50,11 @@ def read_upload(upload: BinaryIO, filename: str | None, settings: ServerSettings
                 raise too_long(duration, settings)
             audio = load_audio(spool.name)
         except AudioError as e:
-            raise APIError(400, f"cannot decode {filename or 'the upload'}: {e.reason}", param="file",
-                           code="invalid_file") from None
-    seconds = len(audio) / SAMPLE_RATE
+            name = filename or "the upload"
+            # the decoder names the spooled copy; the client knows only its own file name
+            reason = e.reason.replace(spool.name, name)
+            raise APIError(400, f"cannot decode {name}: {reason}", param="file", code="invalid_file") from None
+    seconds = len(audio) / SAMPLE_RATE_HZ
     if seconds > settings.max_audio_seconds:  # headers can understate (VBR mp3)
         raise too_long(seconds, settings)
     return audio

@@ -2,36 +2,36 @@
 
 The OpenAI API takes ``prompt`` and ``language`` with every request, but a recogniser builds its
 decoder prefix (``<|startoftranscript|>``, language, ``<|startofprev|>`` + prompt tokens) once,
-at load time. :class:`PromptSwitch` builds the prefix for a request's prompt/language up front
-(so a bad language is a 400 before anything is queued) and swaps it in around one model call,
-in the model's worker thread, so requests with different prompts never share a batch or race.
+at load time. :class:`PromptSwitch` checks a request's prompt/language with the served
+:class:`~asrtune.inference.options.RecognizerOptions` rules and builds its prefix with the
+recogniser's own ``build_prefix`` (the one prompt rule: plain text, the last 223 tokens) up
+front, so a bad language is a 400 before anything is queued, and swaps it in around one model
+call, in the model's worker thread, so requests with different prompts never share a batch or race.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from typing import Any, Hashable, Iterator
 
 from asrtune.errors import ConfigError
-
-MAX_DECODER_TOKENS = 448  # Whisper's decoder positions, prompt included
+from asrtune.inference.options import RecognizerOptions
+from asrtune.inference.whisper_common import using_prefix
 
 
 class PromptSwitch:
     """Knows the served model's default prefix and builds (cached) prefixes for other prompts."""
 
-    def __init__(self, recognizer: Any, model_path=None):
+    def __init__(self, recognizer: Any, options: RecognizerOptions | None = None):
         self.recognizer = recognizer
+        self.options = options or RecognizerOptions()
         self.default = (getattr(recognizer, "prompt_text", None), getattr(recognizer, "language", None))
         self._prefixes: dict[tuple, Any] = {}
-        self._tokenizer = getattr(recognizer, "tokenizer", None) or getattr(getattr(recognizer, "processor", None), "tokenizer", None)
-        self._vocab_size = _vocab_size(model_path) if model_path is not None else None
 
     @property
     def switchable(self) -> bool:
         """Whether this engine's prefix can be swapped (Whisper engines; CTC models take no prompt)."""
-        return self._tokenizer is not None and self._vocab_size is not None and hasattr(self.recognizer, "prompt")
+        return callable(getattr(self.recognizer, "build_prefix", None)) and hasattr(self.recognizer, "prompt")
 
     def key(self, prompt: str | None, language: str | None) -> Hashable:
         """The batching key for a request; raises ConfigError for a prompt/language this model cannot take."""
@@ -42,9 +42,8 @@ class PromptSwitch:
             return key
         if not self.switchable:
             raise ConfigError(f"this model ({getattr(self.recognizer, 'family', '?')}) takes no per-request prompt or language")
-        from asrtune.inference.whisper_common import build_prompt
-
-        self._prefixes[key] = build_prompt(self._tokenizer, self._vocab_size, language, prompt, MAX_DECODER_TOKENS)
+        self.options.replace(prompt=prompt, language=language).validate()
+        self._prefixes[key] = self.recognizer.build_prefix(prompt, language)
         return key
 
     @contextmanager
@@ -53,16 +52,5 @@ class PromptSwitch:
         if key == self.default or key not in self._prefixes:
             yield
             return
-        saved = self.recognizer.prompt
-        self.recognizer.prompt = self._prefixes[key]
-        try:
+        with using_prefix(self.recognizer, self._prefixes[key]):
             yield
-        finally:
-            self.recognizer.prompt = saved
-
-
-def _vocab_size(model_path) -> int | None:
-    try:
-        return int(json.loads((model_path / "config.json").read_text())["vocab_size"])
-    except (OSError, KeyError, ValueError, TypeError):
-        return None

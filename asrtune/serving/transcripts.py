@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.inference.whisper_common import compression_ratio
 from asrtune.transcription.longform import transcribe_audio
 from asrtune.transcription.vad import MAX_SEGMENT_S
@@ -21,7 +21,7 @@ def transcript_record(recognizer, audio: np.ndarray, *, word_timestamps: bool = 
 
     Blocking (the model calls wait for the batcher): call it from a worker thread.
     """
-    duration = len(audio) / SAMPLE_RATE
+    duration = len(audio) / SAMPLE_RATE_HZ
     segments = transcribe_audio(recognizer, audio, vad=vad, max_segment_s=max_segment_s, word_timestamps=word_timestamps)
     out = []
     for seg in segments:

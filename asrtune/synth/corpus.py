@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, write_flac
+from asrtune.data.audio import SAMPLE_RATE_HZ, write_flac
 from asrtune.data.manifest import Utterance, write_manifest
 from asrtune.errors import ConfigError
 from asrtune.extras import needs_extra
@@ -127,7 +127,7 @@ def _to_16k(wav: np.ndarray, source_rate: int) -> np.ndarray:
     """
     import soxr  # the [synth] extra, checked by SynthConfig.check
 
-    return soxr.resample(wav, source_rate, SAMPLE_RATE).astype(np.float32, copy=False)
+    return soxr.resample(wav, source_rate, SAMPLE_RATE_HZ).astype(np.float32, copy=False)
 
 
 def render_speech(text: str, voice: str, rate: int, pitch: int, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +137,7 @@ def render_speech(text: str, voice: str, rate: int, pitch: int, rng: np.random.G
     if wav.size == 0:
         raise ConfigError(f"eSpeak produced no audio for {text[:60]!r} with voice {voice!r}")
     wav = _to_16k(wav, engine.sample_rate)
-    before, after = (int(rng.uniform(*PAUSE_S) * SAMPLE_RATE) for _ in range(2))
+    before, after = (int(rng.uniform(*PAUSE_S) * SAMPLE_RATE_HZ) for _ in range(2))
     return np.concatenate([np.zeros(before, np.float32), wav, np.zeros(after, np.float32)])
 
 
@@ -194,7 +194,7 @@ def _single_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path
         bar.update(1)
         extra = {"speaker": job.voice, "voice": job.voice, "rate": job.rate, "pitch": job.pitch,
                  "snr_db": job.snr_db, "sentence_id": job.sentence}  # fmt: skip
-        yield Utterance(str(path.resolve()), sentences[job.sentence], len(wav) / SAMPLE_RATE, extra={**extra, **config.extra})
+        yield Utterance(str(path.resolve()), sentences[job.sentence], len(wav) / SAMPLE_RATE_HZ, extra={**extra, **config.extra})
 
 
 def _packed_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path, bar) -> Iterator[Utterance]:
@@ -204,7 +204,7 @@ def _packed_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path
     queues: dict[str, list[int]] = {voice: [] for voice in config.voices}
     for i in rng.permutation(len(jobs)):
         queues[jobs[i].voice].append(jobs[i].sentence)
-    max_samples = int(config.pack_seconds * SAMPLE_RATE)
+    max_samples = int(config.pack_seconds * SAMPLE_RATE_HZ)
     clip_no = 0
     for voice, queue in queues.items():
         i = 0
@@ -228,7 +228,7 @@ def _packed_clips(sentences: Sequence[str], config: SynthConfig, audio_dir: Path
             clip_no += 1
             text = " ".join(sentences[s] for s in ids)
             extra = {"speaker": voice, "voice": voice, "rate": rate, "pitch": pitch, "snr_db": snr, "sentence_ids": ids}
-            yield Utterance(str(path.resolve()), text, len(wav) / SAMPLE_RATE, extra={**extra, **config.extra})
+            yield Utterance(str(path.resolve()), text, len(wav) / SAMPLE_RATE_HZ, extra={**extra, **config.extra})
 
 
 def synthesize_corpus(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 
 SPEED_FACTORS = (0.9, 1.0, 1.1)
 
@@ -26,8 +26,8 @@ def augment_waveform(audio: np.ndarray, rng: np.random.Generator, speed_perturb:
             import torch
             import torchaudio.functional as AF
 
-            # Playing SAMPLE_RATE*factor samples per second == resampling to SAMPLE_RATE/factor.
-            audio = AF.resample(torch.from_numpy(audio), int(SAMPLE_RATE * factor), SAMPLE_RATE).numpy()
+            # Playing SAMPLE_RATE_HZ*factor samples per second == resampling to SAMPLE_RATE_HZ/factor.
+            audio = AF.resample(torch.from_numpy(audio), int(SAMPLE_RATE_HZ * factor), SAMPLE_RATE_HZ).numpy()
     if noise_snr_db is not None:
         power = float(np.mean(audio.astype(np.float64) ** 2)) or 1e-10
         noise_power = power / (10 ** (noise_snr_db / 10))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, write_flac
+from asrtune.data.audio import SAMPLE_RATE_HZ, write_flac
 from asrtune.data.manifest import Utterance
 
 KINDS = ("silence", "white", "pink", "hum-50", "hum-60")
@@ -45,14 +45,14 @@ class NoSpeechClip:
 
     @property
     def duration(self) -> float:
-        return len(self.samples) / SAMPLE_RATE
+        return len(self.samples) / SAMPLE_RATE_HZ
 
 
 def no_speech_clip(seed: int, index: int) -> NoSpeechClip:
     """Clip ``index`` of the ``seed``'s series: a kind, a level and a duration drawn from the seed."""
     rng = np.random.default_rng([seed, index, 0x5EED])
     kind = KINDS[index % len(KINDS)]  # every kind equally often
-    n = int(rng.uniform(MIN_SECONDS, MAX_SECONDS) * SAMPLE_RATE)
+    n = int(rng.uniform(MIN_SECONDS, MAX_SECONDS) * SAMPLE_RATE_HZ)
     level_dbfs = float(rng.uniform(MIN_LEVEL_DBFS, MAX_LEVEL_DBFS))
     if kind == "silence":
         wave = rng.standard_normal(n) * 1e-5  # dither, not exact zeros: real "silence" is never digital zero
@@ -105,7 +105,7 @@ def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _hum(rng: np.random.Generator, n: int, mains_hz: float) -> np.ndarray:
-    t = np.arange(n) / SAMPLE_RATE
+    t = np.arange(n) / SAMPLE_RATE_HZ
     wave = sum(HUM_HARMONIC_DECAY**k * np.sin(2 * math.pi * mains_hz * (k + 1) * t + rng.uniform(0, 2 * math.pi))
                for k in range(HUM_HARMONICS))
     return wave + 0.05 * rng.standard_normal(n)  # a little hiss under the buzz

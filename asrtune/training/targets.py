@@ -42,10 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from asrtune.inference.whisper_common import no_speech_token, timestamp_token
+from asrtune.inference.whisper_common import clip_prompt_tokens, no_speech_token, text_token_ids, timestamp_token
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, TIME_PRECISION_S, WINDOW_SECONDS
 
-PROMPT_MAX_TOKENS = MAX_TARGET_TOKENS // 2 - 1  # Whisper's prompt limit: half the context, less <|startofprev|>
 HASH_SCALE = float(2**64)  # picked(): the first 8 bytes of a SHA-256 as a fraction of this
 
 
@@ -159,15 +158,19 @@ class WhisperTargets:
         self.max_tokens = max_tokens
 
     def text_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` with the leading space Whisper itself emits."""
-        return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+        """Token ids of ``text`` (plain text) with the leading space Whisper itself emits."""
+        return text_token_ids(self.tokenizer, " " + text.strip())
 
-    def prompt_ids(self, text: str | None, budget: int = PROMPT_MAX_TOKENS) -> list[int]:
-        """``<|startofprev|>`` + the last tokens of ``text`` (at most ``budget`` in all); [] for no text."""
-        if not text or not text.strip() or budget < 2:
+    def prompt_ids(self, text: str | None, budget: int | None = None) -> list[int]:
+        """``<|startofprev|>`` + the last tokens of ``text``: clipped by the decoding rule
+        (:func:`~asrtune.inference.whisper_common.clip_prompt_tokens`), then to ``budget`` tokens in
+        all when the target leaves less; [] for no text or no room."""
+        if not text or not text.strip():
             return []
-        ids = self.text_ids(text)[-min(PROMPT_MAX_TOKENS, budget - 1) :]
-        return [self.startofprev, *ids]
+        ids = clip_prompt_tokens(self.text_ids(text), self.max_tokens)
+        if budget is not None:
+            ids = ids[-(budget - 1) :] if budget >= 2 else []
+        return [self.startofprev, *ids] if ids else []
 
     def plain(self, text: str, prompt: str | None = None) -> Target:
         return self._with_prompt(self.sot, self.text_ids(text) + [self.eot], prompt)

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from asrtune.alignment.words import Word
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.transcription.vad import MAX_SEGMENT_S, Span, segment_audio
 
 TIME_DECIMALS = 3  # ms resolution in records
@@ -58,7 +58,7 @@ class Segment:
 
 def span_clip(audio: np.ndarray, span: Span) -> np.ndarray:
     """The samples of ``audio`` inside ``span``."""
-    return audio[int(round(span.start * SAMPLE_RATE)) : int(round(span.end * SAMPLE_RATE))]
+    return audio[int(round(span.start * SAMPLE_RATE_HZ)) : int(round(span.end * SAMPLE_RATE_HZ))]
 
 
 def make_segment(span: Span, hypothesis, duration: float) -> Segment | None:
@@ -95,7 +95,7 @@ def transcribe_audio(
     if not spans:
         return []
     hypotheses = recognizer.decode([span_clip(audio, s) for s in spans], word_timestamps=word_timestamps)
-    return make_segments(spans, hypotheses, len(audio) / SAMPLE_RATE)
+    return make_segments(spans, hypotheses, len(audio) / SAMPLE_RATE_HZ)
 
 
 def _inside(word: Word, start: float, end: float) -> Word:

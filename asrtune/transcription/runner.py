@@ -18,7 +18,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE, load_audio
+from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis
 from asrtune.transcription.inputs import AudioSource
@@ -118,7 +118,7 @@ def transcribe_sources(
             continue
         audio = prepared.audio
         spans = [s for s in prepared.spans if span_clip(audio, s).size]
-        job = _FileJob(prepared.source, len(audio) / SAMPLE_RATE, spans, [Hypothesis("")] * len(spans), 0)
+        job = _FileJob(prepared.source, len(audio) / SAMPLE_RATE_HZ, spans, [Hypothesis("")] * len(spans), 0)
         for i, span in enumerate(spans):
             pending.append((job, i, span_clip(audio, span)))
             job.remaining += 1

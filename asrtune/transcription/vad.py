@@ -26,11 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
+from asrtune.models.whisper_spec import WINDOW_SECONDS
 
 log = logging.getLogger(__name__)
 
-MAX_SEGMENT_S = 30.0  # s: Whisper's input window
+MAX_SEGMENT_S = WINDOW_SECONDS  # s: a segment fills at most Whisper's input window
 MIN_SILENCE_S = 0.16  # s: shorter pauses do not end a speech chunk (as faster-whisper's batched mode)
 SPEECH_PAD_S = 0.2  # s: kept either side of a chunk so word onsets/offsets are not clipped
 ENERGY_FRAME_S = 0.03  # s: frame length for the energy detector and quietest-point search
@@ -136,7 +137,7 @@ def merge_chunks(chunks: list[Span], max_segment_s: float = MAX_SEGMENT_S) -> li
 
 def frame_energy_db(audio: np.ndarray, frame_s: float = ENERGY_FRAME_S) -> np.ndarray:
     """RMS level of consecutive ``frame_s`` frames in dB (full scale), the last frame zero-padded."""
-    frame = max(1, int(round(frame_s * SAMPLE_RATE)))
+    frame = max(1, int(round(frame_s * SAMPLE_RATE_HZ)))
     n = int(np.ceil(len(audio) / frame))
     padded = np.zeros(n * frame, dtype=np.float32)
     padded[: len(audio)] = audio
@@ -152,8 +153,8 @@ def _silero_chunks(audio: np.ndarray, max_chunk_s: float) -> list[Span]:
         min_silence_duration_ms=int(MIN_SILENCE_S * 1000),
         speech_pad_ms=int(SPEECH_PAD_S * 1000),
     )
-    stamps = get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options, sampling_rate=SAMPLE_RATE)
-    return [Span(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+    stamps = get_speech_timestamps(np.ascontiguousarray(audio, dtype=np.float32), options, sampling_rate=SAMPLE_RATE_HZ)
+    return [Span(s["start"] / SAMPLE_RATE_HZ, s["end"] / SAMPLE_RATE_HZ) for s in stamps]
 
 
 def _energy_chunks(audio: np.ndarray) -> list[Span]:
@@ -165,7 +166,7 @@ def _energy_chunks(audio: np.ndarray) -> list[Span]:
     """
     db = frame_energy_db(audio)
     floor, peak = np.percentile(db, 10), np.percentile(db, 99)
-    duration = len(audio) / SAMPLE_RATE
+    duration = len(audio) / SAMPLE_RATE_HZ
     if peak < SILENCE_DB:
         return []
     if peak - floor < 6.0:  # no level contrast: sound throughout, so one chunk (split later at dips)
@@ -205,7 +206,7 @@ def _split_long(audio: np.ndarray, chunk: Span, max_s: float) -> list[Span]:
     start = chunk.start
     while chunk.end - start > max_s:
         lo, hi = start + max_s / 2, start + max_s - ENERGY_FRAME_S
-        a, b = int(lo * SAMPLE_RATE), int(hi * SAMPLE_RATE)
+        a, b = int(lo * SAMPLE_RATE_HZ), int(hi * SAMPLE_RATE_HZ)
         db = frame_energy_db(audio[a:b])
         cut = lo + (int(np.argmin(db)) + 0.5) * ENERGY_FRAME_S if db.size else hi
         cut = min(cut, start + max_s)

@@ -58,13 +58,14 @@ import torch
 from torch import nn
 
 from asrtune.errors import ConfigError
+from asrtune.models.whisper_spec import WINDOW_SECONDS
 
 if TYPE_CHECKING:  # imported for type names only: keeps this module light
     from asrtune.data.manifest import Utterance
     from asrtune.inference.base import Recognizer
     from asrtune.training.config import TrainConfig
 
-MAX_AUDIO_SECONDS = 30.0  # Whisper's fixed input window; CTC attention memory grows quadratically past it
+MAX_AUDIO_SECONDS = WINDOW_SECONDS  # Whisper's fixed input window; CTC attention memory grows quadratically past it
 IGNORE_INDEX = -100  # label value the losses skip (Whisper's given prefix, padding)
 
 

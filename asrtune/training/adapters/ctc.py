@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.errors import ConfigError
 from asrtune.models import ctc_vocab
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
@@ -148,7 +148,7 @@ class CTCAdapter(ModelAdapter):
         if processor is None or added:
             # the tokenizer reads vocab.json once; save() writes the processor into the model folder
             with tempfile.TemporaryDirectory(prefix="asrtune-ctc-vocab-") as folder:
-                processor = ctc_vocab.make_processor(vocab, folder, SAMPLE_RATE, feature_extractor)
+                processor = ctc_vocab.make_processor(vocab, folder, SAMPLE_RATE_HZ, feature_extractor)
         model.config.pad_token_id = processor.tokenizer.pad_token_id  # the CTC blank
         model.config.vocab_size = model.lm_head.out_features
         return cls(model, processor, config, case, char_map, added, resolved)
@@ -212,7 +212,7 @@ class CTCAdapter(ModelAdapter):
         if utt.duration > MAX_AUDIO_SECONDS:
             return f"longer than {MAX_AUDIO_SECONDS:.0f} s"
         if utt.duration > 0:
-            frames = self.output_frames(int(utt.duration * SAMPLE_RATE))
+            frames = self.output_frames(int(utt.duration * SAMPLE_RATE_HZ))
             # CTC needs a frame per character, plus a blank between repeated characters
             needed = len(text) + sum(a == b for a, b in zip(text, text[1:]))
             if needed > frames:
@@ -222,9 +222,9 @@ class CTCAdapter(ModelAdapter):
     def make_example(self, utt: Any, target_text: str, audio: np.ndarray | None = None, encoded: np.ndarray | None = None) -> dict[str, Any]:
         if audio is None:
             raise ValueError("the CTC adapter trains its encoder and needs raw audio, not cached encoder outputs")
-        if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE:
-            audio = audio[: int(MAX_AUDIO_SECONDS * SAMPLE_RATE)]
-        values = self.feature_extractor(np.asarray(audio, dtype=np.float32), sampling_rate=SAMPLE_RATE).input_values[0]
+        if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE_HZ:
+            audio = audio[: int(MAX_AUDIO_SECONDS * SAMPLE_RATE_HZ)]
+        values = self.feature_extractor(np.asarray(audio, dtype=np.float32), sampling_rate=SAMPLE_RATE_HZ).input_values[0]
         return {"input_values": torch.as_tensor(np.asarray(values, dtype=np.float32)), "labels": self.target_ids(target_text)}
 
     def collate(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.audio import SAMPLE_RATE
+from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, module_digest, refuse_options
@@ -298,7 +298,7 @@ class WhisperAdapter(ModelAdapter):
     def features(self, audios: list[np.ndarray]) -> torch.Tensor:
         """Log-mel features ``[B, n_mels, 3000]`` (padded to Whisper's 30 s window)."""
         out = self.feature_extractor(
-            [np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=SAMPLE_RATE, return_tensors="pt"
+            [np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt"
         )
         return out.input_features
 
@@ -308,8 +308,8 @@ class WhisperAdapter(ModelAdapter):
         if encoded is not None:
             example["encoder_outputs"] = torch.from_numpy(np.asarray(encoded))
         elif audio is not None:
-            if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE:
-                audio = audio[: int(MAX_AUDIO_SECONDS * SAMPLE_RATE)]
+            if len(audio) > MAX_AUDIO_SECONDS * SAMPLE_RATE_HZ:
+                audio = audio[: int(MAX_AUDIO_SECONDS * SAMPLE_RATE_HZ)]
             example["input_features"] = self.features([audio])[0]
         else:
             raise ValueError("make_example needs audio or encoded")
