@@ -1,7 +1,7 @@
 """Bad input through the real CLI: one clear line, the right exit code, no traceback, nothing left behind.
 
-Each case runs ``python -m asrtune ...`` in a subprocess inside a fresh sandbox folder (also its
-working folder) and asserts:
+Each case runs ``asrtune ...`` as a process of its own (forked from a server that imported asrtune
+once: ``tests/cli_runner.py``) inside a fresh sandbox folder (also its working folder) and asserts:
 
 - exit code 2 (a user error), or 1 where the command reports bad lines (``manifest validate``);
 - exactly one line on stderr, naming the file, line or option at fault;
@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 import asrtune
+from cli_runner import run_asrtune
 from conftest import require_whisper_package
 
 TINY = "openai/whisper-tiny.en"
@@ -319,10 +320,8 @@ def _param(c: Case):
 def test_bad_input_is_one_clear_line(bad: Case, sandbox: Path):
     argv = [a.format(d=sandbox) for a in bad.argv]
     before = snapshot(sandbox)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run([sys.executable, "-m", "asrtune", *argv], cwd=sandbox, env=env,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = run_asrtune(argv, sandbox, env)
     assert "Traceback" not in result.stderr + result.stdout, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
     assert result.returncode == bad.code, result.stderr[-2000:]

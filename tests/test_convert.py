@@ -60,6 +60,8 @@ def test_random_whisper_survives_hf_to_ct2_to_hf_exactly(tiny, tmp_path):
     assert back.config.encoder_attention_heads == 2 and back.config.d_model == 64
 
 
+@pytest.mark.kernels
+@pytest.mark.slow
 def test_package_ct2_to_hf_to_ct2_gives_identical_tensors_and_transcripts(tiny, tmp_path, shared_data):
     from asrtune.data.audio import load_audio
     from asrtune.inference.whisper_ct2 import WhisperCT2Recognizer

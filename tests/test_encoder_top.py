@@ -63,6 +63,7 @@ def test_trainable_set_full_and_lora(tiny_whisper):
     assert not any(".encoder.layers.0." in n for n in names)
 
 
+@pytest.mark.slow
 def test_top_layer_trains_from_the_split_cache(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     result = train(config(tiny_whisper, so16, run, max_steps=2, train_encoder_top=1))

@@ -50,6 +50,7 @@ def test_eval_long_recording_matches_transcribe_then_score(engine, shared_data, 
     assert scored_report["compare"]["matched_utterances"] == 1
 
 
+@pytest.mark.kernels
 def test_long_and_short_utterances_share_one_report(shared_data, tmp_path):
     """A 35 s recording goes the long-form way (segments kept), a short clip the batched way."""
     require_whisper_package(TINY)

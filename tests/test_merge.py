@@ -83,6 +83,7 @@ def test_merge_alphas_are_validated(tiny_whisper, so16, tmp_path):
         config(tiny_whisper, so16, tmp_path / "r", merge_alphas=[0.5]).validate()
 
 
+@pytest.mark.slow
 def test_train_scores_merges_and_keeps_the_best_on_dev(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     result = train(config(tiny_whisper, so16, run, max_steps=4, lr=5e-3, dev=str(so16[1]), eval_every=2,

@@ -66,6 +66,7 @@ def test_converted_weights_equal_the_ctranslate2_tensors(tiny):
     assert tok.decode([50257, 50362, 2425, 50256], skip_special_tokens=True).strip() == tok.decode([2425]).strip()
 
 
+@pytest.mark.slow
 def test_transformers_pipeline_loads_the_converted_folder(tiny, shared_data):
     import transformers
 

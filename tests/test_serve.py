@@ -158,6 +158,7 @@ def test_health_and_models_list_the_served_model(server, client):
     assert model.model_extra["server"]["api_key"] == "set"  # never the key itself
 
 
+@pytest.mark.kernels
 def test_concurrent_requests_equal_asrtune_transcribe(server, client, clips, expected):
     app = server[0]
     before = app.state.batcher.clips

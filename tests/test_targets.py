@@ -181,6 +181,7 @@ def so8(shared_data, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_training_steps_with_all_three_on_save_a_model(tiny_whisper, so8, tmp_path):
     """Fast: the random 2+2-layer Whisper (real tiny.en tokenizer), real audio, all three modes."""
     run = tmp_path / "run"
@@ -191,6 +192,7 @@ def test_training_steps_with_all_three_on_save_a_model(tiny_whisper, so8, tmp_pa
     assert "with 2 generated no-speech clips" in (run / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_pack_windows_adds_the_first_manifests_clips_as_timed_windows(tiny_whisper, so8, tmp_path, monkeypatch):
     from asrtune.data.pack import plan_windows
 

@@ -1,8 +1,9 @@
 """The training loop on real audio: loss falls, checkpoints reload, resume continues exactly,
 the encoder cache is hit, bad configs fail clearly, divergence is caught.
 
-Fast tests use a tiny randomly initialised Whisper (d_model 64, 2+2 layers) that carries the
-real tiny.en tokenizer and feature extractor; the real tiny.en runs are marked slow.
+The runs use a tiny randomly initialised Whisper (d_model 64, 2+2 layers) that carries the
+real tiny.en tokenizer and feature extractor; runs that train for more than a few seconds (and
+the real tiny.en runs) are marked slow, so the fast suite keeps no test over 5 s.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def trainable(run: Path) -> dict[str, torch.Tensor]:
 # --- fast: tiny random Whisper, real audio ----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_loss_falls_and_outputs_reload(tiny_whisper, so16, tmp_path):
     from asrtune.models import load_whisper, resolve_model
 
@@ -112,6 +114,7 @@ def test_loss_falls_and_outputs_reload(tiny_whisper, so16, tmp_path):
     assert resolve_model(str(run)).family == "whisper"
 
 
+@pytest.mark.slow
 def test_encoder_cache_used_from_second_epoch_and_across_runs(tiny_whisper, so16, tmp_path, monkeypatch):
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -140,6 +143,7 @@ def test_encoder_cache_used_from_second_epoch_and_across_runs(tiny_whisper, so16
     assert not aug.cache["used"] and calls["utts"] == 16
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tiny_whisper, so16, tmp_path):
     common = dict(lr_schedule="constant", save_every=1)
     straight = tmp_path / "straight"
@@ -157,6 +161,8 @@ def test_resume_continues_exactly(tiny_whisper, so16, tmp_path):
     assert steps == [1, 2, 3, 4, 5]
 
 
+@pytest.mark.kernels
+@pytest.mark.slow
 def test_data_loading_threads_give_the_same_run(tiny_whisper, so16, tmp_path):
     """--num-workers decodes and augments audio on threads; the batches, and so the weights, do not change."""
     common = dict(max_steps=2, speed_perturb=True, noise_snr_db=20.0, lr_schedule="constant")
@@ -187,6 +193,7 @@ def test_a_near_zero_loss_that_wobbles_is_not_divergence():
     assert not loss_exploded(2.0, 0.6, 4.0)  # a real rise, but under 4x
 
 
+@pytest.mark.slow
 def test_divergence_stops_and_keeps_checkpoint(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(TrainingDiverged, match="learning rate .* too high"):
@@ -195,6 +202,7 @@ def test_divergence_stops_and_keeps_checkpoint(tiny_whisper, so16, tmp_path):
     assert any(m.get("event") == "diverged" for m in metrics(run))
 
 
+@pytest.mark.slow
 def test_replay_weights_and_lora(tiny_whisper, so16, tmp_path, shared_data):
     general = tmp_path / "general.jsonl"
     write_manifest(general, load_manifest(next((shared_data / "ljspeech-32").glob("*.jsonl")))[:8], relative=False)

@@ -33,6 +33,8 @@ def test_train_state_round_trips_with_rng():
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 
+@pytest.mark.kernels
+@pytest.mark.slow
 def test_gradient_accumulation_2x8_equals_batch_16(tiny_whisper, so16, tmp_path):
     common = dict(max_steps=2, lr_schedule="constant", precision="fp32", cache="off")
     train(config(tiny_whisper, so16, tmp_path / "big", batch_size=16, **common))
@@ -42,6 +44,7 @@ def test_gradient_accumulation_2x8_equals_batch_16(tiny_whisper, so16, tmp_path)
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_patience_stops_early(tiny_whisper, so16):
     out = so16[0].parent / "patience"
     # a learning rate too small to change a greedy hypothesis: the second evaluation cannot improve
@@ -55,6 +58,7 @@ def test_time_limit_stops(tiny_whisper, so16, tmp_path):
     assert "time limit" in (tmp_path / "run" / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_unfreeze_after_survives_a_resume(tiny_whisper, so16, tmp_path):
     run = tmp_path / "run"
     common = dict(unfreeze_after=2, unfreeze_top_layers=1, lr_schedule="constant", save_every=1)

@@ -19,6 +19,7 @@ from conftest import REPO_ROOT, require_whisper_package
 from test_train import config, so16, tiny_whisper  # noqa: F401  (fixtures)
 
 
+@pytest.mark.slow
 def test_eval_sets_write_base_and_tuned_wer(tiny_whisper, so16, tmp_path, shared_data):
     general = tmp_path / "general.jsonl"
     write_manifest(general, load_manifest(next((shared_data / "ljspeech-32").glob("*.jsonl")))[:2], relative=False)
@@ -29,6 +30,7 @@ def test_eval_sets_write_base_and_tuned_wer(tiny_whisper, so16, tmp_path, shared
     assert rows[0]["delta"] == pytest.approx(rows[0]["tuned_wer"] - rows[0]["base_wer"]) and rows[0]["base_wer"] > 0
 
 
+@pytest.mark.kernels
 @pytest.mark.slow
 def test_export_ct2_of_a_run_loads_in_ctranslate2_and_asrtune_eval(so16, tmp_path):
     """Real tiny.en (a random model never ends a sentence within CTranslate2's length limit)."""
@@ -48,6 +50,7 @@ def test_export_ct2_of_a_run_loads_in_ctranslate2_and_asrtune_eval(so16, tmp_pat
     assert p.returncode == 0, p.stderr[-2000:]
 
 
+@pytest.mark.kernels
 @pytest.mark.slow
 def test_dev_wer_decodes_like_asrtune_eval(so16, tmp_path):
     """Real tiny.en on 4 clips: the trainer's recogniser (from audio and from float16 cached

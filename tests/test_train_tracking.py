@@ -30,6 +30,7 @@ runpy.run_module("asrtune", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_report_to_tensorboard_logs_curves_wers_and_dev_examples(tiny_whisper, so16, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -79,6 +80,7 @@ def test_a_failing_run_closes_its_mlflow_run_as_failed(tiny_whisper, so16, tmp_p
     assert record.data.params["report_to"] == "mlflow" and record.data.params["max_steps"] == "4"
 
 
+@pytest.mark.slow
 def test_model_cards_in_best_final_and_ct2_export_carry_the_eval_sets(tiny_whisper, so16, tmp_path, shared_data):
     pytest.importorskip("huggingface_hub")
     pytest.importorskip("ctranslate2")
@@ -104,6 +106,7 @@ def test_model_cards_in_best_final_and_ct2_export_carry_the_eval_sets(tiny_whisp
     assert (tmp_path / "final-ct2" / "README.md").read_text() == (run / "final" / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_best_card_mid_run_carries_the_dev_wer_that_picked_it(tiny_whisper, so16, tmp_path):
     pytest.importorskip("huggingface_hub")
     from huggingface_hub import ModelCard

@@ -234,6 +234,7 @@ def _lines_safe(path: Path) -> list[str]:
         return []
 
 
+@pytest.mark.kernels
 @pytest.mark.slow
 def test_workers_match_a_single_process(tmp_path, ct2_recognizer, messy_folder):
     folder, _ = messy_folder
