@@ -204,3 +204,36 @@ def test_merge_alphas_words_and_lists():
     assert not merge(["auto"]).may_merge and merge(["0.3"]).may_merge  # auto merges only after a guard refusal
     with pytest.raises(ConfigError, match="--merge-alphas: give numbers between 0 and 1"):
         merge(["sometimes"])
+
+
+@pytest.mark.slow  # real tiny.en: ~6 dev + guard decodes
+def test_guarded_tiny_en_run_ends_with_an_admissible_best_or_says_why(so16, guard_manifest, tmp_path):
+    """speechocean762 train with a zero-margin guard: best/ beats the base on dev within the
+    guard (a step or a merge scored after a refusal), or is the base and the last lines say why."""
+    from conftest import require_whisper_package
+
+    from asrtune.data.manifest import load_manifest, write_manifest
+
+    require_whisper_package()
+    # dev = 4 of the training clips: tiny.en learns them within a few steps, so dev WER falls
+    # while the guard moves, and a zero margin makes a refusal (and the merges after it) likely
+    dev = tmp_path / "dev.jsonl"
+    write_manifest(dev, load_manifest(so16[0])[:4], relative=False)
+    run = tmp_path / "run"
+    result = train(config("openai/whisper-tiny.en", so16, run, max_steps=4, lr=2e-4, dev=str(dev), eval_every=4,
+                          guard_dev=str(guard_manifest), guard_margin=0.0))
+    log = (run / "train.log").read_text()
+    tail = log.split(" done: ", 1)[1]
+    print("\n" + tail)
+    assert result.base_dev_wer is not None and guard_allows(result.best_guard_wer, result.guard_base_wer, 0.0)
+    if result.guard_refused_step is not None:  # the guard refused better-on-dev weights: merges were scored
+        assert result.merge_reason == "guard refused" and [m["alpha"] for m in result.merges] == [0.25, 0.5, 0.75]
+        assert "warning: the forgetting guard kept best/" in tail
+    if result.best_step == 0 and result.best_merge_alpha is None:
+        assert f"best/: the base model, unchanged: dev WER {100 * result.base_dev_wer:.2f} %" in tail
+        assert "warning: the forgetting guard kept best/" in tail or "no checkpoint scored lower than the base on dev" in tail
+        evals = [m for m in metrics(run) if "dev_wer" in m and m["step"] > 0] + [
+            {"dev_wer": m["merge_dev_wer"], "guard_ok": m["guard_ok"]} for m in metrics(run) if m.get("event") == "merge"]
+        assert all(m["dev_wer"] >= result.base_dev_wer or not m["guard_ok"] for m in evals)  # nothing admissible beat it
+    else:
+        assert result.best_dev_wer < result.base_dev_wer and f"dev WER {100 * result.best_dev_wer:.2f} %" in tail

@@ -148,6 +148,9 @@ def test_a_manifest_as_transcript_gives_the_recordings_text(tmp_path, shared_dat
         collect_recordings([str(local), str(tmp_path / "overlap.jsonl")])
     with pytest.raises(ConfigError, match=r"manifest.jsonl: a JSONL manifest, and none of its 1 line\(s\) is for .*rec.flac"):
         collect_recordings([str(local), str(root / "manifest.jsonl")])
+    (tmp_path / "pretty.txt").write_text(json.dumps(rows[0], indent=2), encoding="utf-8")  # JSON, but not one object a line
+    with pytest.raises(ConfigError, match="pretty.txt: a JSON document, not a transcript"):
+        collect_recordings([str(local), str(tmp_path / "pretty.txt")])
 
 
 @pytest.mark.parametrize("text", ["...", "!!! \n ?", "", "\u2014 [music]"])

@@ -222,11 +222,23 @@ def check_has_words(transcript: str, where: str) -> None:
 
 def _read_transcript(path: Path) -> str:
     try:
-        text = " ".join(read_text(path).split())
+        raw = read_text(path)
     except OSError as e:
         raise AsrtuneError(f"{path}: cannot read the transcript ({e.strerror or e})") from None
+    if raw.lstrip().startswith(("{", "[")) and _is_json(raw):  # e.g. a pretty-printed JSON file
+        raise ConfigError(f"{path}: a JSON document, not a transcript; give plain text, or a JSONL manifest "
+                          "(one object per line with audio_filepath and text)")
+    text = " ".join(raw.split())
     check_has_words(text, str(path))
     return text
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def align_to_manifest(

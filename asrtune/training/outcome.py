@@ -111,6 +111,8 @@ def outcome_lines(result: Any, margin_points: float, has_dev: bool) -> list[str]
             for m in result.merges))
     if result.guard_refused_step is not None:
         lines.append(guard_refusal_note(result, margin_points))
+    elif result.best_step == 0 and result.best_merge_alpha is None:
+        lines.append("no checkpoint scored lower than the base on dev, so best/ kept the base model")
     return lines
 
 

@@ -840,9 +840,11 @@ class Trainer:
                 sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
                                                              str(self.device), self.say)
-            self._write_card(self.run_dir / "best", "best", result.to_dict())  # the run's final word on best/
-            if not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None):  # final/ == best/
-                self._write_card(self.run_dir / "final", "final", result.to_dict())
+            # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
+            # shows them when it holds the same weights
+            self._write_card(self.run_dir / "best", "best", result.to_dict())
+            same = not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None)
+            self._write_card(self.run_dir / "final", "final", result.to_dict() | ({} if same else {"eval_results": []}))
             if cfg.export_ct2:
                 self._export_ct2()
                 self._write_card(self.run_dir / "best-ct2", "best", result.to_dict(), export="ctranslate2")
