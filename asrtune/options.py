@@ -233,6 +233,13 @@ def coerce(name: str, value: Any, hint: Any, source: str) -> Any:
             return _coerce_to(kind, value)
         except (TypeError, ValueError):
             continue
+    if isinstance(value, list) and len(value) == 1:  # a list option typed once with a word (``--merge-alphas auto``)
+        for kind in members:
+            if typing.get_origin(kind) is not list:
+                try:
+                    return _coerce_to(kind, value[0])
+                except (TypeError, ValueError):
+                    continue
     expected = " or ".join(_type_name(kind) for kind in members)
     raise ConfigError(f"{source}: option {option_name!r} expects {expected}, got {value!r}")
 

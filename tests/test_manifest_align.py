@@ -107,9 +107,76 @@ def test_inputs_pair_manifest_folder(tmp_path):
         collect_recordings([str(tmp_path / "o.jsonl")])
 
 
+def test_edge_words_not_in_the_audio_are_rejected(tmp_path):
+    """Words before the first and after the last heard word that nothing in the audio matches
+    (a title, a credit line) go to rejected.jsonl, however few; a misheard first word stays."""
+    path = coded_recording(tmp_path / "long.flac", 60)
+    spoken = [f"S{i}." for i in range(60)]
+    spoken[1] = "Es1."  # heard as "s1": misheard, not missing
+    head, tail = "Recorded for LibriVox.".split(), "Thank you for listening.".split()
+    reference = head + spoken + tail
+    out = tmp_path / "aligned.jsonl"
+    summary = align_to_manifest(None, [Recording(str(path), " ".join(reference))], out, count_tokens=words_token_estimate,
+                                window_s=45, transcriber=coded_transcriber)
+    utts = load_manifest(out)
+    assert " ".join(u.text for u in utts) == " ".join(spoken)
+    rejected = [json.loads(line) for line in (tmp_path / REJECTED_NAME).read_text().splitlines()]
+    assert [(r["reason"], r["text"], r["first_word"], r["last_word"]) for r in rejected] == [
+        (TEXT_NOT_IN_AUDIO, " ".join(head), 0, 3), (TEXT_NOT_IN_AUDIO, " ".join(tail), 63, 67)]
+    assert summary.rejected == 2 and summary.kept_words == 60 and summary.words == 67
+
+
+def test_a_manifest_as_transcript_gives_the_recordings_text(tmp_path, shared_data):
+    root = shared_data / "longform"
+    line = json.loads((root / "manifest.jsonl").read_text().splitlines()[0])
+    audio = root / line["audio_filepath"]  # relative in the manifest: resolved against its folder
+    (recording,) = collect_recordings([str(audio), str(root / "manifest.jsonl")])
+    assert recording.transcript == " ".join(line["text"].split()) and "audio_filepath" not in recording.transcript
+
+    # a manifest of segments of the recording (saved as .txt): their texts in offset order
+    local = coded_recording(tmp_path / "rec.flac", 10)
+    rows = [{"audio_filepath": "rec.flac", "text": "second part", "offset": 5.0, "duration": 5.0, "speaker": "a", "align_score": 0.9},
+            {"audio_filepath": "other.flac", "text": "not this", "duration": 3.0},
+            {"audio_filepath": str(local), "text": "First part,", "duration": 5.0, "speaker": "a", "align_score": 1.0}]
+    (tmp_path / "segments.txt").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert collect_recordings([str(local), str(tmp_path / "segments.txt")]) == [
+        Recording(str(local), "First part, second part", {"speaker": "a"})]
+
+    rows[0]["offset"] = 4.0  # overlaps the first line's 0-5 s
+    (tmp_path / "overlap.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ConfigError, match="overlap.jsonl: lines 3 and 1 overlap"):
+        collect_recordings([str(local), str(tmp_path / "overlap.jsonl")])
+    with pytest.raises(ConfigError, match=r"manifest.jsonl: a JSONL manifest, and none of its 1 line\(s\) is for .*rec.flac"):
+        collect_recordings([str(local), str(root / "manifest.jsonl")])
+    (tmp_path / "pretty.txt").write_text(json.dumps(rows[0], indent=2), encoding="utf-8")  # JSON, but not one object a line
+    with pytest.raises(ConfigError, match="pretty.txt: a JSON document, not a transcript"):
+        collect_recordings([str(local), str(tmp_path / "pretty.txt")])
+
+
+@pytest.mark.parametrize("text", ["...", "!!! \n ?", "", "\u2014 [music]"])
+def test_a_transcript_without_words_is_one_error_and_writes_nothing(tmp_path, capsys, text):
+    audio = coded_recording(tmp_path / "a.flac", 2)
+    (tmp_path / "a.txt").write_text(text, encoding="utf-8")
+    out = tmp_path / "out" / "aligned.jsonl"
+    assert main(["manifest", "align", str(audio), str(tmp_path / "a.txt"), "--model", "x", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a.txt: the transcript has no words to align" in err and len(err.strip().splitlines()) == 1
+    assert not out.parent.exists()
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "a.flac", "text": text}) + "\n")
+    with pytest.raises(ConfigError, match="m.jsonl:1: the transcript has no words"):
+        collect_recordings([str(tmp_path / "m.jsonl")])
+    with pytest.raises(ConfigError, match="no words to align"):  # the library call checks too, before decoding
+        align_to_manifest(None, [Recording(str(audio), text)], out, transcriber=coded_transcriber)
+    assert not out.parent.exists()
+
+
 def test_cli_user_errors_exit_2(tmp_path, capsys):
     assert main(["manifest", "align", str(tmp_path / "none.flac"), str(tmp_path / "none.txt"), "--model", "x", "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "none.flac: file not found" in capsys.readouterr().err
+    audio = coded_recording(tmp_path / "a.flac", 2)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "b.flac", "text": "Hi."}) + "\n")
+    assert main(["manifest", "align", str(audio), str(tmp_path / "m.jsonl"), "--model", "x", "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "m.jsonl: a JSONL manifest, and none of its 1 line(s) is for" in capsys.readouterr().err
     assert main(["manifest", "align", str(tmp_path), "--model", "x", "--out", str(tmp_path / "o.jsonl"), "--min-score", "2"]) == 2
     assert "--min-score must be between 0 and 1" in capsys.readouterr().err
 
@@ -235,6 +302,20 @@ def test_real_longform_with_corrupted_transcript_rejects_the_damage(longform, ti
     print(f"\ncorrupted: {len(segments)} segments, {len(rejected)} rejected, boundary error median {statistics.median(errors):.3f} s, "
           f"max {max(errors):.3f} s")
     assert max(errors) <= BOUNDARY_TOLERANCE_S
+
+
+@pytest.mark.slow
+def test_real_longform_rejects_foreign_words_at_both_edges(longform, tiny_words, tiny):
+    """3 words the speaker never said before the real transcript and 4 after: each edge run is
+    rejected (after the second opinion), and the segments hold exactly the spoken text."""
+    audio, reference, _ = longform
+    head, tail = "Chapter twelve begins.".split(), "Read by a volunteer.".split()
+    segments, rejected = run_alignment(tiny_words, " ".join([*head, reference, *tail]), audio, recognizer=tiny)
+    n = len(reference.split())
+    assert " ".join(s.text for s in segments) == reference
+    assert [(r.first_word, r.last_word) for r in rejected] == [(0, 3), (3 + n, 7 + n)]
+    assert all(r.reason.startswith((TEXT_NOT_IN_AUDIO, MISMATCH)) for r in rejected)
+    assert every_word_once(segments, rejected, n + 7)
 
 
 @pytest.mark.slow

@@ -80,7 +80,18 @@ def test_unfreeze_top_layers_alone_unfreezes_from_step_0(tiny_whisper, so16, tmp
     assert not result.cache["used"] and result.cache["reason"] == "unfrozen from step 0"
     base, _ = load_whisper(resolve_model(str(tiny_whisper)))
     assert not torch.equal(base.state_dict()[TOP_LAYER], trainable(run)[TOP_LAYER])
-    assert "from step 0" in (run / "train.log").read_text()
+    log = (run / "train.log").read_text()
+    assert "from step 0" in log and "unfroze" not in log
+    # the announced count is what trains: the decoder (freeze=encoder) and the top encoder layer
+    opened = sum(p.numel() for n, p in base.named_parameters()
+                 if n.startswith(("model.encoder.layers.1.", "model.encoder.layer_norm.")))  # the top layer and the final norm
+    decoder = sum(p.numel() for n, p in base.named_parameters() if not n.startswith("model.encoder."))
+    assert f"freeze=encoder + top 1 encoder layers (lr 0.0001) from step 0: {decoder + opened:,} of " in log
+    assert result.trainable_parameters == decoder + opened
+    # no dev set: the last line says what was saved, not "best dev WER n/a at step None"
+    assert log.rstrip().endswith("best/ and final/ hold the same weights, those after step 1: without a --dev set no "
+                                 "checkpoint is scored or chosen")
+    assert result.best_step == 1 and "step None" not in log
 
 
 @pytest.mark.parametrize("option, value", [("char_map", "a=b"), ("extend_vocab", True), ("mask_time_prob", 0.2),

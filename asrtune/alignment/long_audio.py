@@ -33,16 +33,20 @@ from typing import Any, Callable, Iterable, Iterator
 from asrtune.alignment.words import Word
 from asrtune.alignment.limits import TokenCounter, whisper_token_counter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment, segment_parts
-from asrtune.alignment.text_align import align_text
+from asrtune.alignment.text_align import align_text, word_key
 from asrtune.alignment.verify import rescue_stretches
 from asrtune.data.audio import AUDIO_EXTENSIONS, SAMPLE_RATE_HZ, audio_info, load_audio, write_flac
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
+from asrtune.data.textfile import JSON_LINES_SUFFIXES, is_json_lines, read_text
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_open
 
 WINDOW_S = 600.0  # s of audio decoded at once: bounds memory on multi-hour files
 OVERLAP_S = 30.0  # s both neighbouring windows decode; words are taken > 15 s from a window's cut
 REJECTED_NAME = "rejected.jsonl"
+OVERLAP_TOLERANCE_S = 0.01  # s two segment lines of one recording may share (rounded offsets and durations)
+# fields an earlier alignment wrote on its segments: they describe those segments, not the recording
+ALIGN_FIELDS = ("segments", "align_score", "logprob_gap", "source", "source_start")
 
 Transcriber = Callable[..., list]  # transcribe_audio(recognizer, audio, *, word_timestamps=True) -> list[Segment]
 
@@ -144,13 +148,19 @@ def align_recording(
 
 
 def collect_recordings(inputs: list[str]) -> list[Recording]:
-    """``[AUDIO, TRANSCRIPT.txt]``, ``[MANIFEST.jsonl]`` (one line per long file, ``text`` = its
-    transcript) or ``[FOLDER]`` (audio with same-named ``.txt``) as recordings."""
+    """``[AUDIO, TRANSCRIPT]``, ``[MANIFEST.jsonl]`` (one line per long file, ``text`` = its
+    transcript) or ``[FOLDER]`` (audio with same-named ``.txt``) as recordings.
+
+    TRANSCRIPT is plain text, or a JSONL manifest whose line(s) for AUDIO give the transcript
+    (:func:`transcript_from_manifest`). Every transcript must hold at least one word.
+    """
     if len(inputs) == 2:
         audio, text = (Path(p) for p in inputs)
         for p in (audio, text):
             if not p.is_file():
                 raise ConfigError(f"{p}: file not found")
+        if is_json_lines(text):
+            return [transcript_from_manifest(audio, text)]
         return [Recording(str(audio.resolve()), _read_transcript(text))]
     if len(inputs) != 1:
         raise ConfigError("give AUDIO TRANSCRIPT, a MANIFEST.jsonl, or a FOLDER of audio with same-named .txt transcripts")
@@ -161,21 +171,74 @@ def collect_recordings(inputs: list[str]) -> list[Recording]:
         if not found:
             raise ConfigError(f"{src}: no audio file with a same-named .txt transcript")
         return found
-    if src.suffix.lower() in (".jsonl", ".json") and src.is_file():
+    if src.suffix.lower() in JSON_LINES_SUFFIXES and src.is_file():
         recordings = []
         for utt in read_manifest(src):
             if utt.offset:
                 raise ConfigError(f"{src}:{utt.line_no}: align takes whole recordings; this line has an offset")
+            check_has_words(utt.text, f"{src}:{utt.line_no}")
             recordings.append(Recording(utt.audio_filepath, utt.text, dict(utt.extra)))
         return recordings
     raise ConfigError(f"{src}: not a manifest (.jsonl) or a folder; for one recording give AUDIO TRANSCRIPT")
 
 
+def transcript_from_manifest(audio: Path, manifest: Path) -> Recording:
+    """AUDIO's transcript from a JSONL manifest given as TRANSCRIPT.
+
+    The lines whose ``audio_filepath`` (relative paths resolved against the manifest's folder,
+    as every manifest reader does) is AUDIO give it: one line's ``text``, or, for a manifest of
+    segments of the recording, their texts joined in ``offset`` order. Fields that every such
+    line shares (``speaker``, ...) carry over to the segments. No line for AUDIO, or lines that
+    overlap in time, is a :class:`ConfigError` saying so.
+    """
+    target = audio.resolve()
+    lines = list(read_manifest(manifest))
+    utts = [u for u in lines if Path(u.audio_filepath).resolve() == target]
+    if not utts:
+        raise ConfigError(f"{manifest}: a JSONL manifest, and none of its {len(lines)} line(s) is for {audio} "
+                          f"(audio_filepath resolves against the manifest's folder: line {lines[0].line_no} names "
+                          f"{lines[0].audio_filepath}); give the recording's manifest, a plain-text transcript, or "
+                          "the manifest alone to align every recording it lists")
+    utts.sort(key=lambda u: (u.offset, u.line_no or 0))
+    for a, b in zip(utts, utts[1:]):
+        if b.offset < a.offset + max(a.duration, 0.0) - OVERLAP_TOLERANCE_S or b.offset == a.offset:
+            raise ConfigError(f"{manifest}: lines {a.line_no} and {b.line_no} overlap on {audio} (from {a.offset:g} s and "
+                              f"{b.offset:g} s); a transcript takes one line per stretch of the recording")
+    text = " ".join(" ".join(u.text.split()) for u in utts)
+    where = f"{manifest}:{utts[0].line_no}" if len(utts) == 1 else f"{manifest} (lines for {audio.name})"
+    check_has_words(text, where)
+    shared = {k: v for k, v in utts[0].extra.items() if k not in ALIGN_FIELDS and all(u.extra.get(k) == v for u in utts)}
+    return Recording(str(target), text, shared)
+
+
+def check_has_words(transcript: str, where: str) -> None:
+    """A :class:`ConfigError` naming ``where`` for a transcript with nothing to align (no letter
+    or digit: empty, ``...``, ``!!!``)."""
+    if not any(word_key(token) for token in transcript.split()):
+        shown = " ".join(transcript.split())
+        shown = repr(shown if len(shown) <= 40 else shown[:40] + "...") if shown else "empty"
+        raise ConfigError(f"{where}: the transcript has no words to align ({shown}); nothing was written")
+
+
 def _read_transcript(path: Path) -> str:
     try:
-        return " ".join(path.read_text(encoding="utf-8-sig").split())
-    except (OSError, UnicodeDecodeError) as e:
-        raise AsrtuneError(f"{path}: cannot read the transcript ({e})") from None
+        raw = read_text(path)
+    except OSError as e:
+        raise AsrtuneError(f"{path}: cannot read the transcript ({e.strerror or e})") from None
+    if raw.lstrip().startswith(("{", "[")) and _is_json(raw):  # e.g. a pretty-printed JSON file
+        raise ConfigError(f"{path}: a JSON document, not a transcript; give plain text, or a JSONL manifest "
+                          "(one object per line with audio_filepath and text)")
+    text = " ".join(raw.split())
+    check_has_words(text, str(path))
+    return text
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 def align_to_manifest(
@@ -190,15 +253,20 @@ def align_to_manifest(
     transcriber: Transcriber | None = None,
     progress: bool = False,
 ) -> AlignSummary:
-    """Align every recording; write the segment manifest ``out`` and ``rejected.jsonl`` beside it."""
+    """Align every recording; write the segment manifest ``out`` and ``rejected.jsonl`` beside it.
+
+    A recording whose transcript has no words is a :class:`ConfigError` before anything is
+    decoded or written."""
     out = Path(out)
     if out.suffix not in (".jsonl", ".json"):
         raise ConfigError(f"--out {out}: the output is a JSONL manifest; give a .jsonl path")
     rules.check()
+    recordings = list(recordings)
+    for recording in recordings:
+        check_has_words(recording.transcript, recording.audio)
     summary = AlignSummary()
     utterances: list[Utterance] = []
     rejected_lines: list[dict] = []
-    recordings = list(recordings)
     stems = [Path(r.audio).stem for r in recordings]
     if cut_dir is not None and len(set(stems)) < len(stems):
         twice = next(s for s in stems if stems.count(s) > 1)
@@ -244,4 +312,5 @@ def _utterances(recording: Recording, segments: list[AlignedSegment], cut_dir: s
         yield Utterance(str(path.resolve()), seg.text, seg.end - seg.start, 0.0, {**extra, "source": recording.audio, "source_start": seg.start})
 
 
-__all__ = ["AlignSummary", "Recording", "align_recording", "align_to_manifest", "collect_recordings", "hypothesis_words", "window_starts"]
+__all__ = ["AlignSummary", "Recording", "align_recording", "align_to_manifest", "check_has_words", "collect_recordings",
+           "hypothesis_words", "transcript_from_manifest", "window_starts"]

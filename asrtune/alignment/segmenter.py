@@ -12,6 +12,11 @@ The rules, in order:
    the speaker skipped (reason ``TEXT_NOT_IN_AUDIO``: nothing was heard there), a transcript of
    the wrong take or words under music (``MISMATCH``: something else was heard). One or two words
    matching by chance ("the") between longer unmatched runs do not break a run.
+   **At the file's edges** (before the first and after the last matched word) a run is rejected
+   whatever its length when it holds a word the recogniser heard nothing for: inside the file an
+   unheard word is timed between its matched neighbours, at an edge nothing places it in the
+   audio (a title, a credit line, text of the next take). An edge run of misheard words is
+   judged like one inside.
 2. **Audio not in the text.** A run of more than ``max_extra_words`` recognised words with no
    reference counterpart (an ad, crosstalk, a paragraph the transcript lacks) forces a cut and
    is rejected with its times; no segment reaches into it.
@@ -36,7 +41,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from asrtune.alignment.limits import MAX_SEGMENT_S, MAX_TEXT_TOKENS, TokenCounter, whisper_token_counter
-from asrtune.alignment.text_align import MATCH, SUBSTITUTED, ExtraSpeech, TextAlignment, TimedWord
+from asrtune.alignment.text_align import MATCH, MISSING, SUBSTITUTED, ExtraSpeech, TextAlignment, TimedWord
 from asrtune.errors import ConfigError
 
 TEXT_NOT_IN_AUDIO = "transcript words not found in the audio"
@@ -160,7 +165,7 @@ def segment_alignment(
     evidence = _Evidence(units, alignment.extra, audio_duration)
 
     rejected: list[RejectedStretch] = []
-    bad = _unmatched_runs(units, rules.max_unmatched_words)
+    bad = _unmatched_runs(units, rules.max_unmatched_words) | _unheard_edges(units)
     cuts = set()  # unit k: a forced cut before unit k
     extras_by_unit = _extras_by_unit(units, alignment.extra, len(tokens))
     for k, runs in extras_by_unit.items():
@@ -230,6 +235,18 @@ def _unmatched_runs(units: list[_Unit], longest_ok: int) -> set[int]:
         else:
             merged.append(list(run))
     return {k for matched, first, length in merged if not matched and length > longest_ok for k in range(first, first + length)}
+
+
+def _unheard_edges(units: list[_Unit]) -> set[int]:
+    """Indices of the units before the first and after the last matched word, for each of the
+    two edge runs that holds a word nothing was heard for (rule 1)."""
+    matched = [k for k, u in enumerate(units) if u.word.status == MATCH]
+    first, last = (matched[0], matched[-1]) if matched else (len(units), -1)
+    out: set[int] = set()
+    for run in (range(0, first), range(last + 1, len(units))):
+        if any(units[k].word.status == MISSING for k in run):
+            out.update(run)
+    return out
 
 
 def _extras_by_unit(units: list[_Unit], extras: list[ExtraSpeech], n_tokens: int) -> dict[int, list[ExtraSpeech]]:

@@ -22,10 +22,18 @@ transcript's own text (casing, punctuation) and its match score. Stretches where
 audio disagree (text the speaker skipped, speech the transcript lacks: ads, crosstalk, music)
 are left out and listed with times and reason in rejected.jsonl beside --out. Where the words
 disagree only because the recogniser misheard (accents, noise, jargon), a forced alignment of
-the transcript on that audio says so and the stretch is kept (--max-logprob-gap).
+the transcript on that audio says so and the stretch is kept (--max-logprob-gap). Transcript
+words before the first or after the last word heard in the audio that nothing there matches
+(a title, a credit line) are rejected too, however few.
 
-Inputs: AUDIO TRANSCRIPT.txt, or a MANIFEST.jsonl with one line per recording (text = the full
-transcript), or a FOLDER of audio files with same-named .txt transcripts.
+Inputs:
+  AUDIO TRANSCRIPT   TRANSCRIPT is plain UTF-8 text, or a JSONL manifest: then its line(s) whose
+                     audio_filepath is AUDIO (relative paths resolve against the manifest's
+                     folder) give the transcript - one line's text, or the texts of segment
+                     lines joined in offset order; no such line is an error
+  MANIFEST.jsonl     one line per recording (text = the full transcript)
+  FOLDER             audio files with same-named .txt transcripts
+A transcript with no words (empty, "...", "!!!") is an error; nothing is written.
 """
 
 EPILOG = """\

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from asrtune.errors import ConfigError, ManifestError
 
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also prefix the UTF-32 LE/BE marks
+JSON_LINES_SUFFIXES = (".jsonl", ".json")
 
 
 def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
@@ -57,6 +58,22 @@ def iter_json_lines(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     for line_no, line in iter_text_lines(path):
         if line.strip():
             yield line_no, parse_json_line(line, path, line_no)
+
+
+def is_json_lines(path: str | os.PathLike) -> bool:
+    """Whether a text file holds JSON Lines: it is named ``.jsonl``/``.json``, or its first
+    non-blank line is a JSON object (a manifest saved under another name). Callers that take
+    plain text use this to refuse, or read properly, a manifest given in its place."""
+    if Path(path).suffix.lower() in JSON_LINES_SUFFIXES:
+        return True
+    for _, line in iter_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            return isinstance(json.loads(line), dict)
+        except json.JSONDecodeError:
+            return False
+    return False
 
 
 def read_text(path: str | os.PathLike) -> str:

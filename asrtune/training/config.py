@@ -30,6 +30,7 @@ from typing import Any
 
 from asrtune.errors import ConfigError
 from asrtune.options import check_choices, option, update_options
+from asrtune.training.outcome import DEFAULT_MERGE_ALPHAS
 from asrtune.training.text_policy import POLICIES
 from asrtune.training.tracking import REPORT_TO
 
@@ -39,7 +40,8 @@ SCHEDULE_CHOICES = ("linear", "cosine", "constant")
 PRECISION_CHOICES = ("auto", "fp32", "bf16", "fp16")
 TASK_CHOICES = ("transcribe", "translate")
 CACHE_CHOICES = ("auto", "off")
-AUTO = "auto"  # --prompt-terms auto: terms from the training transcripts
+AUTO = "auto"  # --prompt-terms auto: terms from the training transcripts; --merge-alphas auto: merges after a guard refusal
+NO_MERGES = ("none", "off")  # --merge-alphas none: never score merges
 
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
@@ -185,10 +187,13 @@ class TrainConfig:
                                         "every evaluation; best/ only from checkpoints within --guard-margin of the base")
     guard_margin: float = option(0.5, group=EVAL,
                                  help="with --guard-dev: allowed guard-WER rise over the base model, in absolute percentage points")
-    merge_alphas: list[float] = option(list, metavar="ALPHA", group=EVAL,
-                                       help="after training, also score weights interpolated between the base model and "
-                                            "final/ ((1-a)*base + a*final for each a, e.g. 0.25,0.5,0.75; WiSE-FT) on dev "
-                                            "and the guard; one that beats best/ within the guard margin becomes best/")
+    merge_alphas: list[float] | str = option(AUTO, metavar="ALPHA", group=EVAL,
+                                             help="after training, score weights interpolated between the base model and "
+                                                  "final/ ((1-a)*base + a*final for each a; WiSE-FT) on dev and the guard; "
+                                                  "one that beats best/ within the guard margin becomes best/. auto = "
+                                                  f"{','.join(f'{a:g}' for a in DEFAULT_MERGE_ALPHAS)} when the "
+                                                  "--guard-dev guard refused a checkpoint better on dev than best/, else "
+                                                  "none; a list (e.g. 0.3,0.6) = always those; none = never")
 
     device: str = option("auto", group=RUNTIME, help="auto, cpu, cuda or cuda:N")
     threads: int | None = option(None, group=RUNTIME, help="torch CPU threads (none = torch's default)")
@@ -279,6 +284,13 @@ class TrainConfig:
             raise ConfigError(f"--train-encoder-top only makes sense with --freeze encoder (got --freeze {self.freeze})")
 
     def _validate_merge(self) -> None:
+        if isinstance(self.merge_alphas, str):
+            word = self.merge_alphas.strip().lower()
+            if word not in (AUTO, *NO_MERGES):
+                raise ConfigError(f"--merge-alphas: give numbers between 0 and 1 (e.g. 0.25,0.5,0.75), 'auto' or 'none'; "
+                                  f"got {self.merge_alphas!r}")
+            self.merge_alphas = AUTO if word == AUTO else []
+            return
         for alpha in self.merge_alphas:
             if not 0.0 < alpha < 1.0:  # 0 is the base and 1 final/: both are scored anyway
                 raise ConfigError(f"--merge-alphas: each value must lie strictly between 0 (the base model) and 1 "
@@ -301,6 +313,13 @@ class TrainConfig:
         if looks_like_test_set(self.guard_dev):
             raise ConfigError(f"--guard-dev {self.guard_dev}: named like a test set; choosing checkpoints on a test "
                               "set makes its WER optimistic - use a general-English dev set")
+
+    @property
+    def may_merge(self) -> bool:
+        """Whether the run may score WiSE-FT merges at its end (so it keeps the base weights)."""
+        if isinstance(self.merge_alphas, str):  # auto (validate() has normalised the words)
+            return self.merge_alphas == AUTO and self.guard_dev is not None
+        return bool(self.merge_alphas)
 
     @property
     def augmenting(self) -> bool:

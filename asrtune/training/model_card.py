@@ -64,6 +64,11 @@ class ModelCardInfo:
     best_step: int | None = None
     best_dev_wer: float | None = None
     merge_alpha: float | None = None  # best/ is (1 - a) * base + a * final/ (train --merge-alphas)
+    base_dev_wer: float | None = None  # the base model on the dev set (measured with a forgetting guard)
+    guard_set: str | None = None  # train --guard-dev: the general set every checkpoint was scored on
+    guard_margin: float | None = None  # ... the rise over the base allowed for best/, in percentage points
+    guard_base_wer: float | None = None
+    guard_wer: float | None = None  # this checkpoint's guard WER
     repo_id: str | None = None  # where the model will live on the hub, for the loading examples
 
     @classmethod
@@ -84,7 +89,8 @@ class ModelCardInfo:
             "batch_size": config.get("batch_size"), "grad_accum": config.get("grad_accum"),
             "trainable_parameters": result.get("trainable_parameters"), "total_parameters": result.get("total_parameters"),
             "stopped": result.get("stopped"),
-            "options": {k: v for k, v in config.items() if (k in RECIPE_OPTIONS or k.endswith("_fraction")) and v not in (None, False, [], "none")},
+            "options": {k: v for k, v in config.items() if (k in RECIPE_OPTIONS or k.endswith("_fraction"))
+                        and v not in (None, False, [], "none") and not (k == "merge_alphas" and v == "auto")},
         }
         return cls(
             base_model=str(config.get("model", "")), model_name=Path(str(config.get("out") or "asrtune-model")).name,
@@ -92,6 +98,9 @@ class ModelCardInfo:
             recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
             checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
             merge_alpha=result.get("best_merge_alpha") if checkpoint == "best" else None, repo_id=repo_id,
+            base_dev_wer=result.get("base_dev_wer"), guard_set=config.get("guard_dev"), guard_margin=config.get("guard_margin"),
+            guard_base_wer=result.get("guard_base_wer"),
+            guard_wer=result.get("best_guard_wer" if checkpoint == "best" else "final_guard_wer"),
         )
 
 
@@ -132,8 +141,7 @@ def card_body(info: ModelCardInfo) -> str:
     parts = [
         f"# {info.model_name}\n",
         f"{_what(info)} fine-tuned from [{info.base_model}](https://huggingface.co/{info.base_model}) with "
-        f"asrtune ({info.checkpoint} checkpoint"
-        + (f", step {info.best_step}" if info.best_step is not None and info.checkpoint == "best" else "")
+        f"asrtune ({info.checkpoint} checkpoint{_which_step(info)}"
         + (f", interpolated with the base model: {1 - info.merge_alpha:g} x base + {info.merge_alpha:g} x tuned"
            if info.merge_alpha is not None else "") + ").\n",
         "## Results\n",
@@ -181,17 +189,52 @@ def dev_only_text(info: ModelCardInfo) -> str:
     """
     if not _dev_only(info):
         return "No evaluation sets were scored in this run."
-    return (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % at step {info.best_step}, "
+    where = f"for the merge with alpha {info.merge_alpha:g}" if info.merge_alpha is not None else f"at step {info.best_step}"
+    return (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % {where}, "
             "the evaluation that picked this checkpoint.\n"
-            "The base model was not scored here; `asrtune train --eval-sets` compares base and tuned.")
+            + (f"The base model scored {PERCENT * info.base_dev_wer:.2f} % on it; " if info.base_dev_wer is not None
+               else "The base model was not scored here; ")
+            + "`asrtune train --eval-sets` compares base and tuned on every set.")
+
+
+def _which_step(info: ModelCardInfo) -> str:
+    """The step a best checkpoint comes from; step 0 is the base model's weights, said plainly.
+
+    >>> _which_step(ModelCardInfo(base_model="m", model_name="x", best_step=0, dev_set="d.jsonl", guard_set="g.jsonl"))
+    ', step 0: the base model unchanged, as no tuned checkpoint beat it on the dev set within the forgetting guard'
+    """
+    if info.best_step is None or info.checkpoint != "best":
+        return ""
+    if info.best_step == 0 and info.merge_alpha is None and info.dev_set:
+        return (", step 0: the base model unchanged, as no tuned checkpoint beat it on the dev set"
+                + (" within the forgetting guard" if info.guard_set else ""))
+    return f", step {info.best_step}"
+
+
+def guard_text(info: ModelCardInfo) -> str | None:
+    """The forgetting guard's numbers for this checkpoint (None without a guard).
+
+    >>> print(guard_text(ModelCardInfo(base_model="m", model_name="x", guard_set="d/librivox.jsonl", guard_margin=0.5,
+    ...                                guard_base_wer=0.1136, guard_wer=0.117)))
+    - d/librivox (forgetting guard, scored at every evaluation; best/ may be at most 0.5 points above the base): 11.36 % -> 11.70 % (+0.34 points)
+    """
+    if not info.guard_set or info.guard_base_wer is None or info.guard_wer is None:
+        return None
+    delta = PERCENT * (info.guard_wer - info.guard_base_wer)
+    margin = f"; best/ may be at most {info.guard_margin:g} points above the base" if info.guard_margin is not None else ""
+    return (f"- {set_label(info.guard_set)} (forgetting guard, scored at every evaluation{margin}): "
+            f"{PERCENT * info.guard_base_wer:.2f} % -> {PERCENT * info.guard_wer:.2f} % ({delta:+.2f} points)")
 
 
 def forgetting_text(info: ModelCardInfo) -> str:
     general = [row for row in info.eval_results if not _is_dev(info, row)]
-    if not general:
+    guard = guard_text(info)
+    if not general and guard is None:
         return ("No general-domain sets were evaluated, so forgetting was not measured; "
                 "`asrtune train --eval-sets` scores base and tuned models on them.")
     lines = ["Base and tuned model on general sets the model was not trained for; a rise here is forgetting.\n"]
+    if guard is not None:
+        lines.append(guard)
     for row in general:
         delta = PERCENT * row.get("delta", row["tuned_wer"] - row["base_wer"])
         verdict = "worse" if delta > 0 else "better" if delta < 0 else "unchanged"

@@ -49,6 +49,7 @@ class TrainState:
     guard_refused_step: int | None = None  # --guard-dev: the checkpoint with the lowest dev WER the guard kept out of best/
     guard_refused_wer: float | None = None  # ... and its dev WER
     best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a
+    base_dev_wer: float | None = None  # the base model's dev WER (measured at step 0 with --guard-dev)
     rng: dict[str, Any] = field(default_factory=dict)  # python/numpy/torch generator states
 
     def to_dict(self) -> dict[str, Any]:

@@ -56,8 +56,12 @@ from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter, module_digest
 from asrtune.training.augment import augment_waveform
 from asrtune.training.compare import compare_base_and_tuned, score, utterance_audio
+from asrtune.training.config import AUTO as AUTO_MERGE
 from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
 from asrtune.training.encoder_cache import EncoderCache
+from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
+                                      guard_allows, outcome_lines)
+from asrtune.training.outcome import pct as _pct
 from asrtune.training.progress import Progress
 from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
@@ -83,7 +87,8 @@ class TrainingDiverged(AsrtuneError):
 
 @dataclass
 class RunResult:
-    """What a run produced. ``best_dev_wer`` is None without a dev set."""
+    """What a run produced (``result.json``). Without a dev set ``best_dev_wer`` is None and
+    ``best_step`` is the last step (best/ holds final/'s weights)."""
 
     run_dir: str
     steps: int
@@ -104,6 +109,8 @@ class RunResult:
     guard_refused_dev_wer: float | None = None
     best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a
     merges: list[dict[str, Any]] = field(default_factory=list)  # every interpolation scored: alpha, dev_wer, guard_wer
+    merge_reason: str | None = None  # why merges were scored: "requested" (--merge-alphas list) or "guard refused" (auto)
+    base_dev_wer: float | None = None  # the base model's dev WER (measured at step 0 with --guard-dev)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -192,46 +199,6 @@ def _distributed() -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def guard_refusal_note(result: RunResult, margin_points: float) -> str:
-    """The warning for a run whose forgetting guard kept a better-on-dev checkpoint out of ``best/``.
-
-    >>> r = RunResult("r", 197, 1.3, "time-limit", best_dev_wer=0.48, best_step=0, guard_base_wer=0.1136,
-    ...               guard_refused_step=150, guard_refused_dev_wer=0.2695)
-    >>> print(guard_refusal_note(r, 0.5))  # doctest: +NORMALIZE_WHITESPACE
-    warning: the forgetting guard kept best/ at step 0 (dev WER 48.00 %): step 150 reached 26.95 % on dev but
-    its guard WER rose more than 0.5 points over the base's 11.36 %, so the model forgot general speech.
-    final/ holds the last weights. To adapt without forgetting: interpolate with the base (--merge-alphas
-    0.25,0.5,0.75, or asrtune merge), replay general data (--train domain.jsonl,general.jsonl --weights 0.8,0.2),
-    a lower --lr (and --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
-    """
-    kept = (f"step {result.best_step}" if result.best_merge_alpha is None
-            else f"the merge with alpha {result.best_merge_alpha:g}")
-    merge_hint = "" if result.merges else ("interpolate with the base (--merge-alphas 0.25,0.5,0.75, or asrtune "
-                                           "merge), ")
-    return (f"warning: the forgetting guard kept best/ at {kept} (dev WER {_pct(result.best_dev_wer)}): "
-            f"step {result.guard_refused_step} reached {_pct(result.guard_refused_dev_wer)} on dev but its guard WER rose "
-            f"more than {margin_points:g} points over the base's {_pct(result.guard_base_wer)}, so the model forgot general "
-            f"speech. final/ holds the last weights. To adapt without forgetting: {merge_hint}replay general data (--train "
-            "domain.jsonl,general.jsonl --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top "
-            "layers, or more --guard-margin.")
-
-
-def guard_allows(guard_wer: float | None, base_wer: float | None, margin_points: float) -> bool:
-    """Whether a checkpoint may become ``best/``: its guard WER is at most ``margin_points``
-    absolute percentage points above the base model's (always true without a guard).
-
-    >>> guard_allows(0.077, 0.073, 0.5), guard_allows(0.079, 0.073, 0.5), guard_allows(None, None, 0.5)
-    (True, False, True)
-    """
-    if guard_wer is None or base_wer is None:
-        return True
-    return 100 * (guard_wer - base_wer) <= margin_points + 1e-9  # tolerance for float round-off at the margin
-
-
-def _pct(wer: float | None) -> str:
-    return "n/a" if wer is None else f"{100 * wer:.2f} %"
-
-
 class Trainer:
     """Drives a :class:`~asrtune.training.adapters.base.ModelAdapter` through one run."""
 
@@ -314,6 +281,7 @@ class Trainer:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
         try:
+            self.unfreeze_from_start()
             self.announce()
             self.loop()
             result = self.finish()
@@ -399,7 +367,7 @@ class Trainer:
             cfg.freeze = self.adapter.DEFAULT_FREEZE
         self.adapter.apply_freeze(cfg.freeze)
         self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
-        if cfg.merge_alphas:  # before any resume or step: the base model's weights
+        if cfg.may_merge:  # before any resume or step: the base model's weights
             self.base_weights = self._trainable_weights()
         self.adapter.model.to(self.device)
         self.ddp_model = self._wrap(self.adapter.model)
@@ -530,11 +498,21 @@ class Trainer:
         s = self.state
         self.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
 
+    def unfreeze_from_start(self) -> None:
+        """``--unfreeze-top-layers K`` without ``--unfreeze-after``: the top layers train from the
+        first step, so they open before the run is announced (its parameter count includes them)."""
+        if self._unfreeze_at() == 0 and not self.state.unfrozen:
+            self.unfreeze()
+
     def announce(self) -> None:
         cfg = self.config
         trainable, total = self.adapter.trainable_parameter_count()
+        opened = ""
+        if self.state.unfrozen:
+            opened = f" + top {cfg.unfreeze_top_layers} encoder layers (lr {cfg.encoder_lr or cfg.lr / 10:g})"
+            opened += " from step 0" if self._unfreeze_at() == 0 else ""
         self.say(
-            f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}"
+            f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}{opened}"
             + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
             + f": {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.1f} %)"
         )
@@ -716,6 +694,8 @@ class Trainer:
             else:
                 guard = self.evaluate(self.guard)
             self.guard_last = guard
+            if s.step == 0:  # the base model (evaluated first with a guard)
+                s.base_dev_wer = wer
             beats_best = s.best_wer is None or wer < s.best_wer
             improved = beats_best and self.guard_ok(guard)
             if beats_best and not improved and (s.guard_refused_wer is None or wer < s.guard_refused_wer):
@@ -832,7 +812,8 @@ class Trainer:
     # --- the end of the run ------------------------------------------------------------------------
 
     def finish(self) -> RunResult:
-        """``final/`` (and ``best/`` without a dev set), learning curve, eval sets, export, result.json."""
+        """``final/``, any WiSE-FT merges, ``best/`` without a dev set, learning curve, eval sets,
+        export, result.json, and the closing lines saying what best/ and final/ hold."""
         s, cfg = self.state, self.config
         trainable, total = self.adapter.trainable_parameter_count()
         result = RunResult(
@@ -840,15 +821,18 @@ class Trainer:
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
             guard_base_wer=self.state.guard_base_wer, best_guard_wer=self.state.best_guard_wer, final_guard_wer=self.guard_last,
+            base_dev_wer=s.base_dev_wer,
         )
         if self.main:
-            self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev})
-            if cfg.merge_alphas:
-                self.search_merges(result)
-            if s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer):
+            self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev, "guard_wer": self.guard_last})
+            alphas, reason = self.merge_plan()
+            if alphas:
+                self.search_merges(result, alphas, reason)
+            if self._guard_refused_better():
                 result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
             if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
                 self._save_model("best", {"step": s.step, "dev_wer": None})
+                result.best_step = s.step
             from asrtune.training.curves import plot_learning_curve
 
             plot_learning_curve(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curve.png")
@@ -856,33 +840,58 @@ class Trainer:
                 sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
                                                              str(self.device), self.say)
-                self._write_card(self.run_dir / "best", "best", result.to_dict())
-                if not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None):  # final/ == best/
-                    self._write_card(self.run_dir / "final", "final", result.to_dict())
+            # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
+            # shows them when it holds the same weights
+            self._write_card(self.run_dir / "best", "best", result.to_dict())
+            same = not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None)
+            self._write_card(self.run_dir / "final", "final", result.to_dict() | ({} if same else {"eval_results": []}))
             if cfg.export_ct2:
                 self._export_ct2()
                 self._write_card(self.run_dir / "best-ct2", "best", result.to_dict(), export="ctranslate2")
             write_json_atomic(self.run_dir / "result.json", result.to_dict())
-            self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); best dev WER "
-                     f"{_pct(s.best_wer)} at step {s.best_step}; models in {self.run_dir / 'best'} and {self.run_dir / 'final'}")
-            if result.guard_refused_step is not None:
-                self.say(guard_refusal_note(result, cfg.guard_margin))
+            self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
+                     f"{self.run_dir / 'best'} and {self.run_dir / 'final'}")
+            for line in outcome_lines(result, cfg.guard_margin, has_dev=bool(cfg.dev)):
+                self.say(line)
             self._close_log()
         if self.loader:
             self.loader.shutdown()
         self._barrier()
         return result
 
-    def search_merges(self, result: RunResult) -> None:
-        """``--merge-alphas``: score ``(1 - a) * base + a * final`` on dev and the guard for each a
+    def _guard_refused_better(self) -> bool:
+        """Whether the guard refused a checkpoint with a lower dev WER than best/'s."""
+        s = self.state
+        return s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer)
+
+    def merge_plan(self) -> tuple[list[float], str | None]:
+        """The WiSE-FT alphas to score at the end of the run, and why (``RunResult.merge_reason``).
+
+        ``--merge-alphas`` listed: those. ``auto`` (the default): :data:`DEFAULT_MERGE_ALPHAS` when
+        the forgetting guard refused checkpoints better on dev than best/ (a merge of final/ with
+        the base often keeps much of the gain within the guard), else none. ``none``: none."""
+        cfg, s = self.config, self.state
+        if cfg.merge_alphas != AUTO_MERGE:
+            return list(cfg.merge_alphas), MERGE_REQUESTED if cfg.merge_alphas else None
+        if not (self.guard and self._guard_refused_better()):
+            return [], None
+        self.say(f"the forgetting guard refused every checkpoint better on dev than best/ ({best_holds(s)}, dev WER "
+                 f"{_pct(s.best_wer)}; step {s.guard_refused_step} reached {_pct(s.guard_refused_wer)}): scoring WiSE-FT "
+                 f"merges of final/ with the base model, alphas {', '.join(f'{a:g}' for a in DEFAULT_MERGE_ALPHAS)} "
+                 "(--merge-alphas none skips this)")
+        return list(DEFAULT_MERGE_ALPHAS), MERGE_AFTER_REFUSAL
+
+    def search_merges(self, result: RunResult, alphas: list[float], reason: str | None = MERGE_REQUESTED) -> None:
+        """Score ``(1 - a) * base + a * final`` on dev and the guard for each ``a`` in ``alphas``
         (WiSE-FT, ``models/interpolate.py``); the best on dev within the guard margin that beats
         ``best/`` replaces it. The model holds final/'s weights again afterwards."""
         from asrtune.models.interpolate import interpolate_weights
 
         s, cfg = self.state, self.config
         final = self._trainable_weights()
+        result.merge_reason = reason
         chosen: tuple[float, float, float | None] | None = None
-        for alpha in cfg.merge_alphas:
+        for alpha in alphas:
             self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
             wer = self.evaluate(self.dev)
             guard = self.evaluate(self.guard) if self.guard else None
