@@ -114,9 +114,9 @@ def test_multilingual_prefix_uses_language_and_transcribe(tmp_path):
         build_prompt(tok, 51865, "klingon", None)
 
 
-def test_term_biasing_pulls_decoding_towards_a_listed_spelling(tiny, shared_data):
+def test_term_biasing_pulls_decoding_towards_a_listed_spelling(tiny, tiny_recognizer, shared_data):
     clips, _ = librispeech(shared_data, 4)
-    plain = load_recognizer(tiny).transcribe(clips[3:4])[0]
+    plain = tiny_recognizer("hf").transcribe(clips[3:4])[0]
     biased = load_recognizer(tiny, bias_terms=["Birdie"], term_boost=8.0)
     text = biased.transcribe(clips[3:4])[0]
     assert "Bertie" in plain and "Birdie" in text
