@@ -63,6 +63,7 @@ class ModelCardInfo:
     checkpoint: str = "best"  # best | final
     best_step: int | None = None
     best_dev_wer: float | None = None
+    base_dev_wer: float | None = None  # the base model's dev WER, when the run scored it (step 0)
     merge_alpha: float | None = None  # best/ is (1 - a) * base + a * final/ (train --merge-alphas)
     repo_id: str | None = None  # where the model will live on the hub, for the loading examples
 
@@ -91,6 +92,7 @@ class ModelCardInfo:
             family=family, export=export, language=[language], normalizer=normalizer, train_data=train, dev_data=dev,
             recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
             checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
+            base_dev_wer=result.get("base_dev_wer"),
             merge_alpha=result.get("best_merge_alpha") if checkpoint == "best" else None, repo_id=repo_id,
         )
 
@@ -163,13 +165,33 @@ def set_label(path: str) -> str:
 
 
 def results_table(info: ModelCardInfo) -> str:
-    rows = ["| set | utterances | base WER | tuned WER | change |", "|---|---:|---:|---:|---:|"]
+    """Base vs tuned per set; with the comparison's paired test (``train --eval-sets``), the 95 %
+    interval of the change and its p-value too."""
+    tested = all(row.get("delta_ci") and row.get("p_value") is not None for row in info.eval_results)
+    rows = ["| set | utterances | base WER | tuned WER | change |" + (" 95 % CI of change | paired test |" if tested else ""),
+            "|---|---:|---:|---:|---:|" + ("---:|---:|" if tested else "")]
     for row in info.eval_results:
         label = set_label(row["set"]) + (" (domain dev set)" if _is_dev(info, row) else "")
         delta = row.get("delta", row["tuned_wer"] - row["base_wer"])
-        rows.append(f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
-                    f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
+        line = (f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
+                f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
+        if tested:
+            line += f" {_ci_text(row['delta_ci'])} | {_p_text(row)} |"
+        rows.append(line)
     return "\n".join(rows)
+
+
+def _ci_text(ci: list[float]) -> str:
+    """``[-13.10, -9.40]`` (percentage points)."""
+    return f"[{PERCENT * ci[0]:+.2f}, {PERCENT * ci[1]:+.2f}]"
+
+
+def _p_text(row: Mapping[str, Any]) -> str:
+    """``p = 0.4210`` or, at the bootstrap's resolution, ``p < 0.001``."""
+    from asrtune.evaluation.report import fmt_p
+
+    p = fmt_p({"p_value": row["p_value"], "n_resamples": row.get("n_resamples", 1000)})
+    return f"p {p}" if p.startswith("<") else f"p = {p}"
 
 
 def dev_only_text(info: ModelCardInfo) -> str:
@@ -181,9 +203,13 @@ def dev_only_text(info: ModelCardInfo) -> str:
     """
     if not _dev_only(info):
         return "No evaluation sets were scored in this run."
-    return (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % at step {info.best_step}, "
-            "the evaluation that picked this checkpoint.\n"
-            "The base model was not scored here; `asrtune train --eval-sets` compares base and tuned.")
+    text = (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % at step {info.best_step}, "
+            "the evaluation that picked this checkpoint.\n")
+    if info.base_dev_wer is None:
+        return text + "The base model was not scored here; `asrtune train --eval-sets` compares base and tuned."
+    change = PERCENT * (info.best_dev_wer - info.base_dev_wer)
+    return text + (f"The base model scored {PERCENT * info.base_dev_wer:.2f} % on it at step 0 ({change:+.2f} points); "
+                   "`asrtune train --eval-sets` adds confidence intervals and a paired test.")
 
 
 def forgetting_text(info: ModelCardInfo) -> str:
@@ -195,8 +221,10 @@ def forgetting_text(info: ModelCardInfo) -> str:
     for row in general:
         delta = PERCENT * row.get("delta", row["tuned_wer"] - row["base_wer"])
         verdict = "worse" if delta > 0 else "better" if delta < 0 else "unchanged"
+        tested = (f", 95 % CI {_ci_text(row['delta_ci'])}, {_p_text(row)}"
+                  if row.get("delta_ci") and row.get("p_value") is not None else "")
         lines.append(f"- {set_label(row['set'])}: {PERCENT * row['base_wer']:.2f} % -> "
-                     f"{PERCENT * row['tuned_wer']:.2f} % ({delta:+.2f} points, {verdict})")
+                     f"{PERCENT * row['tuned_wer']:.2f} % ({delta:+.2f} points, {verdict}{tested})")
     return "\n".join(lines)
 
 
