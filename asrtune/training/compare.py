@@ -131,35 +131,43 @@ def compare_base_and_tuned(base: Any, tuned: Path, sets: list[str], config: Any,
         + (" from the run's encoder-output cache" if cache is not None else " from audio, batch by batch"))
     if cache is not None:
         _fill_cache(cache, run, [u for s in todo for u in s.utts], config, say, heartbeat_s)
-    decode_s = 0.0  # decoding only (no model loading), to set beside the dev evaluation's time
     progress = Progress("comparing", base_decodes + utterances, "utt", say, config.progress, heartbeat_s=heartbeat_s)
     with progress.keepalive():
-        for model in ("base", "tuned"):
-            recognizer = None
-            for s in todo:
-                missing = [i for i, h in enumerate(s.base) if h is None] if model == "base" else range(len(s.utts))
-                if not missing:
-                    continue
-                recognizer = recognizer or recognizers.get(model)
-                decode_start = time.monotonic()
-                hyps = _decode(recognizer, [s.utts[i] for i in missing], cache, run.map_fn, config.eval_batch_size,
-                               progress, {"set": s.label, "model": model})
-                decode_s += time.monotonic() - decode_start
-                if model == "tuned":
-                    s.tuned = hyps
-                    continue
-                for i, h in zip(missing, hyps):
-                    s.base[i] = h
-                s.base_from["decoded"] = len(missing)
-                if s.key is not None:
-                    run.starting.save(s.key, list(s.base))
-            recognizers.drop(model)  # one model in memory at a time
+        timings = _decode_sets(todo, recognizers, cache, run, config.eval_batch_size, progress)
     progress.close()
     rows = [_row(s, config.language) for s in todo]
     write_json_atomic(Path(tuned).parent / RESULTS_FILE, rows)
     say(format_table(rows))
-    say(_timing(base_decodes + utterances, decode_s, time.monotonic() - start, Path(tuned).parent, config))
+    say(_timing(timings, time.monotonic() - start, Path(tuned).parent, config))
     return rows
+
+
+def _decode_sets(todo: list[_Set], recognizers: "_Recognizers", cache: Any, run: RunDecoding, batch: int,
+                 progress: Progress) -> list[tuple[str, str, int, float]]:
+    """Decode what each set lacks, the base model first, then ``best/`` (one model in memory at a
+    time); newly decoded base hypotheses are kept under the set's step-0 key. Returns
+    ``(model, set, clips, seconds)`` per decoding, model loading not included."""
+    timings = []
+    for model in ("base", "tuned"):
+        for s in todo:
+            missing = [i for i, h in enumerate(s.base) if h is None] if model == "base" else list(range(len(s.utts)))
+            if not missing:
+                continue
+            recognizer = recognizers.get(model)
+            start = time.monotonic()
+            hyps = _decode(recognizer, [s.utts[i] for i in missing], cache, run.map_fn, batch, progress,
+                           {"set": s.label, "model": model})
+            timings.append((model, s.label, len(missing), time.monotonic() - start))
+            if model == "tuned":
+                s.tuned = hyps
+                continue
+            for i, h in zip(missing, hyps):
+                s.base[i] = h
+            s.base_from["decoded"] = len(missing)
+            if s.key is not None:
+                run.starting.save(s.key, list(s.base))
+        recognizers.drop(model)
+    return timings
 
 
 class _Recognizers:
@@ -285,13 +293,16 @@ def _device_type(device: str) -> str:
     return str(device).split(":")[0]
 
 
-def _timing(decodes: int, decode_s: float, total_s: float, run_dir: Path, config: Any) -> str:
-    """The comparison's time per decoded clip beside the run's dev evaluation's time per clip."""
-    mine = f"comparison: {decodes:,} clips decoded in {format_seconds(decode_s)}"
-    if decodes:
-        mine += f" ({decode_s / decodes:.3f} s per clip; {format_seconds(total_s)} with loading and scoring)"
+def _timing(timings: list[tuple[str, str, int, float]], total_s: float, run_dir: Path, config: Any) -> str:
+    """The comparison's time per decoded clip (in all, and per model and set) beside the run's dev
+    evaluations' time per clip."""
+    clips, seconds = sum(t[2] for t in timings), sum(t[3] for t in timings)
+    text = f"comparison: {clips:,} clips decoded in {format_seconds(seconds)}"
+    if clips:
+        text += (f" ({seconds / clips:.3f} s per clip; {format_seconds(total_s)} with encoding, loading and scoring: "
+                 + ", ".join(f"{model} on {label} {s / n:.3f}" for model, label, n, s in timings) + " s per clip)")
     dev = dev_seconds_per_clip(run_dir / "metrics.jsonl", config)
-    return mine + (f"; the run's dev evaluations: {dev:.3f} s per clip" if dev is not None else "")
+    return text + (f"; the run's dev evaluations: {dev:.3f} s per clip" if dev is not None else "")
 
 
 def dev_seconds_per_clip(metrics_path: Path, config: Any) -> float | None:

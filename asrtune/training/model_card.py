@@ -92,7 +92,7 @@ class ModelCardInfo:
             family=family, export=export, language=[language], normalizer=normalizer, train_data=train, dev_data=dev,
             recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
             checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
-            base_dev_wer=result.get("base_dev_wer"),
+            base_dev_wer=_base_dev_wer(result),
             merge_alpha=result.get("best_merge_alpha") if checkpoint == "best" else None, repo_id=repo_id,
         )
 
@@ -296,6 +296,15 @@ def _dev_only(info: ModelCardInfo) -> bool:
 
 def _is_dev(info: ModelCardInfo, row: Mapping[str, Any]) -> bool:
     return info.dev_set is not None and os.path.normpath(row["set"]) == os.path.normpath(info.dev_set)
+
+
+def _base_dev_wer(result: Mapping[str, Any]) -> float | None:
+    """The base model's dev WER: scored at step 0, or the best checkpoint is step 0 (the base itself)."""
+    if result.get("base_dev_wer") is not None:
+        return float(result["base_dev_wer"])
+    if result.get("best_step") == 0 and result.get("best_merge_alpha") is None and result.get("best_dev_wer") is not None:
+        return float(result["best_dev_wer"])
+    return None
 
 
 def _stats(path: str, known: Mapping[str, Any]) -> DataStats:
