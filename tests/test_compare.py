@@ -37,7 +37,8 @@ def terse_whisper(tiny_whisper, tmp_path_factory):
     eot = model.generation_config.eos_token_id
     with torch.no_grad():
         embeddings = model.model.decoder.embed_tokens.weight  # tied to the output projection
-        direction = torch.nn.functional.normalize(torch.randn(embeddings.shape[1], generator=torch.Generator().manual_seed(0)), dim=0)
+        noise = torch.randn(embeddings.shape[1], generator=torch.Generator().manual_seed(0))
+        direction = torch.nn.functional.normalize(noise, dim=0)
         embeddings[eot] = 2 * embeddings.norm(dim=1).max() * direction
         model.model.decoder.layer_norm.weight.zero_()
         model.model.decoder.layer_norm.bias.copy_(100 * direction)

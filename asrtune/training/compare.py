@@ -228,7 +228,8 @@ def _fill_cache(cache: Any, run: RunDecoding, utts: list[Utterance], config: Any
     missing = cache.missing(utts)
     if not missing:
         return
-    say(f"comparison: encoding {len(missing):,} clips once into the encoder cache ({cache.nbytes(len(missing)) / 1e9:.2f} GB, "
+    size_gb = cache.nbytes(len(missing)) / 1e9
+    say(f"comparison: encoding {len(missing):,} clips once into the encoder cache ({size_gb:.2f} GB, "
         "shared by base and tuned)")
     progress = Progress("encoder cache", len(missing), "utt", say, config.progress, heartbeat_s=heartbeat_s)
     with progress.keepalive():

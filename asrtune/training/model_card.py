@@ -168,7 +168,8 @@ def results_table(info: ModelCardInfo) -> str:
     """Base vs tuned per set; with the comparison's paired test (``train --eval-sets``), the 95 %
     interval of the change and its p-value too."""
     tested = all(row.get("delta_ci") and row.get("p_value") is not None for row in info.eval_results)
-    rows = ["| set | utterances | base WER | tuned WER | change |" + (" 95 % CI of change | paired test |" if tested else ""),
+    rows = ["| set | utterances | base WER | tuned WER | change |"
+            + (" 95 % CI of change | paired test |" if tested else ""),
             "|---|---:|---:|---:|---:|" + ("---:|---:|" if tested else "")]
     for row in info.eval_results:
         label = set_label(row["set"]) + (" (domain dev set)" if _is_dev(info, row) else "")

@@ -824,7 +824,8 @@ class Trainer:
         """What the --eval-sets comparison may reuse: the step-0 hypotheses, and the encoder cache
         while base and best/ share the cached encoder (frozen throughout, no split point)."""
         shared = self.cache is not None and not self.state.unfrozen and self.cache_info.get("split_layer") is None
-        return RunDecoding(self.step_zero, self.cache if shared else None, self.adapter.encode if shared else None, self._map)
+        return RunDecoding(self.step_zero, self.cache if shared else None, self.adapter.encode if shared else None,
+                           self._map)
 
     def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
         """Decoded audio of the dev or guard set, loaded once per run."""
