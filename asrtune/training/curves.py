@@ -74,7 +74,7 @@ def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, chosen_me
     if not metrics_path.exists():
         return None
     data = curve_data(metrics_path, chosen_merge)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     if data.loss:
         ax.plot(*zip(*data.loss), color="tab:blue", label="train loss")
     ax.set_xlabel("step")
@@ -85,7 +85,12 @@ def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, chosen_me
         ax2.set_ylabel("WER (%, normalised)", color="tab:red")
         handles = ax.get_legend_handles_labels()
         more = ax2.get_legend_handles_labels()
-        ax2.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="upper right")
+        # below the axes: the merges sit at the right edge, where a legend inside would cover them
+        ax2.legend(handles[0] + more[0], handles[1] + more[1], fontsize="small", loc="upper center",
+                   bbox_to_anchor=(0.5, -0.14), ncol=3, frameon=False)
+        if data.merges:  # room for the alpha labels right of the last step
+            left, right = ax.get_xlim()
+            ax.set_xlim(left, right + 0.12 * (right - left))
     ax.set_title("learning curve")
     fig.tight_layout()
     with atomic_open(out_png, "wb") as f:
