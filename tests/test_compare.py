@@ -88,20 +88,20 @@ class DecodeCounter:
         return sum(n for w, h, n in self.calls if w == who and how in (None, h))
 
 
-def test_comparison_reuses_the_base_hypotheses_and_decodes_from_the_encoder_cache(
+def _run(counter: DecodeCounter, model, so16, guard, general, out, **kw) -> tuple[list[dict], str]:
+    """A one-step run with dev, guard and one eval set; its eval_results.json rows and its log."""
+    counter.reset()
+    options = dict(max_steps=1, dev=str(so16[1]), guard_dev=str(guard), eval_sets=[str(general)])
+    train(config(model, so16, out, **{**options, **kw}))
+    return json.loads((out / "eval_results.json").read_text()), (out / "train.log").read_text()
+
+
+def test_comparison_reuses_the_step_0_base_hypotheses_and_decodes_from_the_encoder_cache(
         terse_whisper, so16, guard_manifest, general, tmp_path, monkeypatch):
     """A guard run scores the base on dev at step 0: the comparison decodes the base only on the
-    eval set, both models from the run's encoder-output cache. A later run (same caches) decodes
-    no base clip at all, and encodes nothing again."""
+    eval set, both models from the run's encoder-output cache, in the dev evaluation's batches."""
     counter = DecodeCounter(monkeypatch)
-
-    def run(name: str, **kw):
-        counter.reset()
-        options = dict(max_steps=1, dev=str(so16[1]), guard_dev=str(guard_manifest), eval_sets=[str(general)])
-        train(config(terse_whisper, so16, tmp_path / name, **{**options, **kw}))
-        return json.loads((tmp_path / name / "eval_results.json").read_text()), (tmp_path / name / "train.log").read_text()
-
-    rows, log = run("a")
+    rows, log = _run(counter, terse_whisper, so16, guard_manifest, general, tmp_path / "a")
     assert counter.clips("run") == 14  # 4 dev + 3 guard clips at step 0 and at step 1
     assert counter.clips("base") == 2 and counter.clips("tuned") == 6  # base: the eval set only; tuned: dev + eval set
     assert counter.clips("base", "audio") == counter.clips("tuned", "audio") == 0  # the dev evaluation's path
@@ -120,9 +120,16 @@ def test_comparison_reuses_the_base_hypotheses_and_decodes_from_the_encoder_cach
         assert row["paired"]["normalized"]["difference"] == pytest.approx(row["delta"])
     assert "95 % CI of change" in (tmp_path / "a" / "best" / "README.md").read_text()
 
-    # Without a guard nothing is scored at step 0; the comparison digests the base itself and finds
-    # both sets under the step-0 cache's keys (dev: run a's step 0; the eval set: run a's comparison).
-    rows, log = run("c", guard_dev=None)
+
+@pytest.mark.slow  # two training runs
+def test_a_later_run_decodes_no_base_clip_and_encodes_nothing_again(
+        terse_whisper, so16, guard_manifest, general, tmp_path, monkeypatch):
+    """Without a guard a run scores nothing at step 0: its comparison digests the base itself and
+    finds both sets under the step-0 cache's keys (dev: the earlier run's step 0; the eval set:
+    the earlier run's comparison), and the eval set in the encoder cache."""
+    counter = DecodeCounter(monkeypatch)
+    _run(counter, terse_whisper, so16, guard_manifest, general, tmp_path / "a")
+    rows, log = _run(counter, terse_whisper, so16, guard_manifest, general, tmp_path / "c", guard_dev=None)
     assert counter.clips("run") == 4 and counter.clips("base") == 0 and counter.clips("tuned") == 6
     assert [r["base_hypotheses"] for r in rows] == [{"kept": 4}, {"kept": 2}]
     assert "6 base hypotheses the run already has (6 kept from an earlier run)" in log and "encoding 2 clips" not in log
@@ -130,9 +137,7 @@ def test_comparison_reuses_the_base_hypotheses_and_decodes_from_the_encoder_cach
 
 def test_cache_off_decodes_from_audio_and_keeps_nothing(terse_whisper, so16, guard_manifest, general, tmp_path, monkeypatch):
     counter = DecodeCounter(monkeypatch)
-    train(config(terse_whisper, so16, tmp_path / "off", max_steps=1, dev=str(so16[1]), guard_dev=str(guard_manifest),
-                 eval_sets=[str(general)], cache="off"))
-    rows = json.loads((tmp_path / "off" / "eval_results.json").read_text())
+    rows, _ = _run(counter, terse_whisper, so16, guard_manifest, general, tmp_path / "off", cache="off")
     assert counter.clips("base", "audio") == 2 and counter.clips("tuned", "audio") == 6  # dev still from step 0
     assert counter.clips("base", "encoded") == counter.clips("tuned", "encoded") == 0
     assert [r["base_hypotheses"] for r in rows] == [{"step 0": 4}, {"decoded": 2}]
