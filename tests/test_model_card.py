@@ -9,7 +9,7 @@ import pytest
 
 huggingface_hub = pytest.importorskip("huggingface_hub")
 
-from asrtune.training.model_card import ModelCardInfo, write_model_card  # noqa: E402
+from asrtune.training.model_card import ModelCardInfo, card_body, write_model_card  # noqa: E402
 
 DEV = "../shared/data/speechocean762/dev.jsonl"
 GENERAL = "../shared/data/librispeech-test-clean-40/manifest.jsonl"
@@ -84,3 +84,25 @@ def test_card_without_general_sets_says_forgetting_was_not_measured(tmp_path: Pa
     result = dict(RESULT, eval_results=RESULT["eval_results"][:1])
     card = huggingface_hub.ModelCard.load(write_model_card(tmp_path, ModelCardInfo.from_run(CONFIG, result, STATS)))
     assert "forgetting was not measured" in card.text
+
+
+def test_dev_only_card_names_the_base_when_step_0_scored_it(tmp_path: Path):
+    result = dict(RESULT, eval_results=[])
+    plain = huggingface_hub.ModelCard.load(write_model_card(tmp_path, ModelCardInfo.from_run(CONFIG, result, STATS))).text
+    assert "The base model was not scored here" in plain
+    scored = ModelCardInfo.from_run(CONFIG, dict(result, base_dev_wer=0.4112), STATS)
+    text = huggingface_hub.ModelCard.load(write_model_card(tmp_path, scored)).text
+    assert "not scored here" not in text
+    assert "Dev set speechocean762/dev: 29.31 % at step 300" in text
+    assert "The base model scored 41.12 % on it at step 0 (-11.81 points)" in text
+    at_step_0 = ModelCardInfo.from_run(CONFIG, dict(result, best_step=0, best_dev_wer=0.4112), STATS)  # best/ is the base
+    assert "The base model scored 41.12 % on it at step 0 (+0.00 points)" in card_body(at_step_0)
+
+
+def test_results_with_the_paired_test_show_its_interval_and_p_value(tmp_path: Path):
+    rows = [dict(RESULT["eval_results"][0], delta_ci=[-0.1402, -0.0951], p_value=0.000999, n_resamples=1000),
+            dict(RESULT["eval_results"][1], delta_ci=[-0.0021, 0.0103], p_value=0.4210, n_resamples=1000)]
+    info = ModelCardInfo.from_run(CONFIG, dict(RESULT, eval_results=rows), STATS)
+    text = huggingface_hub.ModelCard.load(write_model_card(tmp_path, info)).text
+    assert "| speechocean762/dev (domain dev set) | 200 | 41.12 | 29.31 | -11.81 | [-14.02, -9.51] | p < 0.001 |" in text
+    assert "- librispeech-test-clean-40/manifest: 2.70 % -> 3.10 % (+0.40 points, worse, 95 % CI [-0.21, +1.03], p = 0.4210)" in text

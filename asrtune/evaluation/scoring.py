@@ -223,11 +223,7 @@ def _compare(
     other_norm = _score_view([normalizer(r) for r in m_refs], [normalizer(h) for h in other_hyps])
 
     def paired(this: _Scores, other: _Scores) -> dict:
-        e_a = np.array([this.words[i].errors for i in matched])
-        r_a = np.array([this.words[i].ref_words for i in matched])
-        e_b = np.array([c.errors for c in other.words])
-        r_b = np.array([c.ref_words for c in other.words])
-        return paired_bootstrap(e_a, r_a, e_b, r_b, n_resamples=n_resamples, seed=seed).to_dict()
+        return _paired(this, matched, other, n_resamples, seed)
 
     per_utt: dict[int, dict] = {}
     changes = []
@@ -263,6 +259,61 @@ def _compare(
         "difference_is": "this - other (negative = this system makes fewer errors)",
     }
     return result, per_utt
+
+
+def _paired(this: _Scores, matched: Sequence[int], other: _Scores, n_resamples: int, seed: int) -> dict:
+    """Paired bootstrap of this - other: ``this``'s utterances ``matched`` against ``other``'s, in order."""
+    e_a = np.array([this.words[i].errors for i in matched])
+    r_a = np.array([this.words[i].ref_words for i in matched])
+    e_b = np.array([c.errors for c in other.words])
+    r_b = np.array([c.ref_words for c in other.words])
+    return paired_bootstrap(e_a, r_a, e_b, r_b, n_resamples=n_resamples, seed=seed).to_dict()
+
+
+def compare_hypotheses(
+    references: Sequence[str],
+    hypotheses: Sequence[str],
+    other_hypotheses: Sequence[str],
+    normalizer: str | Normalizer = "whisper-en",
+    n_resamples: int = N_RESAMPLES,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """Two systems' hypotheses of the same utterances, scored as ``asrtune eval --compare`` scores
+    them: each side's corpus WER with its bootstrap interval (``this``, ``other``: the report's
+    ``confidence_interval``) and the paired bootstrap of this - other (``normalized``,
+    ``orthographic``: the report's ``compare``), with the per-utterance tally.
+
+    >>> r = compare_hypotheses(["a b", "c d"], ["a b", "c d"], ["a x", "c d"], n_resamples=200)
+    >>> r["this"]["normalized"]["estimate"], r["other"]["normalized"]["estimate"], r["improved"], r["unchanged"]
+    (0.0, 0.25, 1, 1)
+    >>> r["normalized"]["difference"], r["normalized"]["p_value"] > 0.05
+    (-0.25, True)
+    """
+    if not len(references) == len(hypotheses) == len(other_hypotheses):
+        raise ValueError(f"got {len(references)} references, {len(hypotheses)} and {len(other_hypotheses)} hypotheses")
+    norm_fn = get_normalizer(normalizer)
+    refs = list(references)
+    views = {}
+    for name, hyps in (("this", hypotheses), ("other", other_hypotheses)):
+        hyps = [h if isinstance(h, str) else "" for h in hyps]
+        views[name] = (_score_view([norm_fn(r) for r in refs], [norm_fn(h) for h in hyps]),
+                       _score_view([collapse_whitespace(r) for r in refs], [collapse_whitespace(h) for h in hyps]))
+    idx = list(range(len(refs)))
+    (norm, orth), (other_norm, other_orth) = views["this"], views["other"]
+    deltas = np.array([a.errors - b.errors for a, b in zip(norm.words, other_norm.words)])
+    return {
+        "normalizer": norm_fn.describe(),
+        "utterances": len(refs),
+        "this": {"normalized": _ci(norm, idx, n_resamples, seed), "orthographic": _ci(orth, idx, n_resamples, seed)},
+        "other": {"normalized": _ci(other_norm, idx, n_resamples, seed),
+                  "orthographic": _ci(other_orth, idx, n_resamples, seed)},
+        "normalized": _paired(norm, idx, other_norm, n_resamples, seed),
+        "orthographic": _paired(orth, idx, other_orth, n_resamples, seed),
+        "improved": int(np.count_nonzero(deltas < 0)),
+        "worsened": int(np.count_nonzero(deltas > 0)),
+        "unchanged": int(np.count_nonzero(deltas == 0)),
+        "difference_is": "this - other (negative = this system makes fewer errors)",
+    }
 
 
 def score_hypotheses(

@@ -63,8 +63,8 @@ class ModelCardInfo:
     checkpoint: str = "best"  # best | final
     best_step: int | None = None
     best_dev_wer: float | None = None
+    base_dev_wer: float | None = None  # the base model's dev WER, when the run scored it (step 0)
     merge_alpha: float | None = None  # best/ is (1 - a) * base + a * final/ (train --merge-alphas)
-    base_dev_wer: float | None = None  # the base model on the dev set (measured with a forgetting guard)
     guard_set: str | None = None  # train --guard-dev: the general set every checkpoint was scored on
     guard_margin: float | None = None  # ... the rise over the base allowed for best/, in percentage points
     guard_base_wer: float | None = None
@@ -97,8 +97,9 @@ class ModelCardInfo:
             family=family, export=export, language=[language], normalizer=normalizer, train_data=train, dev_data=dev,
             recipe=recipe, eval_results=list(result.get("eval_results") or []), dev_set=config.get("dev"),
             checkpoint=checkpoint, best_step=result.get("best_step"), best_dev_wer=result.get("best_dev_wer"),
+            base_dev_wer=_base_dev_wer(result),
             merge_alpha=result.get("best_merge_alpha") if checkpoint == "best" else None, repo_id=repo_id,
-            base_dev_wer=result.get("base_dev_wer"), guard_set=config.get("guard_dev"), guard_margin=config.get("guard_margin"),
+            guard_set=config.get("guard_dev"), guard_margin=config.get("guard_margin"),
             guard_base_wer=result.get("guard_base_wer"),
             guard_wer=result.get("best_guard_wer" if checkpoint == "best" else "final_guard_wer"),
         )
@@ -171,13 +172,34 @@ def set_label(path: str) -> str:
 
 
 def results_table(info: ModelCardInfo) -> str:
-    rows = ["| set | utterances | base WER | tuned WER | change |", "|---|---:|---:|---:|---:|"]
+    """Base vs tuned per set; with the comparison's paired test (``train --eval-sets``), the 95 %
+    interval of the change and its p-value too."""
+    tested = all(row.get("delta_ci") and row.get("p_value") is not None for row in info.eval_results)
+    rows = ["| set | utterances | base WER | tuned WER | change |"
+            + (" 95 % CI of change | paired test |" if tested else ""),
+            "|---|---:|---:|---:|---:|" + ("---:|---:|" if tested else "")]
     for row in info.eval_results:
         label = set_label(row["set"]) + (" (domain dev set)" if _is_dev(info, row) else "")
         delta = row.get("delta", row["tuned_wer"] - row["base_wer"])
-        rows.append(f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
-                    f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
+        line = (f"| {label} | {row['utterances']} | {PERCENT * row['base_wer']:.2f} | "
+                f"{PERCENT * row['tuned_wer']:.2f} | {PERCENT * delta:+.2f} |")
+        if tested:
+            line += f" {_ci_text(row['delta_ci'])} | {_p_text(row)} |"
+        rows.append(line)
     return "\n".join(rows)
+
+
+def _ci_text(ci: list[float]) -> str:
+    """``[-13.10, -9.40]`` (percentage points)."""
+    return f"[{PERCENT * ci[0]:+.2f}, {PERCENT * ci[1]:+.2f}]"
+
+
+def _p_text(row: Mapping[str, Any]) -> str:
+    """``p = 0.4210`` or, at the bootstrap's resolution, ``p < 0.001``."""
+    from asrtune.evaluation.report import fmt_p
+
+    p = fmt_p({"p_value": row["p_value"], "n_resamples": row.get("n_resamples", 1000)})
+    return f"p {p}" if p.startswith("<") else f"p = {p}"
 
 
 def dev_only_text(info: ModelCardInfo) -> str:
@@ -192,9 +214,11 @@ def dev_only_text(info: ModelCardInfo) -> str:
     where = f"for the merge with alpha {info.merge_alpha:g}" if info.merge_alpha is not None else f"at step {info.best_step}"
     return (f"Dev set {set_label(info.dev_set)}: {PERCENT * info.best_dev_wer:.2f} % {where}, "
             "the evaluation that picked this checkpoint.\n"
-            + (f"The base model scored {PERCENT * info.base_dev_wer:.2f} % on it; " if info.base_dev_wer is not None
-               else "The base model was not scored here; ")
-            + "`asrtune train --eval-sets` compares base and tuned on every set.")
+            + (f"The base model scored {PERCENT * info.base_dev_wer:.2f} % on it at step 0 "
+               f"({PERCENT * (info.best_dev_wer - info.base_dev_wer):+.2f} points); "
+               "`asrtune train --eval-sets` adds confidence intervals and a paired test."
+               if info.base_dev_wer is not None
+               else "The base model was not scored here; `asrtune train --eval-sets` compares base and tuned."))
 
 
 def _which_step(info: ModelCardInfo) -> str:
@@ -238,8 +262,10 @@ def forgetting_text(info: ModelCardInfo) -> str:
     for row in general:
         delta = PERCENT * row.get("delta", row["tuned_wer"] - row["base_wer"])
         verdict = "worse" if delta > 0 else "better" if delta < 0 else "unchanged"
+        tested = (f", 95 % CI {_ci_text(row['delta_ci'])}, {_p_text(row)}"
+                  if row.get("delta_ci") and row.get("p_value") is not None else "")
         lines.append(f"- {set_label(row['set'])}: {PERCENT * row['base_wer']:.2f} % -> "
-                     f"{PERCENT * row['tuned_wer']:.2f} % ({delta:+.2f} points, {verdict})")
+                     f"{PERCENT * row['tuned_wer']:.2f} % ({delta:+.2f} points, {verdict}{tested})")
     return "\n".join(lines)
 
 
@@ -311,6 +337,15 @@ def _dev_only(info: ModelCardInfo) -> bool:
 
 def _is_dev(info: ModelCardInfo, row: Mapping[str, Any]) -> bool:
     return info.dev_set is not None and os.path.normpath(row["set"]) == os.path.normpath(info.dev_set)
+
+
+def _base_dev_wer(result: Mapping[str, Any]) -> float | None:
+    """The base model's dev WER: scored at step 0, or the best checkpoint is step 0 (the base itself)."""
+    if result.get("base_dev_wer") is not None:
+        return float(result["base_dev_wer"])
+    if result.get("best_step") == 0 and result.get("best_merge_alpha") is None and result.get("best_dev_wer") is not None:
+        return float(result["best_dev_wer"])
+    return None
 
 
 def _stats(path: str, known: Mapping[str, Any]) -> DataStats:

@@ -9,11 +9,14 @@ progress in seconds of the ``--max-train-minutes`` budget, not in steps it will 
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 HEARTBEAT_SECONDS = 30.0  # longest silence in a log between two progress lines
+KEEPALIVE_POLL_SECONDS = 1.0  # how often a keepalive thread checks for a due heartbeat
 
 
 def format_seconds(seconds: float) -> str:
@@ -50,6 +53,8 @@ class Progress:
         self.phase_start = time.monotonic()
         self.heartbeat_s = heartbeat_s
         self.last_line = time.monotonic()
+        self.postfix: dict[str, Any] = {}
+        self._lock = threading.Lock()  # a keepalive thread may print while update() does
         self.bar = self._tqdm(initial, elapsed_s) if bar and sys.stderr.isatty() else None
 
     def _tqdm(self, initial: int, elapsed_s: float) -> Any:
@@ -68,6 +73,7 @@ class Progress:
         """``n`` more units done (``utts`` utterances; by default ``n`` when counting utterances)."""
         self.done += n
         self.utts += (n if self.unit == "utt" else 0) if utts is None else utts
+        self.postfix = postfix or self.postfix
         if self.bar is not None:
             if self.budget_s is None:
                 self.bar.update(n)
@@ -75,9 +81,35 @@ class Progress:
                 self.bar.update(min(round(self.elapsed()), round(self.budget_s)) - self.bar.n)
             if postfix:
                 self.bar.set_postfix(postfix, refresh=False)
-        elif time.monotonic() - self.last_line >= self.heartbeat_s:
-            self.say(self.line(postfix))
-            self.last_line = time.monotonic()
+        else:
+            self.beat()
+
+    def beat(self) -> None:
+        """A heartbeat line, if none came for ``heartbeat_s`` (and no bar is drawn)."""
+        with self._lock:
+            if self.bar is None and time.monotonic() - self.last_line >= self.heartbeat_s:
+                self.say(self.line(self.postfix))
+                self.last_line = time.monotonic()
+
+    @contextlib.contextmanager
+    def keepalive(self, interval_s: float | None = None) -> Iterator["Progress"]:
+        """Within the block a thread calls :meth:`beat` every ``interval_s`` (default: each
+        second, or the heartbeat when shorter), so a log still gets its line when one unit (a
+        batch of a slow model) takes longer than the heartbeat."""
+        stop = threading.Event()
+
+        def run() -> None:
+            poll = max(1e-3, min(KEEPALIVE_POLL_SECONDS, self.heartbeat_s) if interval_s is None else interval_s)
+            while not stop.wait(poll):
+                self.beat()
+
+        thread = threading.Thread(target=run, name="asrtune-progress", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
 
     def time_left(self) -> float:
         """Seconds to the time budget, or to ``total`` at the rate so far."""
@@ -92,7 +124,8 @@ class Progress:
         left = self.time_left()
         left_text = "unknown" if left == float("inf") else format_seconds(left)
         extra = "".join(f" {k}={v}" for k, v in postfix.items())
-        return f"{self.desc}: {self.done}/{self.total} {self.unit} ({rate:.1f} utts/s, {left_text} left){extra}"
+        rate_text = f"{rate:.1f}" if rate >= 1 or rate == 0 else f"{rate:.2f}"  # a slow model still shows a rate
+        return f"{self.desc}: {self.done}/{self.total} {self.unit} ({rate_text} utts/s, {left_text} left){extra}"
 
     def close(self) -> None:
         if self.bar is not None:

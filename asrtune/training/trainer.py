@@ -51,11 +51,11 @@ from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.data.audio import audio_info
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
-from asrtune.models.cache import cache_dir, content_key
+from asrtune.models.cache import cache_dir
 from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter, module_digest
 from asrtune.training.augment import augment_waveform
-from asrtune.training.compare import compare_base_and_tuned, score, utterance_audio
+from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
 from asrtune.training.config import AUTO as AUTO_MERGE
 from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
 from asrtune.training.encoder_cache import EncoderCache
@@ -67,7 +67,9 @@ from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
 from asrtune.training.tracking import Tracker, check_tracker, examples_table, make_tracker
-from asrtune.training.untuned_eval import FOLDER, hypotheses_key, load_hypotheses, save_hypotheses
+from asrtune.training.untuned_eval import (
+    FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
+)
 
 log = logging.getLogger("asrtune.train")
 
@@ -234,6 +236,8 @@ class Trainer:
         self.guard_audio: list[np.ndarray] | None = None
         self.guard_last: float | None = None
         self._start_weights: str | None = None  # digest of the weights evaluated at step 0
+        # the step-0 hypotheses, for the --eval-sets comparison (with --cache off none are read back)
+        self.step_zero = StartingHypotheses(self._hypotheses_root() if config.cache != "off" else None)
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
@@ -757,6 +761,8 @@ class Trainer:
             hyps = self._decode(pairs, from_cache)
             if key:
                 save_hypotheses(self._hypotheses_root(), key, hyps)
+        if self.state.step == 0:
+            self.step_zero.remember(utts, hyps)
         if pairs is self.dev:  # the dev examples the tracker shows, never the guard set's
             self.dev_hyps = hyps
         return score([u.text for u in utts], hyps, self.config.language)
@@ -789,13 +795,17 @@ class Trainer:
     def _untuned_key(self, utts: list[Utterance], from_cache: bool) -> str:
         """Cache key of the step-0 evaluation of ``utts`` (:mod:`asrtune.training.untuned_eval`)."""
         if self._start_weights is None:  # dev and guard are both scored with the same starting weights
-            self._start_weights = module_digest(self.adapter.model)
-        settings = {"family": self.resolved.family, "language": self.config.language, "device": self.device.type,
-                    # the model folder's configs: generation config (suppressed tokens...), processor, tokenizer
-                    "configs": content_key(sorted(Path(self.resolved.path).glob("*.json"))),
-                    "eval_batch_size": self.config.eval_batch_size,
-                    "encoder_cache": self.cache.fingerprint if from_cache else None}
+            self._start_weights = self.step_zero.weights = module_digest(self.adapter.model)
+        settings = decoding_settings(self.resolved.family, self.config.language, self.device.type, self.resolved.path,
+                                     self.config.eval_batch_size, self.cache.fingerprint if from_cache else None)
         return hypotheses_key(self._start_weights, utts, settings)
+
+    def _run_decoding(self) -> RunDecoding:
+        """What the --eval-sets comparison may reuse: the step-0 hypotheses, and the encoder cache
+        while base and best/ share the cached encoder (frozen throughout, no split point)."""
+        shared = self.cache is not None and not self.state.unfrozen and self.cache_info.get("split_layer") is None
+        return RunDecoding(self.step_zero, self.cache if shared else None, self.adapter.encode if shared else None,
+                           self._map)
 
     def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
         """Decoded audio of the dev or guard set, loaded once per run."""
@@ -839,7 +849,7 @@ class Trainer:
             if cfg.eval_sets:
                 sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
-                                                             str(self.device), self.say)
+                                                             str(self.device), self.say, self._run_decoding())
             # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
             # shows them when it holds the same weights
             self._write_card(self.run_dir / "best", "best", result.to_dict())
@@ -942,7 +952,7 @@ class Trainer:
         s = self.state
         trainable, total = self.adapter.trainable_parameter_count()
         return {"steps": s.step, "best_step": s.best_step, "best_dev_wer": s.best_wer, "stopped": self.stopped,
-                "best_merge_alpha": s.best_merge_alpha,
+                "best_merge_alpha": s.best_merge_alpha, "base_dev_wer": s.base_dev_wer,
                 "trainable_parameters": trainable, "total_parameters": total}
 
     def _data_stats(self) -> dict[str, dict[str, Any]]:
