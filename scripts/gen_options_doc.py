@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Write docs/options.md from the option dataclasses (TrainConfig, RecognizerOptions).
+"""Write docs/options.md from the option dataclasses (TrainConfig, RecognizerOptions, SubtitleOptions,
+ServerSettings).
 
 The tables are generated, never edited by hand: change an option's ``option(...)`` declaration,
 then run ``python scripts/gen_options_doc.py``. ``--check`` exits 1 (naming the file) when
@@ -29,7 +30,9 @@ def render() -> str:
     """The whole of docs/options.md."""
     from asrtune.inference.options import RecognizerOptions
     from asrtune.options import markdown_table, option_groups
+    from asrtune.serving.settings import ServerSettings
     from asrtune.training.config import TrainConfig
+    from asrtune.transcription.subtitles import SubtitleOptions
 
     parts = [HEADER, "## `asrtune train` (`asrtune.training.TrainConfig`)\n"]
     for group in option_groups(TrainConfig):
@@ -39,6 +42,11 @@ def render() -> str:
         "The same flags in both commands; in Python, `load_recognizer(model, RecognizerOptions(...))` "
         "or `load_recognizer(model, beam_size=5, ...)`.\n",
         markdown_table(RecognizerOptions, key_header="keyword") + "\n",
+        "## Subtitles: `asrtune transcribe --format srt,vtt` (`asrtune.transcription.subtitles.SubtitleOptions`)\n",
+        markdown_table(SubtitleOptions, key_header="keyword") + "\n",
+        "## Server: `asrtune serve` (`asrtune.serving.settings.ServerSettings`)\n",
+        "With the decoding options above (one model, one set of decoding settings per server).\n",
+        markdown_table(ServerSettings, key_header="keyword") + "\n",
     ]
     return "\n".join(parts)
 
