@@ -288,3 +288,43 @@ def test_cli_export_writes_card_and_info_atomically(random_hf, tmp_path, capsys)
         from asrtune.training.export import export_model
 
         export_model(folder, "ggml", out)
+
+
+def test_train_export_option_is_checked_with_the_config(tmp_path):
+    from asrtune.training.config import TrainConfig
+
+    config = TrainConfig(model=TINY, train=["t.jsonl"], out=str(tmp_path / "run"), export=["ggml", "onnx"], export_ct2=True)
+    assert config.validate().export_formats() == ["ct2", "ggml", "onnx"]
+    with pytest.raises(ConfigError, match="--export tflite: unknown export format"):
+        TrainConfig(model=TINY, train=["t.jsonl"], out=str(tmp_path / "run"), export=["ct2", "tflite"]).validate()
+
+
+@pytest.mark.slow
+def test_train_export_writes_best_in_each_format_with_the_run_card(tmp_path, shared_data):
+    """A (briefly) tuned tiny.en: train --export ggml,onnx, then the ggml export transcribes the long-form
+    file in whisper.cpp with valid times, and the onnx export scores a clip in ONNX Runtime."""
+    from huggingface_hub import ModelCard
+
+    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.manifest import load_manifest, write_manifest
+    from asrtune.inference import load_recognizer
+    from asrtune.training import train
+    from asrtune.training.config import TrainConfig
+
+    require_whisper_package(TINY)
+    manifest = tmp_path / "train.jsonl"
+    write_manifest(manifest, load_manifest(shared_data / "speechocean762" / "train.jsonl")[:8], relative=False)
+    run = tmp_path / "run"
+    train(TrainConfig(model=TINY, train=[str(manifest)], out=str(run), batch_size=4, lr=1e-6, warmup_steps=0, max_steps=1,
+                      progress=False, threads=2, cache_dir=str(tmp_path / "cache"), no_speech_fraction=0.0,
+                      export=["ggml", "onnx"]))
+    for fmt, library in (("ggml", "whisper.cpp"), ("onnx", "onnxruntime")):
+        card = ModelCard.load(run / f"best-{fmt}" / "README.md")
+        assert card.data.library_name == library and card.data.base_model == TINY
+        assert read_export(run / f"best-{fmt}")["format"] == fmt
+    longform = load_manifest(shared_data / "longform" / "manifest.jsonl")[0]
+    audio = load_audio(longform.audio_filepath)
+    segments = load_recognizer(run / "best-ggml", engine="whispercpp", threads=2).segments(audio)
+    assert all(0 <= s.start < s.end <= len(audio) / SAMPLE_RATE + 0.5 for s in segments)
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(segments, segments[1:]))
+    assert _clip_wer(" ".join(s.text for s in segments), longform.text) < 0.06

@@ -43,8 +43,8 @@ def parse_formats(value: str | list[str] | None, option: str = "--export") -> li
     """
     if not value:
         return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    formats = [item.strip() for item in items if item.strip()]
+    items = [value] if isinstance(value, str) else list(value)
+    formats = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
     for fmt in formats:
         if fmt not in FORMATS:
             raise ConfigError(f"{option} {fmt}: unknown export format; choose from {', '.join(FORMATS)}")
@@ -57,6 +57,12 @@ def check_export(fmt: str, quantization: str | None) -> str:
     quantization = check_quantization(fmt, quantization)
     check_packages(fmt, quantization)
     return quantization
+
+
+def check_exports(formats: list[str]) -> None:
+    """Before a run: each format's packages are importable (a run must not fail at its very end)."""
+    for fmt in formats:
+        check_export(fmt, None)
 
 
 def export_model(model, fmt: str, out: str | os.PathLike, *, quantization: str | None = None, force: bool = False,
