@@ -328,3 +328,25 @@ def test_train_export_writes_best_in_each_format_with_the_run_card(tmp_path, sha
     assert all(0 <= s.start < s.end <= len(audio) / SAMPLE_RATE + 0.5 for s in segments)
     assert all(a.end <= b.start + 1e-6 for a, b in zip(segments, segments[1:]))
     assert _clip_wer(" ".join(s.text for s in segments), longform.text) < 0.06
+
+
+@pytest.mark.slow  # the ONNX export of even a small model takes ~20 s on a loaded 2-core machine
+def test_onnx_graphs_compute_what_transformers_computes_with_and_without_past(random_hf, tmp_path):
+    import onnxruntime as ort
+    import torch
+
+    from asrtune.models.onnx_export import DECODER_FILE, ENCODER_FILE, write_onnx
+
+    folder, hf = random_hf
+    write_onnx(folder, tmp_path, "fp32")
+    encoder = ort.InferenceSession(str(tmp_path / ENCODER_FILE), providers=["CPUExecutionProvider"])
+    decoder = ort.InferenceSession(str(tmp_path / DECODER_FILE), providers=["CPUExecutionProvider"])
+    mel, tokens = _features(1), [50257, 50362, 440, 1029]
+    with torch.no_grad():
+        expected = hf(input_features=mel, decoder_input_ids=torch.tensor([tokens])).logits.numpy()
+    cross = encoder.run(None, {"input_features": mel.numpy()})[0]
+    assert cross.shape == (2, 2, 1, 2, 1500, 32)
+    empty = np.zeros((2, 2, 1, 2, 0, 32), np.float32)
+    first, past = decoder.run(None, {"input_ids": np.array([tokens[:3]]), "self_kv": empty, "cross_kv": cross})
+    step, _ = decoder.run(None, {"input_ids": np.array([tokens[3:]]), "self_kv": past, "cross_kv": cross})
+    assert np.allclose(first[0], expected[0, :3], atol=1e-4) and np.allclose(step[0, 0], expected[0, 3], atol=1e-4)

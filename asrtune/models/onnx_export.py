@@ -18,6 +18,7 @@ tokens) and tokenizer files, which the runtime reads.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -143,8 +144,14 @@ def write_onnx(src: str | os.PathLike, dst: str | os.PathLike, quantization: str
     if quantization == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        for name in (ENCODER_FILE, DECODER_FILE):
-            quantize_dynamic(build / name, dst / name, weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantiser advises pre-processing on the root logger; it is noise here
+        try:
+            for name in (ENCODER_FILE, DECODER_FILE):
+                quantize_dynamic(build / name, dst / name, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         shutil.rmtree(build)
     for name in CARRIED_FILES:
         if (src / name).is_file():

@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""Export parity: does a Whisper model still score the same after `asrtune export`, in each runtime?
+
+For one model (tiny.en by default) every export is decoded by its own runtime on the same clips as
+the Hugging Face model: greedy, no prompt, no loop fallback (``compression_ratio_threshold`` 0), 2
+threads, one process, one run. Sets: speechocean762 test (accented English) and
+librispeech-test-clean-40 (general English), each optionally cut to its first ``--limit-*`` clips.
+WER uses the whisper-en normaliser; ``delta_*`` is the row's WER minus the Hugging Face row's, in
+percentage points. ``size_mb`` counts the weight files only (tokenizer and configs excluded). RTF
+= decode wall time / audio duration over both sets (audio loading, model loading and one untimed
+warm-up clip excluded); on a
+shared machine it is only comparable within one run, whose 1-minute load average is recorded.
+
+Rows (format, runtime, weight type), lossless first:
+
+* hf: transformers float32 (the reference);
+* ct2 float32 / int8: asrtune's ct2 engine (CTranslate2, as faster-whisper runs it);
+* ggml f16 / q8_0 / q5_0: whisper.cpp through pywhispercpp (asrtune's whispercpp engine);
+* onnx fp32 / int8: ONNX Runtime (asrtune's onnx engine);
+* openai-whisper fp32: ``whisper.load_model`` + ``whisper.decode`` on 30 s padded log-mels, batched.
+
+    python benchmarks/export_parity.py --out benchmarks/results/export_parity.json
+    python benchmarks/export_parity.py --limit-speechocean 100 --rows hf,ggml-f16,onnx-fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+# whisper.cpp's OpenMP threads spin while they wait; on a CPU shared with other work that made it
+# ~10x slower per clip. The setting only takes when it is in the environment before torch loads, so
+# it is set before any import; recorded in the results.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = REPO.parent / "shared" / "data"
+SETS = {"speechocean762_test": DATA / "speechocean762" / "test.jsonl",
+        "librispeech_40": DATA / "librispeech-test-clean-40" / "manifest.jsonl"}
+THREADS = 2
+BATCH_SIZE = 8
+PERCENT = 100.0
+WEIGHT_SUFFIXES = (".bin", ".onnx", ".pt", ".safetensors")
+LOSSLESS_GOAL_POINTS = 0.3  # the parity goal for lossless exports, in WER points on each set
+
+
+@dataclass(frozen=True)
+class Row:
+    """One export to measure: its format, the runtime that decodes it and its weight type."""
+
+    key: str
+    format: str
+    runtime: str
+    quantization: str
+    lossless: bool
+
+
+ROWS = [
+    Row("hf", "hf", "transformers", "float32", True),
+    Row("ct2-float32", "ct2", "ctranslate2", "float32", True),
+    Row("ggml-f16", "ggml", "whisper.cpp", "f16", True),
+    Row("onnx-fp32", "onnx", "onnxruntime", "fp32", True),
+    Row("openai-whisper-fp32", "openai-whisper", "openai-whisper", "fp32", True),
+    Row("ct2-int8", "ct2", "ctranslate2", "int8", False),
+    Row("ggml-q8_0", "ggml", "whisper.cpp", "q8_0", False),
+    Row("ggml-q5_0", "ggml", "whisper.cpp", "q5_0", False),
+    Row("onnx-int8", "onnx", "onnxruntime", "int8", False),
+]
+
+
+def load_set(manifest: Path, limit: int | None) -> tuple[list, list[str], float]:
+    """(clips, references, audio seconds) of a manifest's first ``limit`` utterances."""
+    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.manifest import load_manifest
+
+    utts = load_manifest(manifest)[:limit]
+    clips = [load_audio(u.audio_filepath, offset=u.offset, duration=u.duration if u.offset else None) for u in utts]
+    return clips, [u.text for u in utts], sum(len(c) for c in clips) / SAMPLE_RATE
+
+
+def make_export(model: str, row: Row, work: Path) -> tuple[Path | None, float]:
+    """The row's export folder (None for the hf row) and the seconds the conversion took."""
+    if row.format == "hf":
+        return None, 0.0
+    from asrtune.training.export import export_model
+
+    start = time.perf_counter()
+    result = export_model(model, row.format, work / row.key, quantization=row.quantization, force=True)
+    return result.path, time.perf_counter() - start
+
+
+def weights_size_mb(model: str, folder: Path | None) -> float:
+    from asrtune.models.registry import resolve_model
+
+    folder = folder if folder is not None else resolve_model(model).path
+    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES) / 1e6
+
+
+def openai_whisper_decoder(folder: Path) -> Callable[[list], list[str]]:
+    """Batched greedy ``whisper.decode`` of openai-whisper on its own 30 s padded log-mels."""
+    import torch
+    import whisper
+
+    model = whisper.load_model(str(folder / "model.pt"), device="cpu")
+    options = whisper.DecodingOptions(fp16=False, without_timestamps=True, language="en", temperature=0.0)
+
+    def decode(clips: list) -> list[str]:
+        texts = []
+        for start in range(0, len(clips), BATCH_SIZE):
+            mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(c)), model.dims.n_mels)
+                                for c in clips[start : start + BATCH_SIZE]])
+            texts += [r.text for r in whisper.decode(model, mels, options)]
+        return texts
+
+    return decode
+
+
+def make_decoder(model: str, row: Row, folder: Path | None) -> Callable[[list], list[str]]:
+    """A function clips -> transcripts running the row's runtime (greedy, no prompt, no fallback)."""
+    if row.format == "openai-whisper":
+        return openai_whisper_decoder(folder)
+    from asrtune.inference import load_recognizer
+
+    engine = {"hf": "hf", "ct2": "ct2", "ggml": "whispercpp", "onnx": "onnx"}[row.format]
+    overrides = dict(engine=engine, threads=THREADS, batch_size=BATCH_SIZE, compression_ratio_threshold=0.0)
+    if row.format == "ct2":
+        overrides["compute_type"] = row.quantization
+    recognizer = load_recognizer(model if folder is None else folder, **overrides)
+    return recognizer.transcribe
+
+
+def score_set(decode: Callable[[list], list[str]], clips: list, refs: list[str]) -> tuple[float, float]:
+    """(WER, decode seconds) of one set."""
+    from asrtune.evaluation.metrics import corpus_wer
+
+    start = time.perf_counter()
+    hyps = decode(clips)
+    seconds = time.perf_counter() - start
+    return corpus_wer(refs, hyps, "whisper-en"), seconds
+
+
+def measure_row(model: str, row: Row, sets: dict, work: Path) -> dict:
+    """One row of the parity table (WER per set in %, size, RTF, conversion time)."""
+    folder, convert_s = make_export(model, row, work)
+    decode = make_decoder(model, row, folder)
+    warm_up = next(iter(sets.values()))[0][:1]
+    decode(warm_up)  # first-call costs (allocation, lazy initialisation) are not the runtime's speed
+    out = {"format": row.format, "runtime": row.runtime, "quantization": row.quantization, "lossless": row.lossless,
+           "size_mb": round(weights_size_mb(model, folder), 1), "convert_s": round(convert_s, 1)}
+    decode_s = audio_s = 0.0
+    for name, (clips, refs, seconds) in sets.items():
+        wer, spent = score_set(decode, clips, refs)
+        out[f"wer_{name}"] = round(PERCENT * wer, 2)
+        decode_s, audio_s = decode_s + spent, audio_s + seconds
+    out["rtf_2_threads"] = round(decode_s / audio_s, 3)
+    return out
+
+
+def add_deltas(rows: list[dict], set_names: list[str]) -> None:
+    """``delta_<set>`` (points vs the hf row) and whether a lossless row meets the parity goal."""
+    reference = next((r for r in rows if r["format"] == "hf"), None)
+    if reference is None:
+        return
+    for row in rows:
+        for name in set_names:
+            row[f"delta_{name}"] = round(row[f"wer_{name}"] - reference[f"wer_{name}"], 2)
+        if row["lossless"]:
+            row["within_goal"] = all(abs(row[f"delta_{n}"]) <= LOSSLESS_GOAL_POINTS for n in set_names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="openai/whisper-tiny.en")
+    parser.add_argument("--rows", default=",".join(r.key for r in ROWS), help="row keys, comma-separated")
+    parser.add_argument("--limit-speechocean", type=int, default=None, help="first N clips of speechocean762 test")
+    parser.add_argument("--limit-librispeech", type=int, default=None, help="first N clips of librispeech-40")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "export_parity.json"))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from asrtune.hardware import describe_hardware
+
+    torch.set_num_threads(THREADS)
+    chosen = [r for r in ROWS if r.key in args.rows.split(",")]
+    limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
+    sets = {name: load_set(path, limits[name]) for name, path in SETS.items()}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="export-parity-") as work:
+        for row in chosen:
+            rows.append(measure_row(args.model, row, sets, Path(work)))
+            print(json.dumps(rows[-1]), flush=True)
+    add_deltas(rows, list(sets))
+    result = {
+        "model": args.model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
+        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "audio_s": round(s[2], 1)}
+                                              for n, s in sets.items()},
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(), "rows": rows,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
