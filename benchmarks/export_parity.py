@@ -190,8 +190,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from asrtune.hardware import describe_hardware
-
     torch.set_num_threads(THREADS)
     chosen = [r for r in ROWS if r.key in args.rows.split(",")]
     limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
@@ -201,17 +199,24 @@ def main(argv: list[str] | None = None) -> int:
         for row in chosen:
             rows.append(measure_row(args.model, row, sets, Path(work)))
             print(json.dumps(rows[-1]), flush=True)
-    add_deltas(rows, list(sets))
-    result = {
-        "model": args.model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
-        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "audio_s": round(s[2], 1)}
-                                              for n, s in sets.items()},
-        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(), "rows": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            write_results(Path(args.out), args.model, sets, rows, [r.key for r in chosen])  # a cut-short run keeps its rows
     print(f"wrote {args.out}")
     return 0
+
+
+def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: list[str]) -> None:
+    from asrtune.hardware import describe_hardware
+
+    add_deltas(rows, list(sets))
+    result = {
+        "model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
+        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "audio_s": round(s[2], 1)}
+                                              for n, s in sets.items()},
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(),
+        "rows_planned": planned, "rows": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
