@@ -19,6 +19,9 @@ Rows (format, runtime, weight type), lossless first:
 * onnx fp32 / int8: ONNX Runtime (asrtune's onnx engine);
 * openai-whisper fp32: ``whisper.load_model`` + ``whisper.decode`` on 30 s padded log-mels, batched.
 
+Then ``longform``: whisper.cpp's own segments of the 5-minute long-form file (monotonic, inside the
+file) and their WER beside the Hugging Face model's long-form WER.
+
     python benchmarks/export_parity.py --out benchmarks/results/export_parity.json
     python benchmarks/export_parity.py --limit-speechocean 100 --rows hf,ggml-f16,onnx-fp32
 """
@@ -167,6 +170,32 @@ def measure_row(model: str, row: Row, sets: dict, work: Path) -> dict:
     return out
 
 
+def longform_check(model: str, work: Path) -> dict:
+    """Timestamps survive: whisper.cpp's own segments of the 5-minute long-form file (ggml f16 export)
+    are monotonic and inside the file, and its WER is compared with the Hugging Face model's
+    (asrtune's long-form path: Silero VAD segments decoded by the hf engine)."""
+    from asrtune.data.audio import SAMPLE_RATE, load_audio
+    from asrtune.data.manifest import load_manifest
+    from asrtune.evaluation.metrics import corpus_wer
+    from asrtune.inference import load_recognizer
+    from asrtune.transcription.longform import transcribe_audio
+
+    utt = load_manifest(DATA / "longform" / "manifest.jsonl")[0]
+    audio = load_audio(utt.audio_filepath)
+    duration = len(audio) / SAMPLE_RATE
+    folder, _ = make_export(model, next(r for r in ROWS if r.key == "ggml-f16"), work)
+    segments = load_recognizer(folder, engine="whispercpp", threads=THREADS).segments(audio)
+    hf = load_recognizer(model, threads=THREADS, compression_ratio_threshold=0.0)
+    hf_text = " ".join(seg.text for seg in transcribe_audio(hf, audio))
+    return {
+        "file": str(utt.audio_filepath), "duration_s": round(duration, 1), "whispercpp_segments": len(segments),
+        "monotonic": all(a.end <= b.start + 1e-6 for a, b in zip(segments, segments[1:])),
+        "inside_file": all(0 <= seg.start < seg.end <= duration + 0.5 for seg in segments),
+        "wer_whispercpp": round(PERCENT * corpus_wer([utt.text], [" ".join(seg.text for seg in segments)]), 2),
+        "wer_hf": round(PERCENT * corpus_wer([utt.text], [hf_text]), 2),
+    }
+
+
 def add_deltas(rows: list[dict], set_names: list[str]) -> None:
     """``delta_<set>`` (points vs the hf row) and whether a lossless row meets the parity goal."""
     reference = next((r for r in rows if r["format"] == "hf"), None)
@@ -185,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default=",".join(r.key for r in ROWS), help="row keys, comma-separated")
     parser.add_argument("--limit-speechocean", type=int, default=None, help="first N clips of speechocean762 test")
     parser.add_argument("--limit-librispeech", type=int, default=None, help="first N clips of librispeech-40")
+    parser.add_argument("--no-longform", action="store_true", help="skip the long-form timestamp check")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "export_parity.json"))
     args = parser.parse_args(argv)
 
@@ -200,11 +230,16 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(measure_row(args.model, row, sets, Path(work)))
             print(json.dumps(rows[-1]), flush=True)
             write_results(Path(args.out), args.model, sets, rows, [r.key for r in chosen])  # a cut-short run keeps its rows
+        if not args.no_longform:
+            longform = longform_check(args.model, Path(work))
+            print(json.dumps(longform), flush=True)
+            write_results(Path(args.out), args.model, sets, rows, [r.key for r in chosen], longform)
     print(f"wrote {args.out}")
     return 0
 
 
-def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: list[str]) -> None:
+def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: list[str],
+                  longform: dict | None = None) -> None:
     from asrtune.hardware import describe_hardware
 
     add_deltas(rows, list(sets))
@@ -213,7 +248,7 @@ def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: 
         "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "audio_s": round(s[2], 1)}
                                               for n, s in sets.items()},
         "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(),
-        "rows_planned": planned, "rows": rows,
+        "rows_planned": planned, "rows": rows, "longform": longform,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
