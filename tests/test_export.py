@@ -350,3 +350,36 @@ def test_onnx_graphs_compute_what_transformers_computes_with_and_without_past(ra
     first, past = decoder.run(None, {"input_ids": np.array([tokens[:3]]), "self_kv": empty, "cross_kv": cross})
     step, _ = decoder.run(None, {"input_ids": np.array([tokens[3:]]), "self_kv": past, "cross_kv": cross})
     assert np.allclose(first[0], expected[0, :3], atol=1e-4) and np.allclose(step[0, 0], expected[0, 3], atol=1e-4)
+
+
+def test_a_peft_lora_adapter_is_merged_into_its_base_before_export(random_hf, tmp_path, monkeypatch):
+    import torch
+    import whisper
+    from peft import LoraConfig, get_peft_model
+
+    from asrtune.training.export import export_model
+
+    monkeypatch.setenv("ASRTUNE_CACHE", str(tmp_path / "cache"))
+    folder, _ = random_hf
+    from transformers import WhisperForConditionalGeneration
+
+    base = WhisperForConditionalGeneration.from_pretrained(folder).eval()
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "fc1"]))
+    with torch.no_grad():  # LoRA's B starts at zero; a non-zero one makes the merge visible
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    (tmp_path / "adapter" / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(folder)}))
+    merged = peft_model.merge_and_unload().eval()
+
+    result = export_model(tmp_path / "adapter", "openai-whisper", tmp_path / "out")
+    model = whisper.load_model(str(result.path / "model.pt"), device="cpu")
+    mel, tokens = _features(2), torch.tensor([[50257, 50362, 440]])
+    with torch.no_grad():
+        ours = model.logits(tokens, model.embed_audio(mel))
+        expected = merged(input_features=mel, decoder_input_ids=tokens).logits
+        unmerged = WhisperForConditionalGeneration.from_pretrained(folder)(input_features=mel, decoder_input_ids=tokens).logits
+    assert torch.allclose(ours, expected, atol=1e-4) and not torch.allclose(ours, unmerged, atol=1e-2)
+    assert read_export(result.path)["source"] == str(tmp_path / "adapter")

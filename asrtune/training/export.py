@@ -5,11 +5,13 @@ another runtime, with its model card. One implementation behind ``asrtune export
 Every check that needs no conversion (format, quantisation, optional packages, ``--out``, the
 model's family) runs first; the folder is built in a temporary sibling and renamed into place
 only when complete, so a failure leaves nothing behind. Training runs save LoRA weights merged
-into the model (``best/``, ``final/``), so a run exports like any model folder.
+into the model (``best/``, ``final/``), so a run exports like any model folder; a peft adapter
+folder (``adapter_config.json``) is merged into the base model it names first (``models/lora.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +81,16 @@ def export_model(model, fmt: str, out: str | os.PathLike, *, quantization: str |
     from asrtune.models.registry import resolve_model
     from asrtune.training.model_card import write_export_card
 
+    from asrtune.models.lora import is_adapter_folder, merged_adapter
+
     quantization = check_export(fmt, quantization)
     out = Path(out).expanduser()
     check_replaceable_folder(out, "--out", force)
-    resolved = resolve_model(model)
+    if isinstance(model, (str, os.PathLike)) and is_adapter_folder(Path(model).expanduser()):
+        resolved = resolve_model(merged_adapter(Path(model).expanduser()))
+        resolved = dataclasses.replace(resolved, name=str(model), source=f"lora-merged:{resolved.path}")
+    else:
+        resolved = resolve_model(model)
     if resolved.family != "whisper":
         raise ConfigError(f"{resolved.name}: is a {resolved.family} model; the {fmt} export is for Whisper models only")
     with atomic_directory(out) as tmp:
