@@ -4,7 +4,8 @@
 For one model (tiny.en by default) every export is decoded by its own runtime on the same clips as
 the Hugging Face model: greedy, no prompt, no loop fallback (``compression_ratio_threshold`` 0), 2
 threads, one process, one run. Sets: speechocean762 test (accented English) and
-librispeech-test-clean-40 (general English), each optionally cut to its first ``--limit-*`` clips.
+librispeech-test-clean-40 (general English), each optionally cut to ``--limit-*`` clips spread
+evenly over the set (every k-th: the manifests are ordered by speaker).
 WER uses the whisper-en normaliser; ``delta_*`` is the row's WER minus the Hugging Face row's, in
 percentage points. ``size_mb`` counts the weight files only (tokenizer and configs excluded). RTF
 = decode wall time / audio duration over both sets (audio loading, model loading and one untimed
@@ -82,12 +83,24 @@ ROWS = [
 ]
 
 
+def spread(items: list, limit: int | None) -> list:
+    """``limit`` items taken evenly across ``items`` (every k-th, from the first), or all of them.
+    Manifests are ordered by speaker, so a spread subset keeps every speaker in it.
+
+    >>> spread(list(range(10)), 3), spread([1, 2], None)
+    ([0, 3, 6], [1, 2])
+    """
+    if limit is None or limit >= len(items):
+        return list(items)
+    return list(items[:: max(1, len(items) // limit)])[:limit]
+
+
 def load_set(manifest: Path, limit: int | None) -> tuple[list, list[str], float]:
-    """(clips, references, audio seconds) of a manifest's first ``limit`` utterances."""
+    """(clips, references, audio seconds) of ``limit`` utterances spread over a manifest (all by default)."""
     from asrtune.data.audio import SAMPLE_RATE, load_audio
     from asrtune.data.manifest import load_manifest
 
-    utts = load_manifest(manifest)[:limit]
+    utts = spread(load_manifest(manifest), limit)
     clips = [load_audio(u.audio_filepath, offset=u.offset, duration=u.duration if u.offset else None) for u in utts]
     return clips, [u.text for u in utts], sum(len(c) for c in clips) / SAMPLE_RATE
 
@@ -212,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="openai/whisper-tiny.en")
     parser.add_argument("--rows", default=",".join(r.key for r in ROWS), help="row keys, comma-separated")
-    parser.add_argument("--limit-speechocean", type=int, default=None, help="first N clips of speechocean762 test")
-    parser.add_argument("--limit-librispeech", type=int, default=None, help="first N clips of librispeech-40")
+    parser.add_argument("--limit-speechocean", type=int, default=None, help="N clips spread over speechocean762 test")
+    parser.add_argument("--limit-librispeech", type=int, default=None, help="N clips spread over librispeech-40")
     parser.add_argument("--no-longform", action="store_true", help="skip the long-form timestamp check")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "export_parity.json"))
     args = parser.parse_args(argv)
@@ -240,12 +253,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: list[str],
                   longform: dict | None = None) -> None:
+    from asrtune.data.manifest import load_manifest
     from asrtune.hardware import describe_hardware
 
     add_deltas(rows, list(sets))
     result = {
         "model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
-        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "audio_s": round(s[2], 1)}
+        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "selection": "all" if len(s[0]) == len(load_manifest(SETS[n]))
+                     else f"every {len(load_manifest(SETS[n])) // len(s[0])}th clip from the first", "audio_s": round(s[2], 1)}
                                               for n, s in sets.items()},
         "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(),
         "rows_planned": planned, "rows": rows, "longform": longform,
