@@ -10,7 +10,8 @@ from asrtune.models.export_formats import FORMATS, QUANTIZATIONS
 DESCRIPTION = f"""\
 Write MODEL in the format another runtime loads, so a fine-tuned model runs where you deploy it:
 
-  ct2             CTranslate2 folder for faster-whisper / WhisperX (quantisation: {', '.join(QUANTIZATIONS['ct2'])}; default int8)
+  ct2             CTranslate2 folder for faster-whisper / WhisperX (int8 default; any CTranslate2
+                  weight type: {', '.join(QUANTIZATIONS['ct2'][1:])})
   ggml            whisper.cpp model file ggml-model.bin (f16 default, f32, q8_0, q5_0)
   onnx            ONNX Runtime encoder + decoder-with-past graphs (fp32 default, int8 dynamic quantisation)
   openai-whisper  model.pt for whisper.load_model() (fp32)
@@ -39,7 +40,7 @@ def register(subparsers, summary: str) -> None:
                    help=f"target format: {', '.join(FORMATS)}")
     p.add_argument("--out", required=True, default=argparse.SUPPRESS, metavar="DIR",
                    help="output folder (replaced only once the new one is complete)")
-    p.add_argument("--quantization", default=None,
+    p.add_argument("--quantization", default=argparse.SUPPRESS,
                    help="weight type of the export (default: ct2 int8, ggml f16, onnx fp32, openai-whisper fp32)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it already holds files")
     p.set_defaults(func=run)
@@ -48,7 +49,7 @@ def register(subparsers, summary: str) -> None:
 def run(args) -> int:
     from asrtune.training.export import export_model
 
-    result = export_model(args.model, args.to, args.out, quantization=args.quantization, force=args.force)
+    result = export_model(args.model, args.to, args.out, quantization=getattr(args, "quantization", None), force=args.force)
     print(f"exported {args.model} -> {result.path} ({result.format}, {result.quantization}, "
           f"{result.size_bytes / 1e6:.1f} MB)")
     return 0
