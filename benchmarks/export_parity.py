@@ -228,45 +228,57 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-speechocean", type=int, default=None, help="N clips spread over speechocean762 test")
     parser.add_argument("--limit-librispeech", type=int, default=None, help="N clips spread over librispeech-40")
     parser.add_argument("--no-longform", action="store_true", help="skip the long-form timestamp check")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "export_parity.json"))
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "export_parity.json"),
+                        help="results file; other models' rows already in it are kept")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(THREADS)
+    out = Path(args.out)
     chosen = [r for r in ROWS if r.key in args.rows.split(",")]
     limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
     sets = {name: load_set(path, limits[name]) for name, path in SETS.items()}
-    rows = []
+    run = run_description(args.model, sets, [r.key for r in chosen])
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="export-parity-") as work:
         for row in chosen:
-            rows.append(measure_row(args.model, row, sets, Path(work)))
+            rows.append({"model": args.model, **measure_row(args.model, row, sets, Path(work))})
             print(json.dumps(rows[-1]), flush=True)
-            write_results(Path(args.out), args.model, sets, rows, [r.key for r in chosen])  # a cut-short run keeps its rows
+            add_deltas(rows, list(sets))
+            write_results(out, run, rows)  # a cut-short run keeps the rows it measured
         if not args.no_longform:
-            longform = longform_check(args.model, Path(work))
-            print(json.dumps(longform), flush=True)
-            write_results(Path(args.out), args.model, sets, rows, [r.key for r in chosen], longform)
-    print(f"wrote {args.out}")
+            run["longform"] = longform_check(args.model, Path(work))
+            print(json.dumps(run["longform"]), flush=True)
+            write_results(out, run, rows)
+    print(f"wrote {out}")
     return 0
 
 
-def write_results(out: Path, model: str, sets: dict, rows: list[dict], planned: list[str],
-                  longform: dict | None = None) -> None:
+def run_description(model: str, sets: dict, planned: list[str]) -> dict:
+    """How one model's rows were measured: clips per set, settings, hardware and load."""
     from asrtune.data.manifest import load_manifest
     from asrtune.hardware import describe_hardware
 
-    add_deltas(rows, list(sets))
-    result = {
-        "model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
-        "normalizer": "whisper-en", "sets": {n: {"manifest": str(SETS[n]), "clips": len(s[0]), "selection": "all" if len(s[0]) == len(load_manifest(SETS[n]))
-                     else f"every {len(load_manifest(SETS[n])) // len(s[0])}th clip from the first", "audio_s": round(s[2], 1)}
-                                              for n, s in sets.items()},
-        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "hardware": describe_hardware(),
-        "rows_planned": planned, "rows": rows, "longform": longform,
-    }
+    described = {}
+    for name, (clips, _, audio_s) in sets.items():
+        total = len(load_manifest(SETS[name]))
+        selection = "all" if len(clips) == total else f"every {total // len(clips)}th of {total} clips, from the first"
+        described[name] = {"manifest": str(SETS[name]), "clips": len(clips), "selection": selection,
+                           "audio_s": round(audio_s, 1)}
+    return {"model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
+            "normalizer": "whisper-en", "sets": described, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+            "hardware": describe_hardware(), "rows_planned": planned, "longform": None}
+
+
+def write_results(out: Path, run: dict, rows: list[dict]) -> None:
+    """``out`` with this model's run and rows replacing any earlier ones of the same model."""
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    runs = [r for r in previous.get("runs", []) if r["model"] != run["model"]] + [run]
+    kept = [r for r in previous.get("rows", []) if r.get("model") != run["model"]]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.write_text(json.dumps({"goal": f"lossless rows within {LOSSLESS_GOAL_POINTS} WER points of the hf row on each set",
+                               "runs": runs, "rows": kept + rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
