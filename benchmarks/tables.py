@@ -326,6 +326,50 @@ def serve_table(root: str) -> str:
                  rows)
 
 
+# --- export_parity ------------------------------------------------------------------------------
+
+EXPORT_SETS = (("speechocean762_test", "speechocean762 test"), ("librispeech_40", "librispeech-40"))
+
+
+def export_table(root: str) -> str:
+    """Every export of each model, decoded by its own runtime on the same clips as transformers."""
+    data = load("export_parity.json")
+    rows = []
+    for r in data["rows"]:
+        wers = [f"{r[f'wer_{key}']:.2f} %" for key, _ in EXPORT_SETS]
+        deltas = " / ".join(f"{r[f'delta_{key}']:+.2f}" for key, _ in EXPORT_SETS)
+        rows.append([r["model"], f"{r['format']} {r['quantization']}", r["runtime"], f"{r['size_mb']:.1f} MB", *wers, deltas,
+                     f"{r['rtf_2_threads']:.3f}", "yes" if r["lossless"] else "no"])
+    head = ["model", "export", "runtime", "size", *(f"{name} WER" for _, name in EXPORT_SETS), "Δ vs transformers (points)",
+            "RTF (2 threads)", "lossless"]
+    notes = []
+    for run in data["runs"]:
+        sets = "; ".join(f"{name}: {run['sets'][key]['clips']} clips ({run['sets'][key]['selection']})" for key, name in EXPORT_SETS)
+        notes.append(f"{run['model']}: {run['decoding']}, {run['normalizer']} normaliser; {sets}; "
+                     f"{run['hardware']['cpu']}, {run['threads']} threads.")
+        lf = run.get("longform")
+        if lf:
+            valid = "monotonic and inside the file" if lf["monotonic"] and lf["inside_file"] else "NOT valid"
+            notes.append(f"Long-form file ({lf['duration_s']:.0f} s) in whisper.cpp: {lf['whispercpp_segments']} segments, "
+                         f"times {valid}; WER {lf['wer_whispercpp']:.2f} % (transformers {lf['wer_hf']:.2f} %).")
+    return table(head, rows, ["l", "l", "l", "r", "r", "r", "r", "r", "l"]) + "\n" + "\n".join(notes) + "\n"
+
+
+def export_summary_rows(root: str) -> list[list[str]]:
+    """One README line per runtime: the export's WER change against transformers on each set."""
+    data = load("export_parity.json")
+    rows = []
+    for fmt in ("ct2", "ggml", "onnx", "openai-whisper"):
+        mine = [r for r in data["rows"] if r["format"] == fmt and r["model"] == "openai/whisper-tiny.en"]
+        if not mine:
+            continue
+        cells = "; ".join(f"{r['quantization']} {r['size_mb']:.0f} MB: "
+                          + " / ".join(f"{r[f'delta_{key}']:+.2f}" for key, _ in EXPORT_SETS) for r in mine)
+        rows.append([f"`asrtune export --to {fmt}` run by {mine[0]['runtime']} (tiny.en; WER change vs transformers, "
+                     "speechocean762 / librispeech-40, points)", cells, link(root, "export_parity")])
+    return rows
+
+
 # --- the README's summary ------------------------------------------------------------------------
 
 
@@ -372,6 +416,7 @@ def summary_table(root: str) -> str:
          f"{by[('faster-whisper batched (int8)', 'librispeech-40')]['rtf']:.3f} (×{fw:.2f})", link(root, "bench_transcribe")],
         ["`asrtune serve` (tiny.en, ct2): requests/s with 1 / 4 / 16 clients, every answer its own",
          " / ".join(f"{lv['requests_per_s']:.2f}" for lv in serve), link(root, "bench_serve")],
+        *export_summary_rows(root),
     ]
     note = f"\nMeasured on {hw['cpu']} with {hw['cores']} logical cores and no GPU.\n"
     return table(["what", "result", "benchmark"], rows) + note
@@ -388,6 +433,7 @@ TABLES: dict[str, Callable[[str], str]] = {
     "transcribe": transcribe_table,
     "term-biasing": term_biasing_table,
     "serve": serve_table,
+    "export": export_table,
 }
 WHOLE_FILES: dict[Path, Callable[[], str]] = {RESULTS / "finetune.md": finetune_md}
 

@@ -115,8 +115,8 @@ CASES = [
     # --- unknown names ---
     case("eval-unknown-normalizer", f"{EVAL} --manifest {GOOD} --normalizer klingon", "--normalizer", "klingon",
          out="{d}/report"),
-    case("eval-unknown-engine", f"{EVAL} --manifest {GOOD} --engine onnx", "--engine", "onnx", out="{d}/report"),
-    case("transcribe-unknown-engine", f"{TRANSCRIBE} --engine onnx", "--engine", "onnx", out="{d}/transcripts"),
+    case("eval-unknown-engine", f"{EVAL} --manifest {GOOD} --engine openvino", "--engine", "openvino", out="{d}/report"),
+    case("transcribe-unknown-engine", f"{TRANSCRIBE} --engine openvino", "--engine", "openvino", out="{d}/transcripts"),
     case("transcribe-unknown-format", f"{TRANSCRIBE} --format docx", "--format", "docx", out="{d}/transcripts"),
     case("import-unknown-format", "manifest import excel {d}/clip.wav --out {d}/m.jsonl", "format", "excel",
          out="{d}/m.jsonl"),

@@ -128,8 +128,8 @@ def test_term_biasing_pulls_decoding_towards_a_listed_spelling(tiny, tiny_recogn
 
 
 def test_bad_options_and_clips_are_clear_errors(tiny):
-    with pytest.raises(ConfigError, match="option 'engine' must be one of hf, ct2; got 'onnx'"):
-        load_recognizer(tiny, engine="onnx")
+    with pytest.raises(ConfigError, match="option 'engine' must be one of hf, ct2, whispercpp, onnx; got 'openvino'"):
+        load_recognizer(tiny, engine="openvino")
     with pytest.raises(ConfigError, match="--lm"):
         load_recognizer(tiny, lm="some/lm")
     with pytest.raises(AsrtuneError, match="longer than 30 s"):

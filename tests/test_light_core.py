@@ -31,6 +31,7 @@ EXTRA_MODULES = {
     "serve": ("fastapi", "uvicorn", "multipart"),
     "tracking": ("tensorboard", "mlflow"),
     "ray": ("ray",),
+    "export": ("pywhispercpp", "gguf", "onnx", "onnxruntime", "whisper"),
 }
 #: kenlm is a test dependency only (asrtune never imports it): left out too, to prove that
 LEFT_OUT = ("kenlm",) + tuple(m for modules in EXTRA_MODULES.values() for m in modules)

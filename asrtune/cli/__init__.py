@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     ("eval", "word-error-rate report: orthographic + normalised, CIs, terms, failure flags"),
     ("transcribe", "batch-transcribe files, folders or manifests (long-form, resumable)"),
     ("convert", "convert Whisper checkpoints between CTranslate2 and Hugging Face formats"),
+    ("export", "export a Whisper model for CTranslate2, whisper.cpp (GGML), ONNX Runtime or openai-whisper"),
     ("merge", "interpolate a tuned model with its base model (WiSE-FT) to undo forgetting"),
     ("lm", "build a word n-gram LM + lexicon from domain text for CTC beam search"),
     ("synth", "synthesise training audio from domain text (text-only adaptation)"),

@@ -7,10 +7,10 @@ from pathlib import Path
 from asrtune.cli import add_subparser
 from asrtune.errors import ConfigError
 from asrtune.fileio import check_replaceable_folder
-from asrtune.models.convert import ct2_to_hf, hf_to_ct2
+from asrtune.models.convert import ct2_to_hf
+from asrtune.models.export_formats import CT2_QUANTIZATIONS as QUANTIZATIONS
 from asrtune.models.registry import is_ct2_folder, resolve_model
 
-QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
 
 DESCRIPTION = """\
 Convert Whisper checkpoints between CTranslate2 (the faster-whisper format: model.bin +
@@ -19,7 +19,8 @@ tokenizer, feature extractor, safetensors).
 
 ct2-to-hf makes a faster-whisper model trainable with asrtune (and loadable by
 transformers.pipeline); hf-to-ct2 makes a fine-tuned model run in faster-whisper or
-`asrtune transcribe --engine ct2`. SRC may be a folder, a training run (its best/ is used) or a
+`asrtune transcribe --engine ct2` (it is `asrtune export SRC --to ct2`, which also exports to
+whisper.cpp, ONNX and openai-whisper). SRC may be a folder, a training run (its best/ is used) or a
 model name such as openai/whisper-tiny.en (resolved as everywhere in asrtune). DST is written
 atomically: an interrupted conversion leaves nothing behind.
 """
@@ -61,10 +62,12 @@ def run(args) -> int:
         src = _source_ct2_folder(args.src)
         ct2_to_hf(src, dst)
     else:
+        from asrtune.training.export import export_model
+
         resolved = resolve_model(args.src)
         if resolved.family != "whisper":
             raise ConfigError(f"{args.src}: is a {resolved.family} model; CTranslate2 conversion is for Whisper")
         src = resolved.path
-        hf_to_ct2(src, dst, quantization=args.quantization)
+        export_model(resolved, "ct2", dst, quantization=args.quantization, force=True)
     print(f"converted {src} -> {dst} ({args.direction}{', ' + args.quantization if args.direction == 'hf-to-ct2' else ''})")
     return 0

@@ -2,6 +2,8 @@
 
 - ``hf``: transformers Whisper, batched greedy/beam ``generate`` (supports term biasing);
 - ``ct2``: CTranslate2 Whisper (what faster-whisper runs), int8 on CPU, batched;
+- ``whispercpp`` / ``onnx``: whisper.cpp and ONNX Runtime, on the folders ``asrtune export``
+  writes (or on any Whisper model, converted once and cached), greedy on the CPU;
 - CTC models (wav2vec2 family) always run through :mod:`asrtune.inference.ctc` (greedy, or
   beam search with an n-gram LM).
 
@@ -13,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer
-from asrtune.inference.options import ENGINES, RecognizerOptions
+from asrtune.inference.options import ENGINES, EXPORT_ENGINES, RecognizerOptions
 from asrtune.options import update_options
 
 __all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "check_model_options", "load_recognizer", "recognizer_options"]
@@ -67,6 +70,9 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
 
     opts = recognizer_options(options, **overrides)
     terms = load_terms_arg(opts.bias_terms)
+    export = _export_folder_info(model, opts.engine)
+    if opts.engine in EXPORT_ENGINES:
+        return _load_export_engine(model, export, opts)
     resolved = resolve_model(model)
     check_model_options(opts, resolved)
     if resolved.family == "ctc":
@@ -85,3 +91,61 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
     return WhisperHFRecognizer(resolved, term_boost=opts.term_boost, **common)
+
+
+#: engine -> the export format it runs
+ENGINE_FORMATS = {"ct2": "ct2", "whispercpp": "ggml", "onnx": "onnx"}
+FORMAT_ENGINES = {fmt: engine for engine, fmt in ENGINE_FORMATS.items()}
+
+
+def _export_folder_info(model, engine: str) -> dict | None:
+    """``asrtune_export.json`` of ``model`` when it is an export folder; ConfigError when that
+    export is for another engine than ``engine``."""
+    import os
+    from pathlib import Path
+
+    from asrtune.models.export_formats import read_export
+
+    if not isinstance(model, (str, os.PathLike)) or not Path(model).expanduser().is_dir():
+        return None
+    info = read_export(Path(model).expanduser())
+    if info is None or info["format"] == ENGINE_FORMATS.get(engine):
+        return info
+    if info["format"] == "ct2" and engine == "hf":
+        return info  # a CTranslate2 folder converts back to transformers, as any faster-whisper folder does
+    right = FORMAT_ENGINES.get(info["format"])
+    fix = f"run it with --engine {right}" if right else f"load it with {info['runtime']}"
+    raise ConfigError(f"{model}: is a {info['format']} export; {fix}")
+
+
+def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> Recognizer:
+    """A whispercpp or onnx recognizer on an export folder, a ggml file, or any Whisper model
+    (converted once into the cache)."""
+    from pathlib import Path
+
+    from asrtune.models.export_formats import cached_export, check_packages
+    from asrtune.models.registry import resolve_model
+
+    fmt = ENGINE_FORMATS[opts.engine]
+    check_packages(fmt)
+    path = Path(model).expanduser() if not hasattr(model, "path") else None
+    if export is not None:
+        folder, name, source = path, str(model), f"{fmt}-export"
+    elif fmt == "ggml" and path is not None and path.is_file():
+        folder, name, source = path, str(model), "ggml-file"
+    else:
+        resolved = resolve_model(model)
+        if resolved.family != "whisper":
+            raise ConfigError(f"--engine {opts.engine}: {resolved.name} is a {resolved.family} model; this engine runs Whisper")
+        folder, name, source = cached_export(resolved, fmt), resolved.name, f"{resolved.source}+{fmt}"
+    common = dict(name=name, source=source, prompt=opts.prompt, language=opts.language, threads=opts.threads,
+                  no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,
+                  compression_ratio_threshold=opts.compression_ratio_threshold)
+    if fmt == "ggml":
+        from asrtune.inference.whisper_cpp import WhisperCppRecognizer
+        from asrtune.models.ggml import MODEL_FILE
+
+        return WhisperCppRecognizer(folder if folder.is_file() else folder / MODEL_FILE, **common)
+    from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer
+
+    return WhisperOnnxRecognizer(folder, batch_size=opts.batch_size, features=opts.features, **common)

@@ -34,7 +34,8 @@ from asrtune.inference.whisper_common import (
 from asrtune.models.whisper_spec import is_multilingual
 from asrtune.options import check_choices, option, update_options
 
-ENGINES = ("hf", "ct2")
+ENGINES = ("hf", "ct2", "whispercpp", "onnx")
+EXPORT_ENGINES = ("whispercpp", "onnx")  # run export folders (asrtune export --to ggml | onnx); greedy, CPU
 DEFAULT_TERM_BOOST = 2.0  # nats added to the logits of tokens that continue a bias term (see biasing.py)
 MAX_TERM_BOOST_NATS = 10.0  # x22,000 odds: past this a term is forced whatever the audio says
 # Whisper keeps beam_size x batch_size decoder rows in memory for up to 448 steps; past ~5 beams
@@ -52,7 +53,9 @@ class RecognizerOptions:
     """Decoding options shared by every command that runs a model."""
 
     engine: str = option("hf", choices=ENGINES, group=GROUP,
-                         help="Whisper engine: hf = transformers (supports --bias-terms), ct2 = CTranslate2 copy (converted once, cached)")
+                         help="Whisper engine: hf = transformers (supports --bias-terms), ct2 = CTranslate2 copy (converted once, cached), "
+                              "whispercpp = whisper.cpp (a ggml export, or a model converted once to f16), onnx = ONNX Runtime "
+                              "(an onnx export, or a model converted once to fp32); whispercpp and onnx decode greedily on the CPU")
     device: str = option("cpu", group=GROUP, help="cpu, cuda or cuda:N")
     compute_type: str = option("int8", group=GROUP, help="CTranslate2 compute type for --engine ct2 (int8, int8_float32, float32, float16, ...)")
     batch_size: int = option(16, group=GROUP, help="clips decoded together")
@@ -106,6 +109,8 @@ class RecognizerOptions:
         check_thresholds(self.no_speech_threshold, self.log_prob_threshold, self.compression_ratio_threshold)
         if self.engine == "ct2" and self.bias_terms:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
+        if self.engine in EXPORT_ENGINES:
+            self._check_export_engine()
         return self
 
     def check_family(self, family: str, vocab_size: int | None = None) -> "RecognizerOptions":
@@ -126,6 +131,20 @@ class RecognizerOptions:
         if self.language is not None:
             raise ConfigError("--language is a Whisper option; a CTC model transcribes the language it was trained on")
         return self
+
+    def _check_export_engine(self) -> None:
+        """What the whispercpp and onnx engines cannot do, each named with the engine that can."""
+        unsupported = [
+            (self.bias_terms, "--bias-terms needs --engine hf"),
+            (self.beam_size > 1, "--beam-size > 1 needs --engine hf or ct2 (this engine decodes greedily)"),
+            (self.word_timestamps, "--word-timestamps needs --engine hf or ct2"),
+            (self.device != "cpu", "--device: this engine runs on the CPU; use --engine ct2 or hf on a GPU"),
+            (self.engine == "whispercpp" and self.features != "hf",
+             "--features: whisper.cpp computes its own log-mel features"),
+        ]
+        for bad, message in unsupported:
+            if bad:
+                raise ConfigError(f"--engine {self.engine}: {message}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "options") -> "RecognizerOptions":

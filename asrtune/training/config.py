@@ -46,7 +46,7 @@ NO_MERGES = ("none", "off")  # --merge-alphas none: never score merges
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
     {
-        "max_steps", "epochs", "max_train_minutes", "resume", "force", "eval_sets", "export_ct2",
+        "max_steps", "epochs", "max_train_minutes", "resume", "force", "eval_sets", "export_ct2", "export",
         "device", "num_workers", "threads", "log_every", "progress", "cache_dir", "patience", "report_to",
         "merge_alphas",
     }
@@ -176,7 +176,10 @@ class TrainConfig:
     eval_batch_size: int = option(16, group=EVAL, help="batch size of dev decoding and cache building")
     eval_sets: list[str] = option(list, metavar="JSONL", group=EVAL,
                                   help="after training: base vs tuned WER on these manifests")
-    export_ct2: bool = option(False, group=EVAL, help="write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2")
+    export_ct2: bool = option(False, group=EVAL, help="write a CTranslate2 int8 copy of best/ to RUN_DIR/best-ct2 (= --export ct2)")
+    export: list[str] = option(list, metavar="FORMAT", group=EVAL,
+                               help="at the end, export best/ to RUN_DIR/best-FORMAT for each of ct2 (int8), ggml (whisper.cpp f16), "
+                                    "onnx (fp32), openai-whisper (Whisper models; pip install 'asrtune[export]')")
     save_every: int = option(100, group=EVAL, help="steps between resumable checkpoints")
     log_every: int = option(10, group=EVAL, help="steps between metrics.jsonl lines")
     report_to: str = option("none", choices=REPORT_TO, group=EVAL,
@@ -264,6 +267,7 @@ class TrainConfig:
         self._validate_encoder_top()
         self._validate_guard()
         self._validate_merge()
+        self._validate_export()
         if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
             raise ConfigError("--noise-snr-db must be a finite number of decibels")
         if self.patience is not None and not self.dev:
@@ -282,6 +286,15 @@ class TrainConfig:
                               "--unfreeze-top-layers (gradual unfreezing), not both")
         if self.freeze not in ("encoder", "auto"):
             raise ConfigError(f"--train-encoder-top only makes sense with --freeze encoder (got --freeze {self.freeze})")
+
+    def _validate_export(self) -> None:
+        from asrtune.training.export import parse_formats
+
+        self.export = parse_formats(self.export, "--export")
+
+    def export_formats(self) -> list[str]:
+        """The formats best/ is exported to at the end: ``--export``, plus ct2 for ``--export-ct2``."""
+        return list(dict.fromkeys((["ct2"] if self.export_ct2 else []) + list(self.export)))
 
     def _validate_merge(self) -> None:
         if isinstance(self.merge_alphas, str):

@@ -50,7 +50,7 @@ class ModelCardInfo:
     base_model: str
     model_name: str
     family: str = "whisper"  # whisper | ctc
-    export: str = "transformers"  # transformers (best/, final/) | ctranslate2 (the faster-whisper export)
+    export: str = "transformers"  # transformers (best/, final/) | ctranslate2 | ggml | onnx | openai-whisper (asrtune export)
     language: list[str] = field(default_factory=lambda: ["en"])
     license: str | None = None
     tags: list[str] = field(default_factory=list)
@@ -129,10 +129,10 @@ def card_data(info: ModelCardInfo):
                    metric_name=f"WER (%, {info.normalizer} normaliser)", metric_config=info.normalizer)
         for path, wer in scored
     ]
-    tags = list(dict.fromkeys(["asrtune", info.family, "fine-tuned", *(["ctranslate2", "faster-whisper"] if _is_ct2(info) else []), *info.tags]))
+    tags = list(dict.fromkeys(["asrtune", info.family, "fine-tuned", *EXPORT_TAGS.get(info.export, ()), *info.tags]))
     return ModelCardData(
         base_model=info.base_model or None, language=info.language, license=info.license, pipeline_tag=PIPELINE_TAG,
-        library_name="ctranslate2" if _is_ct2(info) else "transformers", tags=tags, metrics=["wer"],
+        library_name=EXPORT_LIBRARIES.get(info.export, "transformers"), tags=tags, metrics=["wer"],
         model_name=info.model_name, eval_results=results or None,
     )
 
@@ -305,6 +305,8 @@ def usage_text(info: ModelCardInfo) -> str:
     else:
         hf = (f'from transformers import pipeline\n\nasr = pipeline("automatic-speech-recognition", model="{repo}")\n'
               'print(asr("audio.flac", return_timestamps=True)["text"])')
+    if info.export in EXPORT_USAGE and not _is_ct2(info):  # ct2 keeps faster-whisper + asrtune usage below
+        return export_usage(info.export, repo)
     blocks = []
     if not _is_ct2(info):
         blocks += ["With transformers:\n", f"```python\n{hf}\n```\n"]
@@ -323,7 +325,72 @@ def usage_text(info: ModelCardInfo) -> str:
 
 def _what(info: ModelCardInfo) -> str:
     kind = "A Whisper speech recogniser" if info.family == "whisper" else "A CTC speech recogniser"
-    return kind + (" (CTranslate2 export for faster-whisper)" if _is_ct2(info) else "")
+    runtime = EXPORT_RUNTIMES.get(info.export)
+    return kind + (f" ({runtime} export)" if runtime else "")
+
+
+# --- exports (asrtune export, train --export) ----------------------------------------------------
+
+#: ``ModelCardInfo.export`` -> the runtime it is for, its hub library name and tags
+EXPORT_RUNTIMES = {"ctranslate2": "CTranslate2 (faster-whisper)", "ggml": "whisper.cpp (GGML)", "onnx": "ONNX Runtime",
+                   "openai-whisper": "openai-whisper"}
+EXPORT_LIBRARIES = {"ctranslate2": "ctranslate2", "ggml": "whisper.cpp", "onnx": "onnxruntime", "openai-whisper": "openai-whisper"}
+EXPORT_TAGS = {"ctranslate2": ("ctranslate2", "faster-whisper"), "ggml": ("ggml", "whisper.cpp"), "onnx": ("onnx",),
+               "openai-whisper": ("openai-whisper",)}
+#: export format (``asrtune export --to``) -> the card's export name
+CARD_EXPORT_NAMES = {"ct2": "ctranslate2", "ggml": "ggml", "onnx": "onnx", "openai-whisper": "openai-whisper"}
+EXPORT_USAGE = {
+    "ggml": ("With whisper.cpp (`whisper-cli`) or its Python binding pywhispercpp:\n\n"
+             "```bash\nwhisper-cli -m {repo}/ggml-model.bin -f audio.wav\n```\n\n"
+             "```python\nfrom pywhispercpp.model import Model\n\nmodel = Model(\"{repo}/ggml-model.bin\", n_threads=4)\n"
+             "print(\" \".join(s.text for s in model.transcribe(\"audio.wav\")))\n```\n"),
+    "onnx": ("With ONNX Runtime: `encoder_model.onnx` maps `input_features` [batch, n_mels, 3000] to `cross_kv` "
+             "(every decoder layer's cross-attention keys and values); `decoder_model.onnx` maps `input_ids`, "
+             "`self_kv` (empty on the first call) and `cross_kv` to `logits` and `present_kv`. The tokenizer, "
+             "feature extractor and generation config (suppress tokens, alignment heads) are beside them.\n"),
+    "openai-whisper": ("With openai-whisper:\n\n```python\nimport whisper\n\nmodel = whisper.load_model(\"{repo}/model.pt\")\n"
+                       "print(model.transcribe(\"audio.flac\")[\"text\"])\n```\n\nThe checkpoint's `asrtune` entry holds the "
+                       "alignment heads (`model.set_alignment_heads` takes them) and suppress tokens.\n"),
+    "ctranslate2": ("With faster-whisper (CTranslate2):\n\n```python\nfrom faster_whisper import WhisperModel\n\n"
+                    "model = WhisperModel(\"{repo}\", device=\"cpu\", compute_type=\"int8\")\n"
+                    "segments, info = model.transcribe(\"audio.flac\")\nprint(\" \".join(s.text.strip() for s in segments))\n```\n"),
+}
+ASRTUNE_ENGINES = {"ctranslate2": "ct2", "ggml": "whispercpp", "onnx": "onnx"}
+
+
+def export_usage(export: str, repo: str) -> str:
+    """How to run an export: its runtime's own snippet, then asrtune's engine for it (when there is one).
+
+    >>> "--engine whispercpp" in export_usage("ggml", "models/acc-ggml")
+    True
+    """
+    text = EXPORT_USAGE[export].format(repo=repo)
+    if export in ASRTUNE_ENGINES:
+        text += ("\nWith asrtune (score it on your own data, transcribe long audio):\n\n"
+                 f"```bash\nasrtune eval --model {repo} --engine {ASRTUNE_ENGINES[export]} --manifest data/test.jsonl --out reports/export\n"
+                 f"asrtune transcribe recordings/ --model {repo} --engine {ASRTUNE_ENGINES[export]} --out transcripts\n```")
+    return text
+
+
+def write_export_card(dst: Path, fmt: str, quantization: str, source_name: str, source_folder: Path,
+                      base_model: str | None = None, title: str | None = None) -> Path:
+    """The card of an ``asrtune export`` folder: what it is, how to run it, then the source model's card if it has one."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    export = CARD_EXPORT_NAMES[fmt]
+    data = ModelCardData(base_model=base_model or source_name, pipeline_tag=PIPELINE_TAG,
+                         library_name=EXPORT_LIBRARIES[export], tags=["asrtune", "whisper", *EXPORT_TAGS[export]])
+    parts = [f"# {title or Path(dst).name}\n", f"`{source_name}` exported by asrtune for {EXPORT_RUNTIMES[export]} "
+             f"(weights: {quantization}).\n", "## How to use\n", export_usage(export, "path/to/this/folder")]
+    source_card = Path(source_folder) / CARD_FILE
+    if source_card.is_file():
+        body = ModelCard.load(source_card).text.strip()
+        parts += ["\n## The source model\n", "The card of the model this export was made from:\n",
+                  "\n".join(("#" + line) if line.startswith("#") else line for line in body.splitlines())]
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts) + "\n")
+    path = Path(dst) / CARD_FILE
+    write_text_atomic(path, str(card))
+    return path
 
 
 def _is_ct2(info: ModelCardInfo) -> bool:

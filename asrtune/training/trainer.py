@@ -11,9 +11,10 @@
    accumulation and clipping, autocast (bf16/fp16 on CUDA), a divergence guard, dev WER every
    ``eval_every`` steps with the best model kept in ``best/``, early stopping, a resumable
    ``checkpoint/`` every ``save_every``;
-5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, a CTranslate2 copy.
+5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, ``--export``
+   copies of ``best/`` (``best-ct2/``, ``best-ggml/``, ...: ``training/export.py``).
 
-Every model folder (``best/``, ``final/``, ``best-ct2/``) gets a model card (``README.md``,
+Every model folder (``best/``, ``final/``, ``best-FORMAT/``) gets a model card (``README.md``,
 ``model_card.py``); ``best/``'s is rewritten at the end with the ``--eval-sets`` results. With
 ``--report-to tensorboard|mlflow`` every ``metrics.jsonl`` point (log steps, evaluations) and a
 few decoded dev examples also go to the tracker (``tracking.py``), closed at the end or on failure.
@@ -62,6 +63,7 @@ from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
                                       guard_allows, outcome_lines)
 from asrtune.training.outcome import pct as _pct
+from asrtune.training.export import check_exports
 from asrtune.training.progress import Progress
 from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
@@ -270,6 +272,7 @@ class Trainer:
     def run(self) -> RunResult:
         checkpoint = self.check_run_dir()  # nothing is written until every check has passed
         check_tracker(self.config.report_to)
+        check_exports(self.config.export_formats())
         self.build_model()
         self.load_data()
         created = self.create_run_dir()
@@ -364,6 +367,9 @@ class Trainer:
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.resolved = resolve_model(cfg.model)
+        if cfg.export_formats() and self.resolved.family != "whisper":
+            raise ConfigError(f"--export {','.join(cfg.export_formats())}: the export formats are for Whisper models; "
+                              f"{cfg.model} is a {self.resolved.family} model")
         family = adapter_class(self.resolved.family)
         family.check_config(cfg)
         self.adapter = family.from_resolved(self.resolved, cfg)
@@ -855,9 +861,8 @@ class Trainer:
             self._write_card(self.run_dir / "best", "best", result.to_dict())
             same = not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None)
             self._write_card(self.run_dir / "final", "final", result.to_dict() | ({} if same else {"eval_results": []}))
-            if cfg.export_ct2:
-                self._export_ct2()
-                self._write_card(self.run_dir / "best-ct2", "best", result.to_dict(), export="ctranslate2")
+            for fmt in cfg.export_formats():
+                self._export(fmt, result.to_dict())
             write_json_atomic(self.run_dir / "result.json", result.to_dict())
             self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
                      f"{self.run_dir / 'best'} and {self.run_dir / 'final'}")
@@ -964,12 +969,18 @@ class Trainer:
             self.data_stats = {p: manifest_stats(p).to_dict() for p in paths}
         return self.data_stats
 
-    def _export_ct2(self) -> None:
-        from asrtune.models import hf_to_ct2
+    def _export(self, fmt: str, result: dict[str, Any]) -> None:
+        """``--export``: best/ in ``fmt`` at RUN_DIR/best-FORMAT (the format's default weight type),
+        with the run's model card for that runtime."""
+        from asrtune.training.export import export_model
+        from asrtune.training.model_card import CARD_EXPORT_NAMES
 
-        dst = self.run_dir / "best-ct2"
-        self.say(f"exporting a CTranslate2 int8 copy of best/ to {dst}")
-        hf_to_ct2(self.run_dir / "best", dst, quantization="int8")
+        dst = self.run_dir / f"best-{fmt}"
+        self.say(f"exporting best/ to {fmt} in {dst}")
+        exported = export_model(self.run_dir / "best", fmt, dst, force=True,
+                                write_card=lambda folder, _: self._write_card(folder, "best", result,
+                                                                             export=CARD_EXPORT_NAMES[fmt]))
+        self.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
 
     def _diverged(self, loss: float, what: str) -> None:
         ckpt = find_checkpoint(self.run_dir)

@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Export parity: does a Whisper model still score the same after `asrtune export`, in each runtime?
+
+For one model (tiny.en by default) every export is decoded by its own runtime on the same clips as
+the Hugging Face model: greedy, no prompt, no loop fallback (``compression_ratio_threshold`` 0), 2
+threads, one process, one run. Sets: speechocean762 test (accented English) and
+librispeech-test-clean-40 (general English), each optionally cut to ``--limit-*`` clips spread
+evenly over the set (every k-th: the manifests are ordered by speaker).
+WER uses the whisper-en normaliser; ``delta_*`` is the row's WER minus the Hugging Face row's, in
+percentage points. ``size_mb`` counts the weight files only (tokenizer and configs excluded). RTF
+= decode wall time / audio duration over both sets (audio loading, model loading and one untimed
+warm-up clip excluded); on a
+shared machine it is only comparable within one run, whose 1-minute load average is recorded.
+
+Rows (format, runtime, weight type), lossless first:
+
+* hf: transformers float32 (the reference);
+* ct2 float32 / int8: asrtune's ct2 engine (CTranslate2, as faster-whisper runs it);
+* ggml f16 / q8_0 / q5_0: whisper.cpp through pywhispercpp (asrtune's whispercpp engine);
+* onnx fp32 / int8: ONNX Runtime (asrtune's onnx engine);
+* openai-whisper fp32: ``whisper.load_model`` + ``whisper.decode`` on 30 s padded log-mels, batched.
+
+Then ``longform``: whisper.cpp's own segments of the 5-minute long-form file (monotonic, inside the
+file) and their WER beside the Hugging Face model's long-form WER.
+
+    python -m benchmarks.export_parity
+    python -m benchmarks.export_parity --limit-speechocean 100 --rows hf,ggml-f16,onnx-fp32
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from benchmarks import harness
+
+# whisper.cpp's OpenMP threads spin while they wait; on a CPU shared with other work that made it
+# ~10x slower per clip. The setting only takes when it is in the environment before torch loads, so
+# it is set before any import; recorded in the results.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SET_MANIFESTS = {"speechocean762_test": "speechocean762/test.jsonl",  # under the harness's --data
+                 "librispeech_40": "librispeech-test-clean-40/manifest.jsonl"}
+LONGFORM_MANIFEST = "longform/manifest.jsonl"
+THREADS = 2
+BATCH_SIZE = 8
+PERCENT = 100.0
+WEIGHT_SUFFIXES = (".bin", ".onnx", ".pt", ".safetensors")
+LOSSLESS_GOAL_POINTS = 0.3  # the parity goal for lossless exports, in WER points on each set
+
+
+@dataclass(frozen=True)
+class Row:
+    """One export to measure: its format, the runtime that decodes it and its weight type."""
+
+    key: str
+    format: str
+    runtime: str
+    quantization: str
+    lossless: bool
+
+
+ROWS = [
+    Row("hf", "hf", "transformers", "float32", True),
+    Row("ct2-float32", "ct2", "ctranslate2", "float32", True),
+    Row("ggml-f16", "ggml", "whisper.cpp", "f16", True),
+    Row("onnx-fp32", "onnx", "onnxruntime", "fp32", True),
+    Row("openai-whisper-fp32", "openai-whisper", "openai-whisper", "fp32", True),
+    Row("ct2-int8", "ct2", "ctranslate2", "int8", False),
+    Row("ggml-q8_0", "ggml", "whisper.cpp", "q8_0", False),
+    Row("ggml-q5_0", "ggml", "whisper.cpp", "q5_0", False),
+    Row("onnx-int8", "onnx", "onnxruntime", "int8", False),
+]
+
+
+def spread(items: list, limit: int | None) -> list:
+    """``limit`` items taken evenly across ``items`` (every k-th, from the first), or all of them.
+    Manifests are ordered by speaker, so a spread subset keeps every speaker in it.
+
+    >>> spread(list(range(10)), 3), spread([1, 2], None)
+    ([0, 3, 6], [1, 2])
+    """
+    if limit is None or limit >= len(items):
+        return list(items)
+    return list(items[:: max(1, len(items) // limit)])[:limit]
+
+
+def load_set(manifest: Path, limit: int | None) -> tuple[list, list[str], float]:
+    """(clips, references, audio seconds) of ``limit`` utterances spread over a manifest (all by default)."""
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
+    from asrtune.data.manifest import load_manifest
+
+    utts = spread(load_manifest(manifest), limit)
+    clips = [load_audio(u.audio_filepath, offset=u.offset, duration=u.duration if u.offset else None) for u in utts]
+    return clips, [u.text for u in utts], sum(len(c) for c in clips) / SAMPLE_RATE_HZ
+
+
+def make_export(model: str, row: Row, work: Path) -> tuple[Path | None, float]:
+    """The row's export folder (None for the hf row) and the seconds the conversion took."""
+    if row.format == "hf":
+        return None, 0.0
+    from asrtune.training.export import export_model
+
+    start = time.perf_counter()
+    result = export_model(model, row.format, work / row.key, quantization=row.quantization, force=True)
+    return result.path, time.perf_counter() - start
+
+
+def weights_size_mb(model: str, folder: Path | None) -> float:
+    from asrtune.models.registry import resolve_model
+
+    folder = folder if folder is not None else resolve_model(model).path
+    return sum(p.stat().st_size for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES) / 1e6
+
+
+def openai_whisper_decoder(folder: Path) -> Callable[[list], list[str]]:
+    """Batched greedy ``whisper.decode`` of openai-whisper on its own 30 s padded log-mels."""
+    import torch
+    import whisper
+
+    model = whisper.load_model(str(folder / "model.pt"), device="cpu")
+    options = whisper.DecodingOptions(fp16=False, without_timestamps=True, language="en", temperature=0.0)
+
+    def decode(clips: list) -> list[str]:
+        texts = []
+        for start in range(0, len(clips), BATCH_SIZE):
+            mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(c)), model.dims.n_mels)
+                                for c in clips[start : start + BATCH_SIZE]])
+            texts += [r.text for r in whisper.decode(model, mels, options)]
+        return texts
+
+    return decode
+
+
+def make_decoder(model: str, row: Row, folder: Path | None) -> Callable[[list], list[str]]:
+    """A function clips -> transcripts running the row's runtime (greedy, no prompt, no fallback)."""
+    if row.format == "openai-whisper":
+        return openai_whisper_decoder(folder)
+    from asrtune.inference import load_recognizer
+
+    engine = {"hf": "hf", "ct2": "ct2", "ggml": "whispercpp", "onnx": "onnx"}[row.format]
+    overrides = dict(engine=engine, threads=THREADS, batch_size=BATCH_SIZE, compression_ratio_threshold=0.0)
+    if row.format == "ct2":
+        overrides["compute_type"] = row.quantization
+    recognizer = load_recognizer(model if folder is None else folder, **overrides)
+    return recognizer.transcribe
+
+
+def score_set(decode: Callable[[list], list[str]], clips: list, refs: list[str]) -> tuple[float, float]:
+    """(WER, decode seconds) of one set."""
+    from asrtune.evaluation.metrics import corpus_wer
+
+    start = time.perf_counter()
+    hyps = decode(clips)
+    seconds = time.perf_counter() - start
+    return corpus_wer(refs, hyps, "whisper-en"), seconds
+
+
+def measure_row(model: str, row: Row, sets: dict, work: Path) -> dict:
+    """One row of the parity table (WER per set in %, size, RTF, conversion time)."""
+    folder, convert_s = make_export(model, row, work)
+    decode = make_decoder(model, row, folder)
+    warm_up = next(iter(sets.values()))[0][:1]
+    decode(warm_up)  # first-call costs (allocation, lazy initialisation) are not the runtime's speed
+    out = {"format": row.format, "runtime": row.runtime, "quantization": row.quantization, "lossless": row.lossless,
+           "size_mb": round(weights_size_mb(model, folder), 1), "convert_s": round(convert_s, 1)}
+    decode_s = audio_s = 0.0
+    for name, (clips, refs, seconds) in sets.items():
+        wer, spent = score_set(decode, clips, refs)
+        out[f"wer_{name}"] = round(PERCENT * wer, 2)
+        decode_s, audio_s = decode_s + spent, audio_s + seconds
+    out["rtf_2_threads"] = round(decode_s / audio_s, 3)
+    return out
+
+
+def longform_check(model: str, work: Path, data: Path) -> dict:
+    """Timestamps survive: whisper.cpp's own segments of the 5-minute long-form file (ggml f16 export)
+    are monotonic and inside the file, and its WER is compared with the Hugging Face model's
+    (asrtune's long-form path: Silero VAD segments decoded by the hf engine)."""
+    from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
+    from asrtune.data.manifest import load_manifest
+    from asrtune.evaluation.metrics import corpus_wer
+    from asrtune.inference import load_recognizer
+    from asrtune.transcription.longform import transcribe_audio
+
+    utt = load_manifest(data / LONGFORM_MANIFEST)[0]
+    audio = load_audio(utt.audio_filepath)
+    duration = len(audio) / SAMPLE_RATE_HZ
+    folder, _ = make_export(model, next(r for r in ROWS if r.key == "ggml-f16"), work)
+    segments = load_recognizer(folder, engine="whispercpp", threads=THREADS).segments(audio)
+    hf = load_recognizer(model, threads=THREADS, compression_ratio_threshold=0.0)
+    hf_text = " ".join(seg.text for seg in transcribe_audio(hf, audio))
+    return {
+        "file": str(utt.audio_filepath), "duration_s": round(duration, 1), "whispercpp_segments": len(segments),
+        "monotonic": all(a.end <= b.start + 1e-6 for a, b in zip(segments, segments[1:])),
+        "inside_file": all(0 <= seg.start < seg.end <= duration + 0.5 for seg in segments),
+        "wer_whispercpp": round(PERCENT * corpus_wer([utt.text], [" ".join(seg.text for seg in segments)]), 2),
+        "wer_hf": round(PERCENT * corpus_wer([utt.text], [hf_text]), 2),
+    }
+
+
+def add_deltas(rows: list[dict], set_names: list[str]) -> None:
+    """``delta_<set>`` (points vs the hf row) and whether a lossless row meets the parity goal."""
+    reference = next((r for r in rows if r["format"] == "hf"), None)
+    if reference is None:
+        return
+    for row in rows:
+        for name in set_names:
+            row[f"delta_{name}"] = round(row[f"wer_{name}"] - reference[f"wer_{name}"], 2)
+        if row["lossless"]:
+            row["within_goal"] = all(abs(row[f"delta_{n}"]) <= LOSSLESS_GOAL_POINTS for n in set_names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.parser(__doc__, out="export_parity.json")
+    parser.add_argument("--model", default="openai/whisper-tiny.en")
+    parser.add_argument("--rows", default=",".join(r.key for r in ROWS), help="row keys, comma-separated")
+    parser.add_argument("--limit-speechocean", type=int, default=None, help="N clips spread over speechocean762 test")
+    parser.add_argument("--limit-librispeech", type=int, default=None, help="N clips spread over librispeech-40")
+    parser.add_argument("--no-longform", action="store_true", help="skip the long-form timestamp check")
+    args = parser.parse_args(argv)  # --out: other models' rows already in it are kept
+    data = harness.data_root(args)
+    manifests = {name: data / path for name, path in SET_MANIFESTS.items()}
+
+    import torch
+
+    torch.set_num_threads(THREADS)
+    out = Path(args.out)
+    chosen = [r for r in ROWS if r.key in args.rows.split(",")]
+    limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
+    sets = {name: load_set(path, limits[name]) for name, path in manifests.items()}
+    run = run_description(args.model, sets, manifests, [r.key for r in chosen])
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="export-parity-") as work:
+        for row in chosen:
+            rows.append({"model": args.model, **measure_row(args.model, row, sets, Path(work))})
+            print(json.dumps(rows[-1]), flush=True)
+            add_deltas(rows, list(sets))
+            write_results(out, run, rows)  # a cut-short run keeps the rows it measured
+        if not args.no_longform:
+            run["longform"] = longform_check(args.model, Path(work), data)
+            print(json.dumps(run["longform"]), flush=True)
+            write_results(out, run, rows)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_description(model: str, sets: dict, manifests: dict[str, Path], planned: list[str]) -> dict:
+    """How one model's rows were measured: clips per set, settings, hardware and load."""
+    from asrtune.data.manifest import load_manifest
+
+    described = {}
+    for name, (clips, _, audio_s) in sets.items():
+        total = len(load_manifest(manifests[name]))
+        selection = "all" if len(clips) == total else f"every {total // len(clips)}th of {total} clips, from the first"
+        described[name] = {"manifest": str(manifests[name]), "clips": len(clips), "selection": selection,
+                           "audio_s": round(audio_s, 1)}
+    return {"model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
+            "normalizer": "whisper-en", "sets": described, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+            "hardware": harness.describe_hardware(THREADS), "rows_planned": planned, "longform": None}
+
+
+def write_results(out: Path, run: dict, rows: list[dict]) -> None:
+    """``out`` with this model's run and rows replacing any earlier ones of the same model."""
+    previous = harness.load_result(out, {})
+    runs = [r for r in previous.get("runs", []) if r["model"] != run["model"]] + [run]
+    kept = [r for r in previous.get("rows", []) if r.get("model") != run["model"]]
+    harness.write_result_raw(out, {"goal": f"lossless rows within {LOSSLESS_GOAL_POINTS} WER points of the hf row on each set",
+                                   "runs": runs, "rows": kept + rows})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
