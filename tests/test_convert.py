@@ -13,6 +13,7 @@ from asrtune.errors import AsrtuneError
 from asrtune.models import ct2_to_hf, hf_to_ct2, resolve_model
 from asrtune.models.ct2_format import read_model_bin
 from conftest import require_whisper_package
+from whisper_helpers import random_whisper
 
 TINY = "openai/whisper-tiny.en"
 
@@ -21,27 +22,6 @@ TINY = "openai/whisper-tiny.en"
 def tiny():
     require_whisper_package(TINY)
     return resolve_model(TINY)
-
-
-def random_whisper(folder, tokenizer_source):
-    """A small random Whisper (2+2 layers, d_model 64) with the real tokenizer, saved as HF."""
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
-                           decoder_ffn_dim=128, max_source_positions=1500, max_target_positions=448,
-                           decoder_start_token_id=50257, pad_token_id=50256, bos_token_id=50256, eos_token_id=50256)
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    with torch.no_grad():  # make every bias and norm non-trivial so a dropped tensor shows
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-    model.save_pretrained(folder)
-    for f in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "generation_config.json"):
-        shutil.copy(tokenizer_source / f, folder / f)
-    return model
 
 
 def test_random_whisper_survives_hf_to_ct2_to_hf_exactly(tiny, tmp_path):

@@ -19,6 +19,7 @@ from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.models import resolve_model
 from asrtune.models.export_formats import EXPORT_INFO_FILE, read_export
 from conftest import require_whisper_package
+from whisper_helpers import random_whisper
 
 TINY = "openai/whisper-tiny.en"
 MAX_CLIP_WER = 0.15  # tiny.en on a clean LibriSpeech clip: a working export scores a few words wrong at most
@@ -28,29 +29,6 @@ MAX_CLIP_WER = 0.15  # tiny.en on a clean LibriSpeech clip: a working export sco
 def tiny():
     require_whisper_package(TINY)
     return resolve_model(TINY)
-
-
-def random_whisper(folder, tokenizer_source):
-    """A small random Whisper (2+2 layers, d_model 64, MLP 4 x 64 as every Whisper) with the real tokenizer."""
-    import shutil
-
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    config = WhisperConfig(vocab_size=51864, num_mel_bins=80, d_model=64, encoder_layers=2, decoder_layers=2,
-                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=256,
-                           decoder_ffn_dim=256, max_source_positions=1500, max_target_positions=448,
-                           decoder_start_token_id=50257, pad_token_id=50256, bos_token_id=50256, eos_token_id=50256)
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    with torch.no_grad():  # non-trivial biases and norms, so a dropped or misplaced tensor shows
-        for name, p in model.named_parameters():
-            if "layer_norm" in name or name.endswith("bias"):
-                p.add_(torch.randn_like(p) * 0.1)
-    model.save_pretrained(folder)
-    for f in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json", "generation_config.json"):
-        shutil.copy(tokenizer_source / f, folder / f)
-    return model
 
 
 @pytest.fixture(scope="module")
