@@ -9,7 +9,6 @@ through ``asrtune transcribe``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -245,20 +244,13 @@ def test_alignment_heads_reach_both_engines_and_fall_back_with_a_warning(tmp_pat
 # ----------------------------------------------------------------------------- slow
 
 
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_word_timing", REPO_ROOT / "scripts" / "bench_word_timing.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["hf", "ct2"])
 def test_word_times_on_the_longform_file_are_within_150_ms(engine, shared_data):
     require_whisper_package(TINY)
-    bench = _bench()
-    result = bench.measure(TINY, engine, bench.references(shared_data))
+    from benchmarks import bench_word_timing as bench
+
+    result = bench.measure(TINY, engine, bench.references(shared_data), shared_data)
     assert result["missing_utterances"] <= 1 and result["boundaries"] >= 74
     assert result["median_s"] <= 0.15, result
 
