@@ -42,6 +42,10 @@ TASK_CHOICES = ("transcribe", "translate")
 CACHE_CHOICES = ("auto", "off")
 AUTO = "auto"  # --prompt-terms auto: terms from the training transcripts; --merge-alphas auto: merges after a guard refusal
 NO_MERGES = ("none", "off")  # --merge-alphas none: never score merges
+KEEP_GENERAL = "keep-general"
+#: ``--recipe NAME``: options the preset sets (each still yours to override). keep-general is the
+#: best admissible recipe of the forgetting study (docs/training.md, benchmarks/bench_forgetting.py).
+RECIPES: dict[str, dict[str, Any]] = {KEEP_GENERAL: {"distill_base": 1.0}}
 
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
@@ -61,6 +65,7 @@ TARGETS = "targets"
 AUGMENT = "augmentation"
 CTC = "CTC"
 DATA = "data"
+KEEP = "keeping general English"
 EVAL = "evaluation and export"
 RUNTIME = "runtime"
 
@@ -205,6 +210,24 @@ class TrainConfig:
                                 help="continue the run in this run dir (its config.yaml is the starting point)")
     force: bool = option(False, group=RUNTIME, help="resume despite a changed config, or reuse a non-empty --out")
 
+    recipe: str | None = option(None, choices=tuple(RECIPES), group=KEEP,
+                                help="a named preset of the options below (keep-general: "
+                                     + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPES[KEEP_GENERAL].items())
+                                     + "); an option you give yourself wins")
+    l2_sp: float = option(0.0, metavar="STRENGTH", group=KEEP,
+                          help="L2-SP: after each step pull trainable weights back towards their base values by "
+                               "lr x STRENGTH x (w - w_base) (decoupled, like AdamW's decay); 1/STRENGTH is about how far "
+                               "one weight may move; 0 = off")
+    distill_base: float = option(0.0, metavar="WEIGHT", group=KEEP,
+                                 help="learning without forgetting: add WEIGHT x T^2 x KL(base || model) per target token, "
+                                      "the frozen base model's token distribution on the same audio (Whisper; one more "
+                                      "decoder forward per step); 0 = off")
+    distill_temperature: float = option(2.0, metavar="T", group=KEEP, help="with --distill-base: softmax temperature of both distributions")
+    replay_text: str | None = option(None, metavar="FILE", group=KEEP,
+                                     help="general-English sentences (one per line) spoken once by eSpeak (asrtune synth; "
+                                          "pip install 'asrtune[synth]') and mixed into training at --replay-share (Whisper)")
+    replay_share: float = option(0.2, group=KEEP, help="with --replay-text: share of training utterances drawn from the replay")
+
     # ------------------------------------------------------------------------------------------
 
     def validate(self) -> "TrainConfig":
@@ -216,6 +239,7 @@ class TrainConfig:
         if not self.out:
             raise ConfigError("--out is required (the run directory)")
         check_choices(self)
+        self.apply_recipe()
         if self.weights is not None:
             if len(self.weights) != len(self.train):
                 raise ConfigError(
@@ -265,6 +289,7 @@ class TrainConfig:
         if self.prompt_terms not in (None, AUTO) and not Path(self.prompt_terms).is_file():
             raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
         self._validate_encoder_top()
+        self._validate_keep_general()
         self._validate_guard()
         self._validate_merge()
         self._validate_export()
@@ -275,6 +300,52 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
         return self
+
+    def apply_recipe(self) -> "TrainConfig":
+        """Fill in the ``--recipe`` preset's options that are still at their defaults. Returns self.
+
+        >>> cfg = TrainConfig(recipe="keep-general", l2_sp=5.0).apply_recipe()
+        >>> cfg.l2_sp, cfg.distill_base == RECIPES["keep-general"]["distill_base"]
+        (5.0, True)
+        """
+        if self.recipe is None:
+            return self
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) == defaults[name]:
+                setattr(self, name, value)
+        return self
+
+    def keep_general_settings(self) -> dict[str, Any]:
+        """The forgetting remedies in force (for result.json), e.g. ``{"distill_base": 1.0,
+        "distill_temperature": 2.0}``; empty when none is."""
+        settings: dict[str, Any] = {"recipe": self.recipe} if self.recipe else {}
+        if self.l2_sp:
+            settings["l2_sp"] = self.l2_sp
+        if self.distill_base:
+            settings |= {"distill_base": self.distill_base, "distill_temperature": self.distill_temperature}
+        if self.replay_text:
+            settings |= {"replay_text": self.replay_text, "replay_share": self.replay_share}
+        return settings
+
+    def _validate_keep_general(self) -> None:
+        for name in ("l2_sp", "distill_base"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = off), got {value}")
+        if self.l2_sp * self.lr * max(1.0, (self.encoder_lr or 0) / self.lr) >= 1:
+            raise ConfigError(f"--l2-sp {self.l2_sp:g} x --lr {self.lr:g} >= 1: each step would pull the weights past "
+                              "their base values; use a strength below 1 / lr")
+        if not math.isfinite(self.distill_temperature) or self.distill_temperature <= 0:
+            raise ConfigError(f"--distill-temperature must be > 0, got {self.distill_temperature}")
+        if not 0 < self.replay_share < 1:
+            raise ConfigError(f"--replay-share must lie strictly between 0 and 1, got {self.replay_share}")
+        if self.replay_text is not None:
+            path = Path(self.replay_text)
+            if not path.is_file():
+                raise ConfigError(f"--replay-text {self.replay_text}: file not found")
+            if not any(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()):
+                raise ConfigError(f"--replay-text {self.replay_text}: no text in it (give one sentence per line)")
 
     def _validate_encoder_top(self) -> None:
         if self.train_encoder_top < 0:

@@ -30,7 +30,9 @@ PERCENT = 100.0
 RECIPE_OPTIONS = ("text_policy", "adapter", "lora_r", "unfreeze_after", "unfreeze_top_layers", "encoder_lr",
                   "spec_augment", "speed_perturb", "noise_snr_db", "extend_vocab", "weights", "language",
                   "lr_schedule", "warmup_steps", "precision", "max_train_minutes", "epochs", "prompt_terms",
-                  "merge_alphas")
+                  "merge_alphas", "recipe", "l2_sp", "distill_base", "replay_text")
+#: shown only beside the option they qualify
+DEPENDENT_OPTIONS = {"distill_temperature": "distill_base", "replay_share": "replay_text"}
 
 
 @dataclass
@@ -89,7 +91,8 @@ class ModelCardInfo:
             "batch_size": config.get("batch_size"), "grad_accum": config.get("grad_accum"),
             "trainable_parameters": result.get("trainable_parameters"), "total_parameters": result.get("total_parameters"),
             "stopped": result.get("stopped"),
-            "options": {k: v for k, v in config.items() if (k in RECIPE_OPTIONS or k.endswith("_fraction"))
+            "options": {k: v for k, v in config.items() if (k in RECIPE_OPTIONS or k.endswith("_fraction")
+                                                               or config.get(DEPENDENT_OPTIONS.get(k, "")))
                         and v not in (None, False, [], "none") and not (k == "merge_alphas" and v == "auto")},
         }
         return cls(

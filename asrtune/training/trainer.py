@@ -65,6 +65,8 @@ from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL,
 from asrtune.training.outcome import pct as _pct
 from asrtune.training.export import check_exports
 from asrtune.training.progress import Progress
+from asrtune.training.regularisers import Regularisers
+from asrtune.training.replay import replay_utterances, replay_weights
 from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
@@ -115,6 +117,7 @@ class RunResult:
     merges: list[dict[str, Any]] = field(default_factory=list)  # every interpolation scored: alpha, dev_wer, guard_wer
     merge_reason: str | None = None  # why merges were scored: "requested" (--merge-alphas list) or "guard refused" (auto)
     base_dev_wer: float | None = None  # the base model's dev WER (measured at step 0 with --guard-dev)
+    regularisers: dict[str, Any] = field(default_factory=dict)  # --l2-sp, --distill-base, --replay-text in force
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,7 +233,8 @@ class Trainer:
         self.resolved: Any = None
         self.adapter: ModelAdapter | None = None
         self.ddp_model: nn.Module | None = None
-        self.sources: list[list[Pair]] = []
+        self.sources: list[list[Pair]] = []  # the --train manifests, then the --replay-text renderings
+        self.weights: list[float] | None = None  # sampling weights of the sources (--weights, --replay-share)
         self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
         self.dev: list[Pair] = []
         self.dev_audio: list[np.ndarray] | None = None
@@ -241,6 +245,7 @@ class Trainer:
         # the step-0 hypotheses, for the --eval-sets comparison (with --cache off none are read back)
         self.step_zero = StartingHypotheses(self._hypotheses_root() if config.cache != "off" else None)
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
+        self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
         self.cache_lazily = False  # training utterances enter the cache on first use
@@ -380,6 +385,9 @@ class Trainer:
         if cfg.may_merge:  # before any resume or step: the base model's weights
             self.base_weights = self._trainable_weights()
         self.adapter.model.to(self.device)
+        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
+        self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
+                                                                   if p.requires_grad or id(p) in may_train])
         self.ddp_model = self._wrap(self.adapter.model)
 
     def _unfreeze_layers(self) -> int:
@@ -401,6 +409,13 @@ class Trainer:
             self.sources.append(kept)
         self.added = self.adapter.prepare_training(self.sources)  # Whisper: no-speech clips
         self.sources[0] += self.added
+        self.weights = cfg.weights
+        if cfg.replay_text:  # general English, spoken by eSpeak, at --replay-share of each epoch
+            replay = self._usable(replay_utterances(cfg.replay_text, self._cache_root(), cfg.seed), cfg.replay_text)
+            if not replay:
+                raise ConfigError(f"--replay-text {cfg.replay_text}: no usable utterances (all skipped: {self.skipped})")
+            self.weights = replay_weights(cfg.weights, [len(s) for s in self.sources], cfg.replay_share)
+            self.sources.append(replay)
         if cfg.dev:
             # dev WER is scored against the references as written (normalised by the metric)
             self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
@@ -410,7 +425,7 @@ class Trainer:
             self.guard = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.guard_dev), cfg.guard_dev)]
             if not self.guard:
                 raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
-        self.epoch_len = len(epoch_plan([len(s) for s in self.sources], cfg.weights, 0, cfg.seed))
+        self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
         self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
 
@@ -533,6 +548,11 @@ class Trainer:
             + f", lr {cfg.lr:g} ({cfg.lr_schedule}, {cfg.warmup_steps} warm-up), device {self.device}"
             + (f", autocast {self.amp_dtype}" if self.amp_dtype else "")
         )
+        if self.regularisers.describe():
+            self.say(self.regularisers.describe())
+        if cfg.replay_text:
+            self.say(f"replay: {len(self.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
+                     f"{100 * cfg.replay_share:g} % of each epoch")
         self._metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
                       "total_parameters": total, "total_steps": self.total_steps, "world_size": self.world,
                       "cache": self.cache_info})
@@ -579,7 +599,7 @@ class Trainer:
             sync = i == len(batches) - 1
             with self._no_sync(sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                                       enabled=self.amp_dtype is not None):
-                loss = self.adapter.loss(self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
+                loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
             self.scaler.scale(loss * (weights[i] / total)).backward()
             step_loss += float(loss.detach()) * weights[i] / total
         return self._all_sum(step_loss) / self.world
@@ -601,6 +621,7 @@ class Trainer:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm))
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self.regularisers.pull_towards_base(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
@@ -623,7 +644,7 @@ class Trainer:
         """The epoch's utterance order; with --group-by-duration (default on for CTC, whose
         raw-audio batches pay for padding) consecutive batches hold similar durations."""
         cfg = self.config
-        plan = epoch_plan([len(s) for s in self.sources], cfg.weights, epoch, cfg.seed)
+        plan = epoch_plan([len(s) for s in self.sources], self.weights, epoch, cfg.seed)
         group = cfg.group_by_duration if cfg.group_by_duration is not None else self.adapter.family == "ctc"
         if group:
             durations = [[u.duration for u, _ in source] for source in self.sources]
@@ -794,9 +815,13 @@ class Trainer:
             self.adapter.model.train()
         return hyps
 
+    def _cache_root(self) -> Path:
+        """``--cache-dir`` when given, else the asrtune cache."""
+        return Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()
+
     def _hypotheses_root(self) -> Path:
-        """Where step-0 hypotheses are kept: under ``--cache-dir`` when given, else the asrtune cache."""
-        return (Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()) / FOLDER
+        """Where step-0 hypotheses are kept."""
+        return self._cache_root() / FOLDER
 
     def _untuned_key(self, utts: list[Utterance], from_cache: bool) -> str:
         """Cache key of the step-0 evaluation of ``utts`` (:mod:`asrtune.training.untuned_eval`)."""
@@ -837,7 +862,7 @@ class Trainer:
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
             trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
             guard_base_wer=self.state.guard_base_wer, best_guard_wer=self.state.best_guard_wer, final_guard_wer=self.guard_last,
-            base_dev_wer=s.base_dev_wer,
+            base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
         )
         if self.main:
             self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev, "guard_wer": self.guard_last})

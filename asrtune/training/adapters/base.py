@@ -20,6 +20,7 @@ what the trainer asks       what the adapter does
 ``collate``                 a list of examples -> one padded batch of tensors
 ``loss``                    a batch -> scalar loss (through the possibly DDP-wrapped module)
 ``loss_weight``             how many terms that loss averages (tokens, utterances): weights accumulation
+``logits``                  a batch -> next-token logits, also of a frozen base copy (``--distill-base``; Whisper)
 ``augment_batch``           input-side augmentation on a batch's features (SpecAugment); no-op default
 ``recognizer``              the ``asrtune.inference`` recogniser ``asrtune eval`` uses, on the live model (dev WER)
 ``save``                    a complete model folder loadable by ``asrtune.models.resolve_model``
@@ -223,6 +224,14 @@ class ModelAdapter(ABC):
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Mean token loss of ``batch`` computed through ``model`` (the adapter's model, possibly
         wrapped by DistributedDataParallel, so gradients are synchronised)."""
+
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor], plain: nn.Module | None = None) -> torch.Tensor:
+        """Next-token logits of ``model`` on ``batch`` (``--distill-base``; Whisper only)."""
+        raise NotImplementedError(f"{self.family} models have no token distribution to distil")
+
+    def distillation_model(self) -> nn.Module:
+        """The model ``--distill-base`` copies as its frozen teacher (Whisper only)."""
+        raise NotImplementedError(f"{self.family} models have no token distribution to distil")
 
     def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
         """How many terms :meth:`loss` averages over (utterances by default); gradient accumulation

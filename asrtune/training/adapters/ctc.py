@@ -44,7 +44,7 @@ from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, Mode
 log = logging.getLogger(__name__)
 
 WHISPER_ONLY_OPTIONS = ("freeze_token_embeddings", "language", "task", "timestamp_fraction", "prompt_fraction",
-                        "prompt_terms", "no_speech_fraction", "pack_windows")
+                        "prompt_terms", "no_speech_fraction", "pack_windows", "recipe", "distill_base", "replay_text")
 # SpecAugment defaults used when --spec-augment is on (wav2vec2 fine-tuning recipe values).
 DEFAULT_MASK_TIME_PROB = 0.05
 DEFAULT_MASK_TIME_LENGTH = 10  # frames of 20 ms

@@ -330,21 +330,29 @@ class WhisperAdapter(ModelAdapter):
             batch["input_features"] = torch.stack([e["input_features"] for e in examples])
         return batch
 
-    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def logits(self, model: nn.Module, batch: dict[str, torch.Tensor], plain: nn.Module | None = None) -> torch.Tensor:
+        """Next-token logits ``[B, T, vocab]`` of ``model`` on ``batch``. ``plain`` is the plain
+        model whose top encoder layers run on cached hidden states (default: the one that trains;
+        ``--distill-base`` passes its frozen copy of the base model)."""
         kwargs: dict[str, Any] = {"decoder_input_ids": batch["decoder_input_ids"], "use_cache": False}
         if "encoder_outputs" in batch:
             # Cached outputs are float16 on disk; compute in the model's dtype. With a split point
             # they are the hidden states entering the top layers, which run here (with gradients).
             hidden = batch["encoder_outputs"].to(torch.float32)
             if self.encoder_split is not None:
-                hidden = self.encoder_top(hidden)
+                hidden = self.encoder_top(hidden, plain)
             kwargs["encoder_outputs"] = (hidden,)
         else:
             kwargs["input_features"] = batch["input_features"]
-        logits = model(**kwargs).logits
-        labels = batch["labels"]
+        return model(**kwargs).logits
+
+    def distillation_model(self) -> nn.Module:
+        return self.whisper  # LoRA layers, if any, are injected into it (and start as the identity)
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.logits(model, batch)
         return nn.functional.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            logits.float().reshape(-1, logits.shape[-1]), batch["labels"].reshape(-1), ignore_index=IGNORE_INDEX
         )
 
     def loss_weight(self, batch: dict[str, torch.Tensor]) -> int:
@@ -399,9 +407,10 @@ class WhisperAdapter(ModelAdapter):
             hidden = layer(hidden, None)
         return hidden
 
-    def encoder_top(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The trainable part: layers ``[split, N)`` and the final layer norm, on cached hidden states."""
-        encoder = self.whisper.model.encoder
+    def encoder_top(self, hidden: torch.Tensor, plain: nn.Module | None = None) -> torch.Tensor:
+        """The trainable part: layers ``[split, N)`` and the final layer norm, on cached hidden states
+        (of ``plain``, default the model that trains)."""
+        encoder = (plain or self.whisper).model.encoder
         for layer in encoder.layers[self.encoder_split :]:
             hidden = layer(hidden, None)
         return encoder.layer_norm(hidden)
