@@ -21,6 +21,7 @@ asrtune.errors.AsrtuneError: x: expected float, got 'far'
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -51,6 +52,11 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): _encode(v) for k, v in value.items()}
     return value
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)  # resolves the string annotations once per class
 
 
 def _type_name(tp: Any) -> str:
@@ -108,7 +114,7 @@ class Record:
         object's path for error messages (empty: the top level)."""
         if not isinstance(data, Mapping):
             raise AsrtuneError(f"{where or cls.__name__}: expected an object, got {data!r:.60}")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         kwargs = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name not in data:

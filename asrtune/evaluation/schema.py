@@ -92,7 +92,12 @@ class SetScores(Record):
 
 @dataclass(frozen=True)
 class NormalizerInfo(Record):
-    """The normaliser of the normalised view: two reports compare only when both agree."""
+    """The normaliser of the normalised view: two reports compare only when both agree.
+
+    >>> from asrtune.text import get_normalizer
+    >>> NormalizerInfo(**get_normalizer("basic").describe()).name
+    'basic'
+    """
 
     name: str
     version: str
@@ -160,7 +165,13 @@ class ManifestCount(Record):
 
 @dataclass(frozen=True)
 class FieldRow(Record):
-    """Normalised WER of the utterances whose manifest field has one value (``--by``)."""
+    """Normalised WER of the utterances whose manifest field has one value (``--by``).
+
+    >>> row = FieldRow.from_dict({"value": "f", "utterances": 12, "wer": 0.1, "cer": 0.04, "wer_ci": [0.06, 0.15],
+    ...                           "orthographic_wer": 0.2, "substitutions": 8, "insertions": 1, "deletions": 3, "ref_words": 120})
+    >>> row.wer_ci, row.to_dict()["wer_ci"]
+    ((0.06, 0.15), [0.06, 0.15])
+    """
 
     value: str
     utterances: int
@@ -176,7 +187,11 @@ class FieldRow(Record):
 
 @dataclass(frozen=True)
 class TermCounts(Record):
-    """Term occurrences in the references and hypotheses, and how many were found."""
+    """Term occurrences in the references and hypotheses, and how many were found.
+
+    >>> TermCounts(ref=10, hyp=9, found=8, recall=0.8, precision=8 / 9).recall
+    0.8
+    """
 
     ref: int
     hyp: int
@@ -255,7 +270,11 @@ class Speed(Record):
 
 @dataclass(frozen=True)
 class Failure(Record):
-    """A file that could not be loaded or decoded (skipped, not scored)."""
+    """A file that could not be loaded or decoded (skipped, not scored).
+
+    >>> Failure("a.flac", "/data/a.flac", "not audio", manifest="test.jsonl", line=3).to_dict()["line"]
+    3
+    """
 
     id: str
     audio_filepath: str
