@@ -14,9 +14,9 @@ from asrtune.evaluation.schema import SCHEMA_VERSION, EvalReport, ModelInfo, Spe
 
 @pytest.fixture(scope="module")
 def real_report(tiny_recognizer, shared_data, tmp_path_factory):
-    """Whisper tiny.en (ct2) on the three shortest LibriSpeech clips (8 s), scored with terms: the
+    """Whisper tiny.en (ct2) on the two shortest LibriSpeech clips (5 s), scored with terms: the
     report and its folder."""
-    utts = sorted(load_manifest(shared_data / "librispeech-test-clean-40" / "manifest.jsonl"), key=lambda u: u.duration)[:3]
+    utts = sorted(load_manifest(shared_data / "librispeech-test-clean-40" / "manifest.jsonl"), key=lambda u: u.duration)[:2]
     folder = tmp_path_factory.mktemp("typed")
     manifest = folder / "three.jsonl"
     write_manifest(manifest, utts, relative=False)
@@ -31,7 +31,7 @@ def test_evaluate_returns_the_typed_report_and_report_json_reads_back_equal(real
     report, folder = real_report
     assert isinstance(report, EvalReport) and report.schema_version == SCHEMA_VERSION
     n = report.normalized
-    assert isinstance(n, WerScore) and n.ref_words > 0 and n.utterances == report.n_utterances == 3
+    assert isinstance(n, WerScore) and n.ref_words > 0 and n.utterances == report.n_utterances == 2
     assert n.errors == n.substitutions + n.insertions + n.deletions
     assert n.wer == pytest.approx(n.errors / n.ref_words)
     ci = report.confidence_interval.normalized
