@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from asrtune.errors import ConfigError
+from asrtune.evaluation.schema import EvalReport
 from asrtune.fileio import write_json_atomic, write_text_atomic
 
 DEFAULT_MODEL = "openai/whisper-tiny.en"
@@ -159,20 +160,19 @@ def synthesize_demo_data(config: DemoConfig, data_dir: Path, say: Callable[[str]
     return paths
 
 
-def _metrics(report: dict[str, Any]) -> dict[str, Any]:
-    """The numbers the summary shows, from an evaluation's report.json dict."""
-    norm = report.get("normalized", {})
-    ci = report.get("confidence_interval", {}).get("normalized", {})
-    terms = (report.get("terms") or {}).get("overall") or {}
+def _metrics(report: EvalReport) -> dict[str, Any]:
+    """The numbers the summary shows, from an evaluation's report."""
+    ci = report.confidence_interval.normalized
+    terms = report.terms.overall if report.terms else None
     return {
-        "wer": norm.get("wer"),
-        "wer_ci95": [ci.get("low"), ci.get("high")] if ci else None,
-        "orthographic_wer": report.get("orthographic", {}).get("wer"),
-        "term_recall": terms.get("recall"),
-        "term_precision": terms.get("precision"),
-        "terms_found": terms.get("found"),
-        "terms_in_reference": terms.get("ref"),
-        "utterances": report.get("n_utterances"),
+        "wer": report.normalized.wer,
+        "wer_ci95": [ci.low, ci.high],
+        "orthographic_wer": report.orthographic.wer,
+        "term_recall": terms.recall if terms else None,
+        "term_precision": terms.precision if terms else None,
+        "terms_found": terms.found if terms else None,
+        "terms_in_reference": terms.ref if terms else None,
+        "utterances": report.n_utterances,
     }
 
 
@@ -240,14 +240,14 @@ tested on {esc(summary['test_description'])}.</p>
 """
 
 
-def _terms_changed(zero: dict[str, Any], tuned: dict[str, Any]) -> list[dict[str, Any]]:
+def _terms_changed(zero: EvalReport, tuned: EvalReport) -> list[dict[str, Any]]:
     """Per-term found counts before and after, for terms whose count changed."""
-    before = {r["normalized"]: r for r in ((zero.get("terms") or {}).get("per_term") or [])}
+    before = {r.normalized: r for r in (zero.terms.per_term if zero.terms else ())}
     rows = []
-    for r in (tuned.get("terms") or {}).get("per_term") or []:
-        b = before.get(r["normalized"])
-        if b is not None and b["found"] != r["found"]:
-            rows.append({"term": r["term"], "zero_shot": b["found"], "tuned": r["found"], "ref": r["ref"]})
+    for r in tuned.terms.per_term if tuned.terms else ():
+        b = before.get(r.normalized)
+        if b is not None and b.found != r.found:
+            rows.append({"term": r.term, "zero_shot": b.found, "tuned": r.found, "ref": r.ref})
     return sorted(rows, key=lambda r: r["zero_shot"] - r["tuned"])
 
 
@@ -295,7 +295,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] | None = None) -> De
 
     say(f"zero-shot evaluation of {config.model} on {manifests['test']}")
     zero = evaluate(resolved, manifests["test"], out / "zero_shot", terms=terms, progress=config.progress)
-    say(f"zero-shot WER {_pct(zero['normalized']['wer'])}")
+    say(f"zero-shot WER {_pct(zero.normalized.wer)}")
     t = lap("zero_shot_eval", t)
 
     run_dir = out / "run"
@@ -344,7 +344,7 @@ def run_demo(config: DemoConfig, say: Callable[[str], None] | None = None) -> De
         "zero_shot": before,
         "tuned": after,
         "relative_wer_reduction": rel,
-        "compare": tuned.get("compare"),
+        "compare": tuned.compare.to_dict() if tuned.compare else None,
         "terms_changed": _terms_changed(zero, tuned) if terms else [],
         "training": {
             "run_dir": str(run_dir), "steps": result.steps, "epochs": result.epochs, "stopped": result.stopped,

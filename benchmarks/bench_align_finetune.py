@@ -175,6 +175,7 @@ def tune_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]
 def score_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """``asrtune eval`` of both tuned models on speechocean762 test; the aligned one paired with the hand-cut one."""
     from asrtune.evaluation.pipeline import evaluate
+    from asrtune.evaluation.schema import EvalReport
     from asrtune.inference.options import RecognizerOptions
 
     test = data / "speechocean762" / "test.jsonl"
@@ -185,14 +186,14 @@ def score_row(data: Path, work: Path, args: argparse.Namespace) -> dict[str, Any
                                  ("aligned", work / "run" / "best-ct2", handcut_report)):
         done = work / "reports" / name / "report.json"
         if name == "handcut" and done.is_file():  # the same model and options: its report stands
-            summary = json.loads(done.read_text())
+            report = EvalReport.from_json(done)
         else:
-            summary = evaluate(model, test, work / "reports" / name, options, compare=compare, progress=False)
-        norm, ci = summary["normalized"], summary["confidence_interval"]["normalized"]
-        out[name] = {"wer": round(100 * norm["wer"], 2), "errors": norm["errors"], "ref_words": norm["ref_words"],
-                     "ci95": [round(100 * ci["low"], 2), round(100 * ci["high"], 2)]}
-        if compare is not None:
-            out["aligned_vs_handcut"] = summary["compare"]["normalized"]
+            report = evaluate(model, test, work / "reports" / name, options, compare=compare, progress=False)
+        norm, ci = report.normalized, report.confidence_interval.normalized
+        out[name] = {"wer": round(100 * norm.wer, 2), "errors": norm.errors, "ref_words": norm.ref_words,
+                     "ci95": [round(100 * ci.low, 2), round(100 * ci.high, 2)]}
+        if compare is not None and report.compare is not None:
+            out["aligned_vs_handcut"] = report.compare.normalized.to_dict()
     return out
 
 

@@ -49,24 +49,24 @@ def main() -> int:
     rows: list[dict] = []
     for engine in args.engines.split(","):
         with timed() as elapsed:
-            summary = evaluate(args.model, args.manifest, reports_root / engine,
-                               RecognizerOptions(engine=engine, batch_size=args.batch_size), limit=args.limit, progress=True)
+            report = evaluate(args.model, args.manifest, reports_root / engine,
+                              RecognizerOptions(engine=engine, batch_size=args.batch_size), limit=args.limit, progress=True)
         wall = elapsed.seconds
-        speed, ci = summary["speed"], summary["confidence_interval"]["normalized"]
+        speed, ci = report.speed, report.confidence_interval.normalized
         rows.append({
             "engine": engine,
-            "model": summary["model"],
-            "utterances": summary["n_utterances"],
-            "failed": len(summary["failed"]),
-            "audio_s": speed["audio_s"],
-            "decode_s": speed["decode_s"],
+            "model": report.model.to_dict(),
+            "utterances": report.n_utterances,
+            "failed": len(report.failed),
+            "audio_s": speed.audio_s,
+            "decode_s": speed.decode_s,
             "wall_s": wall,
-            "utterances_per_s": speed["utterances_per_s"],
-            "rtf": speed["rtf"],
-            "wer_normalized": summary["normalized"]["wer"],
-            "wer_ci": [ci["low"], ci["high"]],
-            "wer_orthographic": summary["orthographic"]["wer"],
-            "cer_normalized": summary["normalized"]["cer"],
+            "utterances_per_s": speed.utterances_per_s,
+            "rtf": speed.rtf,
+            "wer_normalized": report.normalized.wer,
+            "wer_ci": [ci.low, ci.high],
+            "wer_orthographic": report.orthographic.wer,
+            "cer_normalized": report.normalized.cer,
         })
         # Print and save after every engine, so a slow engine never costs the finished results.
         report(rows, args, hardware)

@@ -252,13 +252,12 @@ def accuracy_row(models: dict[str, Path], data: Path, args: argparse.Namespace) 
         for set_name, manifest in sets.items():
             plain = reports / f"tuned-plain-{set_name}"
             compare = plain if name not in ("base", "tuned-plain") and (plain / "report.json").is_file() else None
-            summary = evaluate(path, manifest, reports / f"{name}-{set_name}", options, compare=compare, progress=False)
-            norm, ci = summary["normalized"], summary["confidence_interval"]["normalized"]
-            errors = norm["substitutions"] + norm["deletions"] + norm["insertions"]
-            row = {"wer": round(100 * norm["wer"], 2), "errors": errors, "ref_words": norm["ref_words"],
-                   "ci95": [round(100 * ci["low"], 2), round(100 * ci["high"], 2)]}
-            if compare is not None:
-                row["vs_tuned_plain"] = summary["compare"]["normalized"]
+            report = evaluate(path, manifest, reports / f"{name}-{set_name}", options, compare=compare, progress=False)
+            norm, ci = report.normalized, report.confidence_interval.normalized
+            row = {"wer": round(100 * norm.wer, 2), "errors": norm.errors, "ref_words": norm.ref_words,
+                   "ci95": [round(100 * ci.low, 2), round(100 * ci.high, 2)]}
+            if report.compare is not None:
+                row["vs_tuned_plain"] = report.compare.normalized.to_dict()
             out[f"{name}/{set_name}"] = row
     return out
 

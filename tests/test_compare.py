@@ -186,11 +186,11 @@ def test_compare_hypotheses_gives_the_numbers_of_eval_compare(shared_data, tmp_p
     write_report(score_hypotheses(utts, base, n_resamples=300), tmp_path / "base")
     report = score_hypotheses(utts, tuned, compare=tmp_path / "base", n_resamples=300).summary
     mine = compare_hypotheses([u.text for u in utts], tuned, base, n_resamples=300)
-    assert mine["normalized"] == report["compare"]["normalized"]
-    assert mine["orthographic"] == report["compare"]["orthographic"]
-    assert mine["this"]["normalized"] == report["confidence_interval"]["normalized"]
-    assert (mine["improved"], mine["worsened"]) == (report["compare"]["improved"], report["compare"]["worsened"])
-    assert mine["normalized"]["difference"] < 0 and mine["normalized"]["p_value"] < 0.01
+    assert mine.normalized == report.compare.normalized
+    assert mine.orthographic == report.compare.orthographic
+    assert mine.this == report.confidence_interval
+    assert (mine.improved, mine.worsened) == (report.compare.improved, report.compare.worsened)
+    assert mine.normalized.difference < 0 and mine.normalized.p_value < 0.01
 
 
 def test_learning_curve_shows_the_guard_and_the_chosen_merge(tmp_path):

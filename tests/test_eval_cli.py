@@ -108,13 +108,13 @@ def test_tiny_en_librispeech_wer(tmp_path, shared_data):
     from asrtune.evaluation import evaluate
     from asrtune.inference import RecognizerOptions
 
-    summary = evaluate("openai/whisper-tiny.en", shared_data / "librispeech-test-clean-40" / "manifest.jsonl",
-                       tmp_path / "ls", RecognizerOptions(engine="ct2", batch_size=8), progress=False)
-    wer = summary["normalized"]["wer"]
-    ci = summary["confidence_interval"]["normalized"]
-    print(f"tiny.en librispeech-40: WER {100 * wer:.2f}% (95% CI {100 * ci['low']:.2f}-{100 * ci['high']:.2f}), "
-          f"orthographic {100 * summary['orthographic']['wer']:.2f}%")
+    report = evaluate("openai/whisper-tiny.en", shared_data / "librispeech-test-clean-40" / "manifest.jsonl",
+                      tmp_path / "ls", RecognizerOptions(engine="ct2", batch_size=8), progress=False)
+    wer = report.normalized.wer
+    ci = report.confidence_interval.normalized
+    print(f"tiny.en librispeech-40: WER {100 * wer:.2f}% (95% CI {100 * ci.low:.2f}-{100 * ci.high:.2f}), "
+          f"orthographic {100 * report.orthographic.wer:.2f}%")
     assert wer == pytest.approx(0.027, abs=0.003)
-    assert ci["low"] < wer < ci["high"] and ci["high"] - ci["low"] < 0.05
-    assert summary["orthographic"]["wer"] > wer  # case and punctuation count orthographically
-    assert summary["failed"] == []
+    assert ci.low < wer < ci.high and ci.high - ci.low < 0.05
+    assert report.orthographic.wer > wer  # case and punctuation count orthographically
+    assert report.failed == ()

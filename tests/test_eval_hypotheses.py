@@ -10,6 +10,7 @@ import pytest
 from asrtune.cli import main
 from asrtune.data import load_manifest, write_manifest
 from asrtune.evaluation import evaluate_hypotheses
+from asrtune.evaluation.schema import EvalReport
 
 RESAMPLES = "200"
 
@@ -23,12 +24,12 @@ def five(shared_data, tmp_path) -> Path:
     return manifest
 
 
-def _report(folder: Path) -> dict:
-    return json.loads((folder / "report.json").read_text())
+def _report(folder: Path) -> EvalReport:
+    return EvalReport.from_json(folder / "report.json")
 
 
-def _numbers(summary: dict) -> tuple:
-    return (summary["n_utterances"], summary["normalized"], summary["orthographic"], summary["confidence_interval"])
+def _numbers(summary: EvalReport) -> tuple:
+    return (summary.n_utterances, summary.normalized, summary.orthographic, summary.confidence_interval)
 
 
 def test_hypotheses_of_a_reports_own_utterances_reproduce_its_numbers(five, tmp_path, capsys):
@@ -38,7 +39,7 @@ def test_hypotheses_of_a_reports_own_utterances_reproduce_its_numbers(five, tmp_
     hyps[3] = hyps[3].rsplit(" ", 2)[0]  # two deletions
     first = evaluate_hypotheses(utts, hyps, tmp_path / "first", n_resamples=int(RESAMPLES), manifests=[str(five)],
                                 manifest_of=[str(five)] * len(utts))
-    assert first["normalized"]["wer"] > 0
+    assert first.normalized.wer > 0
 
     out = tmp_path / "again"
     code = main(["eval", "--hypotheses", str(tmp_path / "first" / "utterances.jsonl"), "--manifest", str(five),
@@ -46,8 +47,8 @@ def test_hypotheses_of_a_reports_own_utterances_reproduce_its_numbers(five, tmp_
     assert code == 0
     again = _report(out)
     assert _numbers(again) == _numbers(first)
-    assert again["model"]["label"] == "first-again" and again["model"]["engine"] == "none (hypotheses file)"
-    assert again["compare"]["matched_utterances"] == 5 and again["compare"]["unchanged"] == 5
+    assert again.model.label == "first-again" and again.model.engine == "none (hypotheses file)"
+    assert again.compare.matched_utterances == 5 and again.compare.unchanged == 5
     assert "normalised (whisper-en)" in capsys.readouterr().out
 
 

@@ -46,7 +46,7 @@ def test_report_utterances_jsonl_round_trips_to_the_same_scores(librispeech, tmp
     again = hypotheses_for(librispeech, tmp_path / "first" / "utterances.jsonl")
     assert again == hyps
     second = evaluate_hypotheses(librispeech, again, tmp_path / "second", n_resamples=50, model=describe_hypotheses(tmp_path / "first" / "utterances.jsonl"))
-    assert second["normalized"]["wer"] == first["normalized"]["wer"] > 0
+    assert second.normalized.wer == first.normalized.wer > 0
 
 
 def test_transcribe_transcripts_jsonl_is_accepted(tmp_path):

@@ -71,7 +71,7 @@ def test_full_report_files_and_keys(tmp_path, speechocean):
     assert html.count("data:image/png;base64,") >= 2  # error types + by-field plots
     assert not re.search(r'(src|href)="(http|/|\.)', html)  # self-contained
     assert "whisper-en" in (tmp_path / "rep" / "report.md").read_text()
-    assert "normalised (whisper-en)" in format_table(summary)
+    assert "normalised (whisper-en)" in format_table(report.summary)
     assert set(paths) == {"report.json", "utterances.jsonl", "report.md", "report.html"}
 
 
@@ -81,10 +81,10 @@ def test_per_manifest_and_pooled(tmp_path):
     hyps = ["alpha beta gamma delta"] * 6 + ["red"] * 4
     r = score_hypotheses(a + b, hyps, manifests=["a.jsonl", "b.jsonl"], manifest_of=["a.jsonl"] * 6 + ["b.jsonl"] * 4,
                          n_resamples=200)
-    pm = r.summary["per_manifest"]
-    assert pm["a.jsonl"]["normalized"]["wer"] == 0.0
-    assert pm["b.jsonl"]["normalized"]["wer"] == 0.5
-    assert r.summary["normalized"]["wer"] == pytest.approx(4 / 32)  # pooled over words, not a mean of 0 and 0.5
+    pm = r.summary.per_manifest
+    assert pm["a.jsonl"].normalized.wer == 0.0
+    assert pm["b.jsonl"].normalized.wer == 0.5
+    assert r.summary.normalized.wer == pytest.approx(4 / 32)  # pooled over words, not a mean of 0 and 0.5
 
 
 def test_empty_reference_gives_null_not_nan(tmp_path):
@@ -103,16 +103,17 @@ def test_compare_paired_bootstrap(tmp_path, speechocean):
     better = [_corrupt(u.text, rng, 0.05) for u in speechocean]
     write_report(score_hypotheses(speechocean, worse, model={"name": "old"}), tmp_path / "old")
     r = score_hypotheses(speechocean, better, model={"name": "new"}, compare=tmp_path / "old")
-    cmp = r.summary["compare"]
-    assert cmp["matched_utterances"] == len(speechocean)
-    assert cmp["normalized"]["difference"] < 0 and cmp["normalized"]["high"] < 0
-    assert cmp["normalized"]["p_value"] < 0.01
-    assert cmp["improved"] > cmp["worsened"]
+    cmp = r.summary.compare
+    assert cmp.matched_utterances == len(speechocean)
+    assert cmp.normalized.difference < 0 and cmp.normalized.high < 0
+    assert cmp.normalized.p_value < 0.01
+    assert cmp.improved > cmp.worsened
+    assert cmp.other_model.name == "old" and cmp.biggest_improvements[0].delta_errors < 0
     assert all("compare" in rec for rec in r.utterances)
     write_report(r, tmp_path / "new")
     assert (tmp_path / "new" / "report.html").read_text().count("data:image/png;base64,") >= 3  # + scatter
-    same = score_hypotheses(speechocean, worse, compare=tmp_path / "old").summary["compare"]
-    assert same["normalized"]["difference"] == 0.0 and same["normalized"]["p_value"] == 1.0
+    same = score_hypotheses(speechocean, worse, compare=tmp_path / "old").summary.compare
+    assert same.normalized.difference == 0.0 and same.normalized.p_value == 1.0
 
 
 def test_compare_needs_a_report_folder(tmp_path):
@@ -136,5 +137,5 @@ def test_evaluate_hypotheses_writes_the_report_folder(tmp_path):
 
     utts = [Utterance(f"/d/{i}.wav", "hello big world", 1.0) for i in range(4)]
     summary = evaluate_hypotheses(utts, ["hello world"] * 4, tmp_path / "dev", model={"name": "run"}, n_resamples=200)
-    assert summary["normalized"]["deletions"] == 4
+    assert summary.normalized.deletions == 4 and summary.model.name == "run"
     assert json.loads((tmp_path / "dev" / "report.json").read_text())["model"] == {"name": "run"}

@@ -95,10 +95,10 @@ def run(args) -> int:
         if decoding:
             flag = "--" + next(iter(decoding)).replace("_", "-")
             raise ConfigError(f"{flag} is a decoding option; --hypotheses scores a file and decodes nothing")
-        summary = score_file(args.hypotheses, args.manifest, args.out, **scoring)
+        report = score_file(args.hypotheses, args.manifest, args.out, **scoring)
     else:
         options = RecognizerOptions.from_dict(decoding, source="command line")
-        summary = evaluate(args.model, args.manifest, args.out, options, progress=not args.quiet, **scoring)
-    print(format_table(summary))
+        report = evaluate(args.model, args.manifest, args.out, options, progress=not args.quiet, **scoring)
+    print(format_table(report))
     print(f"report: {os.path.join(args.out, 'report.html')} (+ report.json, report.md, utterances.jsonl)")
     return 0

@@ -6,8 +6,9 @@
 
 ``evaluate`` (decode + score + write a report), ``score_file`` (the same report from another
 system's hypotheses file), ``score_hypotheses`` (score hypotheses you already have;
-``write_report`` writes them) and ``evaluate_hypotheses`` (both) are imported lazily so that ``asrtune.evaluation.metrics`` stays light for the
-trainer's dev-set WER.
+``write_report`` writes them) and ``evaluate_hypotheses`` (both) return an ``EvalReport``
+(:mod:`asrtune.evaluation.schema`, the typed report.json). They are imported lazily so that
+``asrtune.evaluation.metrics`` stays light for the trainer's dev-set WER.
 """
 
 from asrtune.evaluation.metrics import (
@@ -22,6 +23,7 @@ from asrtune.evaluation.metrics import (
 
 __all__ = [
     "Alignment",
+    "EvalReport",
     "ErrorCounts",
     "align_words",
     "char_error_counts",
@@ -45,6 +47,10 @@ def __getattr__(name: str):
         from asrtune.evaluation.scoring import score_hypotheses
 
         return score_hypotheses
+    if name == "EvalReport":
+        from asrtune.evaluation.schema import EvalReport
+
+        return EvalReport
     if name == "write_report":
         from asrtune.evaluation.report import write_report
 

@@ -21,9 +21,12 @@ True
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
 
 import numpy as np
+
+from asrtune.evaluation.records import Record
 
 N_RESAMPLES = 1000
 SEED = 20_240_601
@@ -31,30 +34,38 @@ CONFIDENCE = 0.95
 _BLOCK_ELEMENTS = 5_000_000  # indices drawn per block (~40 MB of int64)
 
 
-@dataclass
-class ConfidenceInterval:
-    """A percentile bootstrap interval for corpus WER."""
+@dataclass(frozen=True)
+class ConfidenceInterval(Record):
+    """A percentile bootstrap interval for corpus WER (``low``/``high`` None: undefined, when
+    resampled references can all be empty).
+
+    >>> ConfidenceInterval(0.1, 0.05, 0.16, n_utterances=40).high
+    0.16
+    """
 
     estimate: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     confidence: float = CONFIDENCE
     n_resamples: int = N_RESAMPLES
     n_utterances: int = 0
     seed: int = SEED
     method: str = "percentile bootstrap over utterances"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
+@dataclass(frozen=True)
+class PairedResult(Record):
+    """Paired bootstrap of ``wer(this) - wer(other)`` on matched utterances (``low``/``high``
+    None: undefined, as in :class:`ConfidenceInterval`).
 
-@dataclass
-class PairedResult:
-    """Paired bootstrap of ``wer(this) - wer(other)`` on matched utterances."""
+    >>> r = PairedResult(-0.02, -0.035, -0.006, 0.004, 0.08, 0.1, 300)
+    >>> r.difference < 0 and r.high < 0
+    True
+    """
 
     difference: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     p_value: float
     this_wer: float
     other_wer: float
@@ -64,8 +75,9 @@ class PairedResult:
     seed: int = SEED
     method: str = "paired percentile bootstrap over utterances; two-sided p from centred resamples"
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
 
 
 def _resampled_sums(columns: list[np.ndarray], n_resamples: int, seed: int) -> list[np.ndarray]:
@@ -106,7 +118,7 @@ def bootstrap_ci(
     wers = _ratio(err_b, ref_b)
     alpha = (1.0 - confidence) / 2
     low, high = np.quantile(wers, [alpha, 1.0 - alpha], method="inverted_cdf")
-    return ConfidenceInterval(estimate, float(low), float(high), confidence, n_resamples, n, seed)
+    return ConfidenceInterval(estimate, _finite(low), _finite(high), confidence, n_resamples, n, seed)
 
 
 def paired_bootstrap(
@@ -140,4 +152,5 @@ def paired_bootstrap(
     # far as the observed one? (+1 in numerator and denominator: a p-value is never exactly 0.)
     extreme = np.count_nonzero(np.abs(diffs - observed) >= abs(observed) - 1e-12)
     p_value = float((1 + extreme) / (1 + n_resamples))
-    return PairedResult(observed, float(low), float(high), min(1.0, p_value), this_wer, other_wer, n, confidence, n_resamples, seed)
+    return PairedResult(observed, _finite(low), _finite(high), min(1.0, p_value), this_wer, other_wer, n, confidence, n_resamples,
+                        seed)

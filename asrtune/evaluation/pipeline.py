@@ -28,7 +28,8 @@ from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
 from asrtune.evaluation.report import write_report
-from asrtune.evaluation.scoring import Report, groupable_fields, score_hypotheses
+from asrtune.evaluation.schema import EvalReport, Failure, ModelInfo, Speed
+from asrtune.evaluation.scoring import Report, groupable_fields, score_hypotheses, with_wall_time
 from asrtune.evaluation.terms import load_terms
 from asrtune.inference.options import RecognizerOptions
 from asrtune.models.whisper_spec import WINDOW_SECONDS
@@ -53,14 +54,8 @@ def is_long(audio: np.ndarray) -> bool:
     return len(audio) > MAX_CLIP_SECONDS * SAMPLE_RATE_HZ + 1
 
 
-def _failure(utt: Utterance, manifest: str | None, error: Exception | str) -> dict[str, Any]:
-    return {
-        "id": utt.id,
-        "audio_filepath": utt.audio_filepath,
-        "manifest": manifest,
-        "line": utt.line_no,
-        "error": str(error),
-    }
+def _failure(utt: Utterance, manifest: str | None, error: Exception | str) -> Failure:
+    return Failure(utt.id, utt.audio_filepath, str(error), manifest=manifest, line=utt.line_no)
 
 
 @dataclass
@@ -70,7 +65,7 @@ class Decoded:
 
     hyps: list[str | None]
     segments: list[list[dict] | None]
-    failed: list[dict] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=lambda: {"decode_s": 0.0, "load_s": 0.0, "audio_s": 0.0})
 
 
@@ -218,8 +213,8 @@ def evaluate(
     seed: int = SEED,
     progress: bool = True,
     name: str | None = None,
-) -> dict[str, Any]:
-    """Decode ``manifests`` with ``model``, score, write the report into ``out_dir``; return report.json's dict.
+) -> EvalReport:
+    """Decode ``manifests`` with ``model``, score, write the report into ``out_dir``; return the report.
 
     ``model`` is anything :func:`asrtune.models.resolve_model` accepts (hub id, local folder,
     training run) or an already-loaded :class:`asrtune.inference.Recognizer`; ``options`` say how
@@ -230,8 +225,8 @@ def evaluate(
     report (``model.label``). Recordings longer than 30 s are decoded long-form (module doc).
 
     >>> report = evaluate("openai/whisper-tiny.en", "data/test.jsonl", "reports/base")  # doctest: +SKIP
-    >>> report["normalized"]["wer"], report["confidence_interval"]["normalized"]["high"]  # doctest: +SKIP
-    (0.027, 0.035)
+    >>> report.normalized.wer, report.confidence_interval.normalized.high, report.speed.rtf  # doctest: +SKIP
+    (0.027, 0.035, 0.021)
     """
     wall_start = time.perf_counter()
     options = (options or RecognizerOptions()).validate()
@@ -263,21 +258,21 @@ def evaluate(
     keep = [i for i, h in enumerate(decoded.hyps) if h is not None]
     failed, timings = decoded.failed, decoded.timings
     if not keep:
-        raise AsrtuneError(f"every utterance failed to decode; first error: {failed[0]['audio_filepath']}: {failed[0]['error']}")
+        raise AsrtuneError(f"every utterance failed to decode; first error: {failed[0].audio_filepath}: {failed[0].error}")
     audio_s = timings["audio_s"]
-    speed = {
-        "utterances_decoded": len(keep),
-        "long_form_recordings": sum(1 for i in keep if decoded.segments[i] is not None),
-        "audio_s": round(audio_s, 3),
-        "audio_hours": round(audio_s / 3600, 5),
-        "decode_s": round(timings["decode_s"], 3),
-        "audio_wait_s": round(timings["load_s"], 3),
-        "model_load_s": round(load_s, 3),
-        "rtf": round(timings["decode_s"] / audio_s, 5) if audio_s else None,
-        "utterances_per_s": round(len(keep) / timings["decode_s"], 3) if timings["decode_s"] else None,
-        "batch_size": batch_size,
-        "device": options.device,
-    }
+    speed = Speed(
+        utterances_decoded=len(keep),
+        long_form_recordings=sum(1 for i in keep if decoded.segments[i] is not None),
+        audio_s=round(audio_s, 3),
+        audio_hours=round(audio_s / 3600, 5),
+        decode_s=round(timings["decode_s"], 3),
+        audio_wait_s=round(timings["load_s"], 3),
+        model_load_s=round(load_s, 3),
+        rtf=round(timings["decode_s"] / audio_s, 5) if audio_s else None,
+        utterances_per_s=round(len(keep) / timings["decode_s"], 3) if timings["decode_s"] else None,
+        batch_size=batch_size,
+        device=options.device,
+    )
     report: Report = score_hypotheses(
         [utterances[i] for i in keep],
         [decoded.hyps[i] for i in keep],
@@ -287,14 +282,14 @@ def evaluate(
         compare=compare,
         manifests=manifests,
         manifest_of=[manifest_of[i] for i in keep],
-        model=model_info,
+        model=ModelInfo.from_dict(model_info, "model"),
         speed=speed,
         failed=failed,
         n_resamples=n_resamples,
         seed=seed,
         segments=[decoded.segments[i] for i in keep],
     )
-    speed["wall_s"] = round(time.perf_counter() - wall_start, 3)  # model load + audio + decode + scoring
+    report = with_wall_time(report, time.perf_counter() - wall_start)  # model load + audio + decode + scoring
     write_report(report, out_dir)
     return report.summary
 
@@ -312,7 +307,7 @@ def score_file(
     by_fields: Sequence[str] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Score a hypotheses file from any system against ``manifests``; the same report as :func:`evaluate`.
 
     ``hypotheses`` is JSONL in any shape :mod:`asrtune.evaluation.hypotheses` reads (an
@@ -350,7 +345,7 @@ def evaluate_hypotheses(
     hypotheses: Sequence[str],
     out_dir: str | os.PathLike,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> EvalReport:
     """Score hypotheses made elsewhere (trainer, demo) and write the same report folder as
     :func:`evaluate`; ``kwargs`` go to :func:`asrtune.evaluation.scoring.score_hypotheses`.
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -26,13 +26,16 @@ from asrtune import __version__
 from asrtune.data.manifest import Utterance
 from asrtune.errors import AsrtuneError
 from asrtune.evaluation import flags as flag_rules
-from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED, bootstrap_ci, paired_bootstrap
+from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED, ConfidenceInterval, PairedResult, bootstrap_ci, paired_bootstrap
 from asrtune.evaluation.hypotheses import canonical_key
 from asrtune.evaluation.metrics import ErrorCounts, align_chars_batch, align_words_batch
+from asrtune.evaluation.schema import (
+    Change, CharCounts, Comparison, EvalReport, Failure, FieldRow, FlagReport, HypothesesComparison, Intervals,
+    ManifestCount, ModelInfo, NormalizerInfo, SetScores, Speed, TermReport, WerScore, check_schema_version,
+)
 from asrtune.evaluation.terms import load_terms, term_stats
 from asrtune.text.normalizers import Normalizer, collapse_whitespace, get_normalizer
 
-ORTHOGRAPHIC_DESCRIPTION = "raw reference and hypothesis strings, whitespace collapsed only (case and punctuation count)"
 MAX_FIELD_VALUES = 50  # a manifest field with more distinct values is an id, not a grouping
 MAX_LISTED_FLAGS = 200  # report.json lists at most this many flagged utterances (all are in utterances.jsonl)
 TOP_CHANGES = 10  # biggest per-utterance improvements/regressions listed in report.json
@@ -42,7 +45,7 @@ TOP_CHANGES = 10  # biggest per-utterance improvements/regressions listed in rep
 class Report:
     """A scored evaluation: ``summary`` becomes report.json, ``utterances`` utterances.jsonl."""
 
-    summary: dict[str, Any]
+    summary: EvalReport
     utterances: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -65,48 +68,38 @@ def _finite(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def _block(scores: _Scores, idx: Sequence[int]) -> dict[str, Any]:
+def _block(scores: _Scores, idx: Sequence[int]) -> WerScore:
     words, chars = ErrorCounts(), ErrorCounts()
     for i in idx:
         words = words + scores.words[i]
         chars = chars + scores.chars[i]
-    return {
-        "wer": _finite(words.wer),
-        "cer": _finite(chars.wer),
-        "hits": words.hits,
-        "substitutions": words.substitutions,
-        "insertions": words.insertions,
-        "deletions": words.deletions,
-        "errors": words.errors,
-        "ref_words": words.ref_words,
-        "hyp_words": words.hyp_words,
-        "utterances": len(idx),
-        "chars": {
-            "hits": chars.hits,
-            "substitutions": chars.substitutions,
-            "insertions": chars.insertions,
-            "deletions": chars.deletions,
-            "ref_chars": chars.ref_words,
-        },
-    }
+    return WerScore(
+        wer=_finite(words.wer),
+        cer=_finite(chars.wer),
+        hits=words.hits,
+        substitutions=words.substitutions,
+        insertions=words.insertions,
+        deletions=words.deletions,
+        errors=words.errors,
+        ref_words=words.ref_words,
+        hyp_words=words.hyp_words,
+        utterances=len(idx),
+        chars=CharCounts(chars.hits, chars.substitutions, chars.insertions, chars.deletions, ref_chars=chars.ref_words),
+    )
 
 
-def _ci(scores: _Scores, idx: Sequence[int], n_resamples: int, seed: int) -> dict[str, Any]:
+def _ci(scores: _Scores, idx: Sequence[int], n_resamples: int, seed: int) -> ConfidenceInterval:
     errors = np.array([scores.words[i].errors for i in idx], dtype=np.int64)
     refs = np.array([scores.words[i].ref_words for i in idx], dtype=np.int64)
-    return bootstrap_ci(errors, refs, n_resamples=n_resamples, seed=seed).to_dict()
+    return bootstrap_ci(errors, refs, n_resamples=n_resamples, seed=seed)
 
 
-def _summary_for(orth: _Scores, norm: _Scores, idx: Sequence[int], n_resamples: int, seed: int) -> dict[str, Any]:
-    return {
-        "n_utterances": len(idx),
-        "orthographic": _block(orth, idx),
-        "normalized": _block(norm, idx),
-        "confidence_interval": {
-            "normalized": _ci(norm, idx, n_resamples, seed),
-            "orthographic": _ci(orth, idx, n_resamples, seed),
-        },
-    }
+def _intervals(orth: _Scores, norm: _Scores, idx: Sequence[int], n_resamples: int, seed: int) -> Intervals:
+    return Intervals(normalized=_ci(norm, idx, n_resamples, seed), orthographic=_ci(orth, idx, n_resamples, seed))
+
+
+def _summary_for(orth: _Scores, norm: _Scores, idx: Sequence[int], n_resamples: int, seed: int) -> SetScores:
+    return SetScores(len(idx), _block(orth, idx), _block(norm, idx), _intervals(orth, norm, idx, n_resamples, seed))
 
 
 def groupable_fields(utterances: Sequence[Utterance], requested: Sequence[str] | None = None) -> list[str]:
@@ -137,8 +130,8 @@ def _group_key(value: Any) -> str:
     return "(missing)" if value is None else str(value)
 
 
-def _by_field(utterances, fields, orth, norm, n_resamples, seed) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def _by_field(utterances, fields, orth, norm, n_resamples, seed) -> dict[str, tuple[FieldRow, ...]]:
+    out: dict[str, tuple[FieldRow, ...]] = {}
     for key in fields:
         groups: dict[str, list[int]] = {}
         for i, utt in enumerate(utterances):
@@ -147,28 +140,17 @@ def _by_field(utterances, fields, orth, norm, n_resamples, seed) -> dict[str, li
         for value, idx in groups.items():
             nb, ob = _block(norm, idx), _block(orth, idx)
             ci = _ci(norm, idx, n_resamples, seed)
-            rows.append(
-                {
-                    "value": value,
-                    "utterances": len(idx),
-                    "wer": nb["wer"],
-                    "cer": nb["cer"],
-                    "wer_ci": [ci["low"], ci["high"]],
-                    "orthographic_wer": ob["wer"],
-                    "substitutions": nb["substitutions"],
-                    "insertions": nb["insertions"],
-                    "deletions": nb["deletions"],
-                    "ref_words": nb["ref_words"],
-                }
-            )
-        # Numbers sort as numbers (ages), everything else as text.
-        def sort_key(row):
-            try:
-                return (0, float(row["value"]), "")
-            except ValueError:
-                return (1, 0.0, row["value"])
+            rows.append(FieldRow(value, len(idx), nb.wer, nb.cer, (ci.low, ci.high), ob.wer,
+                                 nb.substitutions, nb.insertions, nb.deletions, nb.ref_words))
 
-        out[key] = sorted(rows, key=sort_key)
+        # Numbers sort as numbers (ages), everything else as text.
+        def sort_key(row: FieldRow) -> tuple[int, float, str]:
+            try:
+                return (0, float(row.value), "")
+            except ValueError:
+                return (1, 0.0, row.value)
+
+        out[key] = tuple(sorted(rows, key=sort_key))
     return out
 
 
@@ -184,7 +166,8 @@ def _unique_ids(utterances: Sequence[Utterance]) -> list[str]:
 
 
 def load_report_dir(path: str | os.PathLike) -> tuple[dict, list[dict]]:
-    """Read an earlier report's report.json and utterances.jsonl (for ``--compare``)."""
+    """Read an earlier report's report.json (as a dict: a report of any earlier version) and
+    utterances.jsonl (for ``--compare``)."""
     path = Path(path)
     summary_path, utts_path = path / "report.json", path / "utterances.jsonl"
     for p in (summary_path, utts_path):
@@ -195,6 +178,7 @@ def load_report_dir(path: str | os.PathLike) -> tuple[dict, list[dict]]:
         records = [json.loads(line) for line in utts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except json.JSONDecodeError as e:
         raise AsrtuneError(f"--compare {path}: not a valid asrtune report ({e.msg})") from None
+    check_schema_version(summary, f"--compare {summary_path}")
     return summary, records
 
 
@@ -207,7 +191,7 @@ def _compare(
     other_dir: str | os.PathLike,
     n_resamples: int,
     seed: int,
-) -> tuple[dict, dict[int, dict]]:
+) -> tuple[Comparison, dict[int, dict]]:
     """Paired comparison with an earlier report. The other system's raw hypotheses are re-scored
     here with this report's normaliser and references, so both sides are measured alike."""
     other_summary, other_records = load_report_dir(other_dir)
@@ -222,7 +206,7 @@ def _compare(
     other_orth = _score_view([collapse_whitespace(r) for r in m_refs], [collapse_whitespace(h) for h in other_hyps])
     other_norm = _score_view([normalizer(r) for r in m_refs], [normalizer(h) for h in other_hyps])
 
-    def paired(this: _Scores, other: _Scores) -> dict:
+    def paired(this: _Scores, other: _Scores) -> PairedResult:
         return _paired(this, matched, other, n_resamples, seed)
 
     per_utt: dict[int, dict] = {}
@@ -238,36 +222,34 @@ def _compare(
         changes.append((after.errors - before.errors, this_ids[i], before.errors, after.errors, before.ref_words))
     deltas = np.array([c[0] for c in changes])
     changes.sort(key=lambda c: c[0])
-    as_rows = lambda rows: [  # noqa: E731
-        {"id": uid, "other_errors": b, "this_errors": a, "ref_words": n, "delta_errors": d} for d, uid, b, a, n in rows
-    ]
-    result = {
-        "other_dir": str(other_dir),
-        "other_model": other_summary.get("model"),
-        "other_normalizer": other_summary.get("normalizer"),
-        "rescored_with": normalizer.describe(),
-        "matched_utterances": len(matched),
-        "only_in_this": len(this_ids) - len(matched),
-        "only_in_other": len(set(other_by_id) - set(this_keys)),
-        "normalized": paired(norm, other_norm),
-        "orthographic": paired(orth, other_orth),
-        "improved": int(np.count_nonzero(deltas < 0)),
-        "worsened": int(np.count_nonzero(deltas > 0)),
-        "unchanged": int(np.count_nonzero(deltas == 0)),
-        "biggest_improvements": as_rows([c for c in changes if c[0] < 0][:TOP_CHANGES]),
-        "biggest_regressions": as_rows([c for c in reversed(changes) if c[0] > 0][:TOP_CHANGES]),
-        "difference_is": "this - other (negative = this system makes fewer errors)",
-    }
+    as_rows = lambda rows: tuple(Change(uid, b, a, n, d) for d, uid, b, a, n in rows)  # noqa: E731
+    other_model, other_norm_info = other_summary.get("model"), other_summary.get("normalizer")
+    result = Comparison(
+        other_dir=str(other_dir),
+        other_model=ModelInfo.from_dict(other_model, "model") if isinstance(other_model, Mapping) else None,
+        other_normalizer=NormalizerInfo.from_dict(other_norm_info, "normalizer") if isinstance(other_norm_info, Mapping) else None,
+        rescored_with=NormalizerInfo(**normalizer.describe()),
+        matched_utterances=len(matched),
+        only_in_this=len(this_ids) - len(matched),
+        only_in_other=len(set(other_by_id) - set(this_keys)),
+        normalized=paired(norm, other_norm),
+        orthographic=paired(orth, other_orth),
+        improved=int(np.count_nonzero(deltas < 0)),
+        worsened=int(np.count_nonzero(deltas > 0)),
+        unchanged=int(np.count_nonzero(deltas == 0)),
+        biggest_improvements=as_rows([c for c in changes if c[0] < 0][:TOP_CHANGES]),
+        biggest_regressions=as_rows([c for c in reversed(changes) if c[0] > 0][:TOP_CHANGES]),
+    )
     return result, per_utt
 
 
-def _paired(this: _Scores, matched: Sequence[int], other: _Scores, n_resamples: int, seed: int) -> dict:
+def _paired(this: _Scores, matched: Sequence[int], other: _Scores, n_resamples: int, seed: int) -> PairedResult:
     """Paired bootstrap of this - other: ``this``'s utterances ``matched`` against ``other``'s, in order."""
     e_a = np.array([this.words[i].errors for i in matched])
     r_a = np.array([this.words[i].ref_words for i in matched])
     e_b = np.array([c.errors for c in other.words])
     r_b = np.array([c.ref_words for c in other.words])
-    return paired_bootstrap(e_a, r_a, e_b, r_b, n_resamples=n_resamples, seed=seed).to_dict()
+    return paired_bootstrap(e_a, r_a, e_b, r_b, n_resamples=n_resamples, seed=seed)
 
 
 def compare_hypotheses(
@@ -277,16 +259,16 @@ def compare_hypotheses(
     normalizer: str | Normalizer = "whisper-en",
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
-) -> dict[str, Any]:
+) -> HypothesesComparison:
     """Two systems' hypotheses of the same utterances, scored as ``asrtune eval --compare`` scores
     them: each side's corpus WER with its bootstrap interval (``this``, ``other``: the report's
     ``confidence_interval``) and the paired bootstrap of this - other (``normalized``,
     ``orthographic``: the report's ``compare``), with the per-utterance tally.
 
     >>> r = compare_hypotheses(["a b", "c d"], ["a b", "c d"], ["a x", "c d"], n_resamples=200)
-    >>> r["this"]["normalized"]["estimate"], r["other"]["normalized"]["estimate"], r["improved"], r["unchanged"]
+    >>> r.this.normalized.estimate, r.other.normalized.estimate, r.improved, r.unchanged
     (0.0, 0.25, 1, 1)
-    >>> r["normalized"]["difference"], r["normalized"]["p_value"] > 0.05
+    >>> r.normalized.difference, r.normalized.p_value > 0.05
     (-0.25, True)
     """
     if not len(references) == len(hypotheses) == len(other_hypotheses):
@@ -301,19 +283,17 @@ def compare_hypotheses(
     idx = list(range(len(refs)))
     (norm, orth), (other_norm, other_orth) = views["this"], views["other"]
     deltas = np.array([a.errors - b.errors for a, b in zip(norm.words, other_norm.words)])
-    return {
-        "normalizer": norm_fn.describe(),
-        "utterances": len(refs),
-        "this": {"normalized": _ci(norm, idx, n_resamples, seed), "orthographic": _ci(orth, idx, n_resamples, seed)},
-        "other": {"normalized": _ci(other_norm, idx, n_resamples, seed),
-                  "orthographic": _ci(other_orth, idx, n_resamples, seed)},
-        "normalized": _paired(norm, idx, other_norm, n_resamples, seed),
-        "orthographic": _paired(orth, idx, other_orth, n_resamples, seed),
-        "improved": int(np.count_nonzero(deltas < 0)),
-        "worsened": int(np.count_nonzero(deltas > 0)),
-        "unchanged": int(np.count_nonzero(deltas == 0)),
-        "difference_is": "this - other (negative = this system makes fewer errors)",
-    }
+    return HypothesesComparison(
+        normalizer=NormalizerInfo(**norm_fn.describe()),
+        utterances=len(refs),
+        this=_intervals(orth, norm, idx, n_resamples, seed),
+        other=_intervals(other_orth, other_norm, idx, n_resamples, seed),
+        normalized=_paired(norm, idx, other_norm, n_resamples, seed),
+        orthographic=_paired(orth, idx, other_orth, n_resamples, seed),
+        improved=int(np.count_nonzero(deltas < 0)),
+        worsened=int(np.count_nonzero(deltas > 0)),
+        unchanged=int(np.count_nonzero(deltas == 0)),
+    )
 
 
 def score_hypotheses(
@@ -325,9 +305,9 @@ def score_hypotheses(
     compare: str | os.PathLike | None = None,
     manifests: Sequence[str] | None = None,
     manifest_of: Sequence[str] | None = None,
-    model: dict | None = None,
-    speed: dict | None = None,
-    failed: Sequence[dict] | None = None,
+    model: ModelInfo | Mapping[str, Any] | None = None,
+    speed: Speed | None = None,
+    failed: Sequence[Failure] | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     segments: Sequence[list[dict] | None] | None = None,
@@ -336,13 +316,13 @@ def score_hypotheses(
 
     ``terms`` is a list of terms or a terms file; ``compare`` an earlier report folder;
     ``manifest_of`` gives each utterance's manifest (enables ``per_manifest`` when several);
-    ``model``, ``speed`` and ``failed`` are recorded as given; ``segments`` (per utterance, None
+    ``model`` (a :class:`ModelInfo` or its dict), ``speed`` and ``failed`` are recorded as given; ``segments`` (per utterance, None
     for a clip) are the timed segments of long-form recordings, kept in utterances.jsonl.
 
     >>> from asrtune.data import Utterance
     >>> utts = [Utterance("a.wav", "IT'S FIFTY", 1.0), Utterance("b.wav", "HELLO WORLD", 1.0)]
     >>> r = score_hypotheses(utts, ["It is 50.", "hello"], n_resamples=200)
-    >>> r.summary["normalized"]["wer"], r.summary["orthographic"]["wer"]
+    >>> r.summary.normalized.wer, r.summary.orthographic.wer
     (0.2, 1.25)
     """
     if len(utterances) != len(hypotheses):
@@ -360,44 +340,33 @@ def score_hypotheses(
     norm_hyps = [norm_fn(h) for h in hyps]
     norm = _score_view(norm_refs, norm_hyps)
 
-    summary: dict[str, Any] = {
-        "asrtune_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": model or {},
-        "normalizer": norm_fn.describe(),
-        "orthographic_description": ORTHOGRAPHIC_DESCRIPTION,
-        "wer_unit": "fraction (0.027 = 2.7 %)",
-    }
-    summary.update(_summary_for(orth, norm, all_idx, n_resamples, seed))
+    overall = _summary_for(orth, norm, all_idx, n_resamples, seed)
 
     # Manifests: per manifest and pooled (the top level) when there are several.
     manifest_of = list(manifest_of) if manifest_of is not None else [None] * n
     listed = list(manifests) if manifests is not None else sorted({m for m in manifest_of if m})
-    summary["manifests"] = [{"path": m, "utterances": sum(1 for x in manifest_of if x == m)} for m in listed]
+    per_manifest = None
     if len(listed) > 1:
-        summary["per_manifest"] = {
+        per_manifest = {
             m: _summary_for(orth, norm, [i for i in all_idx if manifest_of[i] == m], n_resamples, seed) for m in listed
         }
 
-    fields = groupable_fields(utterances, by_fields)
-    summary["by_field"] = _by_field(utterances, fields, orth, norm, n_resamples, seed)
+    by_field = _by_field(utterances, groupable_fields(utterances, by_fields), orth, norm, n_resamples, seed)
 
     # Domain terms.
     term_list = None
     if terms is not None:
         term_list = load_terms(terms) if isinstance(terms, (str, os.PathLike)) else list(terms)
     tstats = term_stats(term_list, norm_refs, norm_hyps, norm_fn) if term_list else None
+    term_report = None
     if tstats is not None:
-        summary["terms"] = {k: v for k, v in tstats.items() if k != "per_utterance"}
-        if isinstance(terms, (str, os.PathLike)):
-            summary["terms"]["file"] = os.fspath(terms)
-    else:
-        summary["terms"] = None
+        file = os.fspath(terms) if isinstance(terms, (str, os.PathLike)) else None
+        term_report = TermReport.from_dict({k: v for k, v in tstats.items() if k != "per_utterance"} | {"file": file}, "terms")
 
     # Failure flags.
     utt_flags = [flag_rules.utterance_flags(r, h) for r, h in zip(norm_refs, norm_hyps)]
     flagged = [i for i in all_idx if utt_flags[i]]
-    summary["flags"] = {
+    flag_report = FlagReport.from_dict({
         "definitions": flag_rules.DEFINITIONS,
         "counts": {name: sum(1 for f in utt_flags if name in f) for name in flag_rules.FLAG_NAMES},
         "flagged_utterances": len(flagged),
@@ -405,14 +374,30 @@ def score_hypotheses(
             {"id": ids[i], "flags": utt_flags[i], "ref": refs[i], "hyp": hyps[i]} for i in flagged[:MAX_LISTED_FLAGS]
         ],
         "listed": min(len(flagged), MAX_LISTED_FLAGS),
-    }
+    }, "flags")
 
-    summary["speed"] = speed or {}
-    summary["failed"] = list(failed or [])
-
-    compare_per_utt: dict[int, dict] = {}
+    comparison, compare_per_utt = None, {}
     if compare is not None:
-        summary["compare"], compare_per_utt = _compare(ids, refs, norm, orth, norm_fn, compare, n_resamples, seed)
+        comparison, compare_per_utt = _compare(ids, refs, norm, orth, norm_fn, compare, n_resamples, seed)
+
+    summary = EvalReport(
+        asrtune_version=__version__,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        model=model if isinstance(model, ModelInfo) else ModelInfo.from_dict(dict(model or {}), "model"),
+        normalizer=NormalizerInfo(**norm_fn.describe()),
+        n_utterances=overall.n_utterances,
+        orthographic=overall.orthographic,
+        normalized=overall.normalized,
+        confidence_interval=overall.confidence_interval,
+        manifests=tuple(ManifestCount(m, sum(1 for x in manifest_of if x == m)) for m in listed),
+        per_manifest=per_manifest,
+        by_field=by_field,
+        terms=term_report,
+        flags=flag_report,
+        speed=speed,
+        failed=tuple(failed or ()),
+        compare=comparison,
+    )
 
     records = []
     for i, utt in enumerate(utterances):
@@ -442,3 +427,9 @@ def score_hypotheses(
             rec["segments"] = segments[i]
         records.append(rec)
     return Report(summary, records)
+
+
+def with_wall_time(report: Report, wall_s: float) -> Report:
+    """``report`` with the run's wall time (model load + audio + decoding + scoring) in its speed."""
+    speed = report.summary.speed
+    return replace(report, summary=replace(report.summary, speed=replace(speed, wall_s=round(wall_s, 3)))) if speed else report

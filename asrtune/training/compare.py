@@ -261,15 +261,15 @@ def _row(s: _Set, language: str | None) -> dict[str, Any]:
     refs = [u.text for u in s.utts]
     base_wer, tuned_wer = score(refs, s.base, language), score(refs, s.tuned, language)
     cmp = compare_hypotheses(refs, s.tuned, s.base, normalizer_for_language(language))
-    paired, base_ci, tuned_ci = cmp["normalized"], cmp["other"]["normalized"], cmp["this"]["normalized"]
+    paired, base_ci, tuned_ci = cmp.normalized, cmp.other.normalized, cmp.this.normalized
     return {
         "set": s.path, "utterances": len(s.utts), "base_wer": base_wer, "tuned_wer": tuned_wer,
         "delta": tuned_wer - base_wer,
-        "base_ci": [base_ci["low"], base_ci["high"]], "tuned_ci": [tuned_ci["low"], tuned_ci["high"]],
-        "delta_ci": [paired["low"], paired["high"]], "p_value": paired["p_value"],
-        "improved": cmp["improved"], "worsened": cmp["worsened"], "unchanged": cmp["unchanged"],
-        "confidence": paired["confidence"], "n_resamples": paired["n_resamples"], "seed": paired["seed"],
-        "normalizer": cmp["normalizer"], "paired": {"normalized": paired, "orthographic": cmp["orthographic"]},
+        "base_ci": [base_ci.low, base_ci.high], "tuned_ci": [tuned_ci.low, tuned_ci.high],
+        "delta_ci": [paired.low, paired.high], "p_value": paired.p_value,
+        "improved": cmp.improved, "worsened": cmp.worsened, "unchanged": cmp.unchanged,
+        "confidence": paired.confidence, "n_resamples": paired.n_resamples, "seed": paired.seed,
+        "normalizer": cmp.normalizer.to_dict(), "paired": {"normalized": paired.to_dict(), "orthographic": cmp.orthographic.to_dict()},
         "base_hypotheses": dict(s.base_from),
     }
 
@@ -283,7 +283,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         ci = r.get("delta_ci")
         ci_text = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci else ""
-        p = "" if r.get("p_value") is None else fmt_p({"p_value": r["p_value"], "n_resamples": r.get("n_resamples", 1000)})
+        p = "" if r.get("p_value") is None else fmt_p(r["p_value"], r.get("n_resamples", 1000))
         lines.append(f"{set_label(r['set']):<40} {r['utterances']:>5} {100 * r['base_wer']:>8.2f}% "
                      f"{100 * r['tuned_wer']:>9.2f}% {100 * r['delta']:>+7.2f} {ci_text:>18} {p:>8}")
     return "\n".join(lines)

@@ -201,7 +201,7 @@ def _p_text(row: Mapping[str, Any]) -> str:
     """``p = 0.4210`` or, at the bootstrap's resolution, ``p < 0.001``."""
     from asrtune.evaluation.report import fmt_p
 
-    p = fmt_p({"p_value": row["p_value"], "n_resamples": row.get("n_resamples", 1000)})
+    p = fmt_p(row["p_value"], row.get("n_resamples", 1000))
     return f"p {p}" if p.startswith("<") else f"p = {p}"
 
 
