@@ -54,13 +54,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.harness import REPO, RESULTS, WORK, append_record, data_root, describe_hardware, parser, run_child, utc_now
-from benchmarks.harness import write_result_raw
-from benchmarks.tables import FORGETTING_SETS, merge_table, regenerate
+from benchmarks.harness import FORGETTING_SETS, GUARD_SETS, guard_manifest, scored_manifests, write_result_raw
+from benchmarks.tables import merge_table, regenerate
 
 TABLE_JSON = RESULTS / "finetune.json"
-# General English DEV sets for the guard (never test sets), pooled: librivox-cmu-11 alone is 96
-# words, where one extra error is +1.04 points and the 0.5-point margin would forbid any.
-GUARD_SETS = ("librivox-cmu-11", "spontaneous-mfa-12")  # 366 words, 143 s
 GUARD_MARGIN = 0.005  # passed as --guard-margin (0.5 points, its default) to every row's training
 
 
@@ -217,22 +214,6 @@ def synth_manifest(source: Path, out_dir: Path) -> Path:
         raise SystemExit(f"asrtune synth failed (see {out_dir.parent / f'{out_dir.name}.log'})")
     print(f"synthesised {source.name} in {child.seconds:.0f} s -> {manifest}", flush=True)
     return manifest
-
-
-def guard_manifest(data: Path, runs: Path) -> Path:
-    """The :data:`GUARD_SETS` as one manifest (absolute audio paths) under ``runs``."""
-    from asrtune.data.manifest import load_manifest, write_manifest
-
-    path = runs / "guard-general-english.jsonl"
-    runs.mkdir(parents=True, exist_ok=True)
-    write_manifest(path, [u for name in GUARD_SETS for u in load_manifest(next((data / name).glob("*.jsonl")))],
-                   relative=False)
-    return path
-
-
-def scored_manifests(data: Path) -> list[Path]:
-    """speechocean762 test, then each forgetting test set: what every row is scored on."""
-    return [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
 
 
 def train_row(name: str, row: Row, args: argparse.Namespace, run_dir: Path) -> tuple[dict, float]:

@@ -39,6 +39,13 @@ for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# General English DEV sets for the forgetting guard (never test sets), pooled: librivox-cmu-11
+# alone is 96 words, where one extra error is +1.04 points and the 0.5-point margin would forbid any.
+GUARD_SETS = ("librivox-cmu-11", "spontaneous-mfa-12")  # 366 words, 143 s
+#: General-English TEST sets the fine-tuning benchmarks score forgetting on (never trained or selected on)
+FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")
+
+
 # --- arguments -----------------------------------------------------------------------------------
 
 
@@ -65,6 +72,22 @@ def data_root(args: argparse.Namespace) -> Path:
     if not root.is_dir():
         raise SystemExit(f"--data {root}: not found (the folder of shared speech sets, e.g. ../shared/data)")
     return root
+
+
+def guard_manifest(data: Path, runs: Path) -> Path:
+    """The :data:`GUARD_SETS` as one manifest (absolute audio paths) under ``runs``."""
+    from asrtune.data.manifest import load_manifest, write_manifest
+
+    path = runs / "guard-general-english.jsonl"
+    runs.mkdir(parents=True, exist_ok=True)
+    write_manifest(path, [u for name in GUARD_SETS for u in load_manifest(next((data / name).glob("*.jsonl")))],
+                   relative=False)
+    return path
+
+
+def scored_manifests(data: Path) -> list[Path]:
+    """speechocean762 test, then each forgetting test set: what every fine-tuning row is scored on."""
+    return [data / "speechocean762" / "test.jsonl"] + [next((data / s).glob("*.jsonl")) for s in FORGETTING_SETS]
 
 
 # --- the machine ---------------------------------------------------------------------------------
