@@ -6,6 +6,10 @@ against its hint (``int``, ``float``, ``str``, ``bool``, ``Any``, ``X | None``,
 ``tuple[X, ...]``, ``dict[str, X]`` and nested records). A wrong or missing value is one
 :class:`asrtune.errors.AsrtuneError` naming its path in the object (``normalized.wer``).
 
+Why not pydantic or dacite: neither is in the core install (only the ``[serve]`` extra brings
+pydantic), and the report needs just these few types; a core dependency for them would cost
+every user more than the hundred lines here.
+
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
 ... class Point(Record):
