@@ -34,8 +34,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from asrtune.errors import ConfigError
+from asrtune.evaluation import evaluate
 from asrtune.evaluation.schema import EvalReport
 from asrtune.fileio import write_json_atomic, write_text_atomic
+from asrtune.models import resolve_model
+from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
+from asrtune.training import TrainConfig, train
 
 DEFAULT_MODEL = "openai/whisper-tiny.en"
 DEFAULT_CORPUS = "clinic"
@@ -133,18 +137,16 @@ def corpus_files(folder: str | os.PathLike | None) -> dict[str, Path]:
 
 def synthesize_demo_data(config: DemoConfig, data_dir: Path, say: Callable[[str], None]) -> dict[str, str]:
     """Speak the corpus into ``data_dir/{train,dev,test}/manifest.jsonl``; returns the three paths."""
-    from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
-
     files = corpus_files(config.corpus)
-    train = read_sentences(files["train"])
+    training = read_sentences(files["train"])
     heldout = read_sentences(files["heldout"])
     if config.max_sentences:
-        train, heldout = train[: config.max_sentences], heldout[: config.max_sentences]
+        training, heldout = training[: config.max_sentences], heldout[: config.max_sentences]
     # Dev sentences: an even spread of training sentences (new voices, same text).
-    stride = max(1, len(train) // DEV_SENTENCES)
-    dev = train[::stride][:DEV_SENTENCES]
+    stride = max(1, len(training) // DEV_SENTENCES)
+    dev = training[::stride][:DEV_SENTENCES]
     sets = {
-        "train": (train, SynthConfig(voices=TRAIN_VOICES, variants_per_sentence=config.variants_per_sentence,
+        "train": (training, SynthConfig(voices=TRAIN_VOICES, variants_per_sentence=config.variants_per_sentence,
                                      pack_seconds=PACK_SECONDS, pack_max_sentences=PACK_MAX_SENTENCES, seed=config.seed)),
         "dev": (dev, SynthConfig(voices=DEV_VOICES, variants_per_sentence=1, seed=config.seed + 1)),
         "test": (heldout, SynthConfig(voices=TEST_VOICES, variants_per_sentence=1, seed=config.seed + 2)),
@@ -253,12 +255,8 @@ def _terms_changed(zero: EvalReport, tuned: EvalReport) -> list[dict[str, Any]]:
 
 def run_demo(config: DemoConfig, say: Callable[[str], None] | None = None) -> DemoResult:
     """Run the demo (see the module docstring); returns the summary and the paths written."""
-    config.check()  # before the heavy imports: a bad option fails in a blink
-    import torch
-
-    from asrtune.evaluation import evaluate
-    from asrtune.models import resolve_model
-    from asrtune.training import TrainConfig, train
+    config.check()  # before torch loads: a bad option fails in a blink
+    import torch  # heavy: torch
 
     say = say or (lambda message: print(f"[demo] {message}", flush=True))
     if config.threads:

@@ -58,19 +58,19 @@ class DecodeCounter:
     tuned one, loaded through ``load_recognizer``) and how (cached encoder outputs or audio)."""
 
     def __init__(self, monkeypatch):
-        import asrtune.inference
+        import asrtune.training.compare
         from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
         self.calls: list[tuple[str, str, int]] = []
         self.loaded: dict[int, str] = {}
-        load = asrtune.inference.load_recognizer
+        load = asrtune.training.compare.load_recognizer
 
         def loading(model, *a, **k):
             recognizer = load(model, *a, **k)
             self.loaded[id(recognizer)] = "tuned" if str(model).endswith("best") else "base"
             return recognizer
 
-        monkeypatch.setattr(asrtune.inference, "load_recognizer", loading)
+        monkeypatch.setattr(asrtune.training.compare, "load_recognizer", loading)  # the name the comparison calls
         for name, how in (("transcribe_encoded", "encoded"), ("transcribe", "audio")):
             monkeypatch.setattr(WhisperHFRecognizer, name, self._counting(getattr(WhisperHFRecognizer, name), how))
 

@@ -18,6 +18,7 @@ import warnings
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
 
 from asrtune.alignment.dtw import MEDIAN_FILTER_WIDTH, dtw, median_filter
 from asrtune.alignment.words import Word, words_from_alignment
@@ -94,8 +95,6 @@ class CrossAttentionRecorder:
 
     def scores(self) -> np.ndarray:
         """``(batch, heads, tokens, frames)`` scores of the last pass, heads in the order given."""
-        import torch
-
         position = {layer: 0 for layer in self._by_layer}
         picked = []
         for layer, _ in self.heads:

@@ -12,6 +12,8 @@ import math
 import warnings
 
 import numpy as np
+import torch
+import torchaudio.functional as F
 
 from asrtune.alignment.words import Word
 from asrtune.data.audio import SAMPLE_RATE_HZ
@@ -48,9 +50,6 @@ def align_words(log_probs: np.ndarray, text: str, vocab: dict[str, int], blank_i
                 word_delimiter: str = "|") -> list[Word]:
     """One :class:`Word` per word of ``text`` with its times in seconds from the clip start, from one
     clip's ``[frames, vocab]`` CTC log-probabilities. Probability = mean character probability."""
-    import torch
-    import torchaudio.functional as F
-
     words = text.split()
     targets = transcript_targets(text, vocab, word_delimiter)
     if not words or not targets or log_probs.shape[0] == 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable
 
+from asrtune.models import resolve_model
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS, WINDOW_SECONDS
 
 MAX_SEGMENT_S = WINDOW_SECONDS  # s: a training segment fills at most Whisper's encoder window
@@ -33,9 +34,7 @@ def whisper_token_counter(model: str = TOKENIZER_MODEL) -> TokenCounter:
     >>> count("Hello world.")             # doctest: +SKIP
     3
     """
-    from transformers import WhisperTokenizerFast
-
-    from asrtune.models import resolve_model
+    from transformers import WhisperTokenizerFast  # heavy: transformers
 
     tokenizer = WhisperTokenizerFast.from_pretrained(resolve_model(model).path)
 

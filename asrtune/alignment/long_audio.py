@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from tqdm import tqdm
+
 from asrtune.alignment.words import Word
 from asrtune.alignment.limits import TokenCounter, whisper_token_counter
 from asrtune.alignment.segmenter import AlignedSegment, RejectedStretch, SegmentRules, segment_alignment, segment_parts
@@ -40,6 +42,7 @@ from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.data.textfile import JSON_LINES_SUFFIXES, is_json_lines, read_text
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import atomic_open
+from asrtune.transcription.longform import transcribe_audio
 
 WINDOW_S = 600.0  # s of audio decoded at once: bounds memory on multi-hour files
 OVERLAP_S = 30.0  # s both neighbouring windows decode; words are taken > 15 s from a window's cut
@@ -101,7 +104,7 @@ def hypothesis_words(
     progress: bool = False,
 ) -> list[Word]:
     """Recognised words with times in seconds from the start of ``audio_path``, decoded window by window."""
-    transcribe = transcriber or _transcribe_audio()
+    transcribe = transcriber or transcribe_audio
     duration = audio_info(audio_path)[0]
     starts = window_starts(duration, window_s)
     words: list[Word] = []
@@ -115,15 +118,6 @@ def hypothesis_words(
                     words.append(Word(w.text, round(start + w.start, 3), round(start + w.end, 3), w.probability))
         del audio
     return words
-
-
-def _transcribe_audio() -> Transcriber:
-    # Imported late: this driver sits above transcription (it decodes long files with the
-    # same VAD segmentation as `asrtune transcribe`), while the rest of asrtune.alignment
-    # sits below inference.
-    from asrtune.transcription.longform import transcribe_audio
-
-    return transcribe_audio
 
 
 def align_recording(
@@ -292,7 +286,6 @@ def align_to_manifest(
 def _progress(items: list, enabled: bool, desc: str, unit: str):
     if not enabled:
         return items
-    from tqdm import tqdm
 
     return tqdm(items, desc=desc, unit=unit, disable=None, leave=False)
 

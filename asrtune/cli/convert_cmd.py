@@ -10,6 +10,7 @@ from asrtune.fileio import check_replaceable_folder
 from asrtune.models.convert import ct2_to_hf
 from asrtune.models.export_formats import CT2_QUANTIZATIONS as QUANTIZATIONS
 from asrtune.models.registry import is_ct2_folder, resolve_model
+from asrtune.training.export import export_model
 
 
 DESCRIPTION = """\
@@ -62,8 +63,6 @@ def run(args) -> int:
         src = _source_ct2_folder(args.src)
         ct2_to_hf(src, dst)
     else:
-        from asrtune.training.export import export_model
-
         resolved = resolve_model(args.src)
         if resolved.family != "whisper":
             raise ConfigError(f"{args.src}: is a {resolved.family} model; CTranslate2 conversion is for Whisper")

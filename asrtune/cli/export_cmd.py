@@ -6,6 +6,7 @@ import argparse
 
 from asrtune.cli import add_subparser
 from asrtune.models.export_formats import FORMATS, QUANTIZATIONS
+from asrtune.training.export import export_model
 
 DESCRIPTION = f"""\
 Write MODEL in the format another runtime loads, so a fine-tuned model runs where you deploy it:
@@ -47,8 +48,6 @@ def register(subparsers, summary: str) -> None:
 
 
 def run(args) -> int:
-    from asrtune.training.export import export_model
-
     result = export_model(args.model, args.to, args.out, quantization=getattr(args, "quantization", None), force=args.force)
     print(f"exported {args.model} -> {result.path} ({result.format}, {result.quantization}, "
           f"{result.size_bytes / 1e6:.1f} MB)")

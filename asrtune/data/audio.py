@@ -9,10 +9,12 @@ resampler (band-limited, so 48 kHz and 8 kHz sources both come out clean at 16 k
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from asrtune.errors import AudioError
+from asrtune.fileio import atomic_open
 
 SAMPLE_RATE_HZ = 16_000  # what Whisper and wav2vec2-family models expect
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".aiff", ".aif")
@@ -24,7 +26,7 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
 
     Raises :class:`AudioError` naming the file when it is missing or not readable audio.
     """
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     path = os.fspath(path)
     _check_exists(path)
@@ -32,7 +34,7 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int]:
         info = sf.info(path)
     except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError with a terse reason
         try:
-            import librosa
+            import librosa  # heavy: librosa, only when soundfile cannot read the file
 
             duration = float(librosa.get_duration(path=path))
             return duration, int(librosa.get_samplerate(path)), 1
@@ -51,7 +53,7 @@ def count_decodable_frames(path: str | os.PathLike, block_frames: int = DECODE_B
     One reused buffer keeps memory flat whatever the file's length. Raises :class:`AudioError`
     naming the file and how far decoding got when it fails.
     """
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     path = os.fspath(path)
     _check_exists(path)
@@ -107,9 +109,7 @@ def write_flac(path: str | os.PathLike, samples: np.ndarray, sample_rate: int = 
     """Write mono ``samples`` (float in [-1, 1]) as 16-bit FLAC, atomically: a killed writer leaves
     no half file behind. The one audio writer of asrtune (cut segments, packed windows, generated
     no-speech clips, synthetic speech)."""
-    import soundfile as sf
-
-    from asrtune.fileio import atomic_open
+    import soundfile as sf  # heavy: soundfile
 
     with atomic_open(path, "wb") as f:
         sf.write(f, np.clip(samples, -1.0, 1.0), sample_rate, format="FLAC", subtype="PCM_16")
@@ -120,6 +120,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if source_rate == target_rate:
         return samples
+    # heavy: torch, only to resample
     import torch
     import torchaudio.functional as AF
 
@@ -128,7 +129,7 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int = SAMPLE_RA
 
 
 def _read_soundfile(path: str, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     with sf.SoundFile(path) as f:
         rate = f.samplerate
@@ -143,9 +144,7 @@ def _read_soundfile(path: str, offset: float, duration: float | None) -> tuple[n
 
 
 def _read_librosa(path: str, offset: float, duration: float | None) -> tuple[np.ndarray, int]:
-    import warnings
-
-    import librosa
+    import librosa  # heavy: librosa, only when soundfile cannot read the file
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

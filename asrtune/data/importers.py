@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+from tqdm import tqdm
+
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance, read_manifest, write_manifest
 from asrtune.data.subtitles import iter_subtitles
@@ -258,8 +261,7 @@ def iter_hf_dataset(
     ``audio_dir/NNNNNNNN.flac``; an audio cell with no bytes but an existing ``path`` is used
     in place. Other scalar columns are kept as extra fields.
     """
-    import numpy as np
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     src = Path(src)
     audio_dir = Path(audio_dir)
@@ -317,7 +319,7 @@ def iter_hf_dataset(
 
 
 def _source_subtype(data: bytes) -> str | None:
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     try:
         return sf.info(io.BytesIO(data)).subtype
@@ -326,19 +328,20 @@ def _source_subtype(data: bytes) -> str | None:
 
 
 def _is_audio_type(t) -> bool:
-    import pyarrow as pa
+    import pyarrow as pa  # optional extra [hf], checked by iter_import
 
     return pa.types.is_struct(t) and any(t.field(i).name == "bytes" for i in range(t.num_fields))
 
 
 def _is_scalar_type(t) -> bool:
-    import pyarrow as pa
+    import pyarrow as pa  # optional extra [hf], checked by iter_import
 
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t)
 
 
 def _iter_arrow_batches(src: Path, split: str | None) -> Iterator[tuple[Path, Any]]:
     """Record batches from a ``save_to_disk`` folder (Arrow IPC streams) or parquet file(s)."""
+    # optional extra [hf], checked by iter_import
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -437,8 +440,6 @@ def import_manifest(fmt: str, src: str | os.PathLike, out: str | os.PathLike, pr
         raise ConfigError(f"--out {out}: the output is a JSONL manifest; give a .jsonl path")
     utterances = iter_import(fmt, src, out, **options)
     if progress:
-        from tqdm import tqdm
-
         utterances = tqdm(utterances, desc=f"import {fmt}", unit=" utts", disable=None)
     count = write_manifest(out, utterances)
     if count == 0:

@@ -113,7 +113,7 @@ def pack_utterances(utts: Iterable[Utterance], audio_dir: str | os.PathLike, max
     A line's text is its parts' texts joined; it keeps the speaker and lists the parts under
     ``segments`` and the source clips under ``packed_from``.
     """
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # heavy: tqdm.auto
 
     utts = list(utts)
     windows = plan_windows(utts, max_duration_s, gap_s)

@@ -22,6 +22,7 @@ import numpy as np
 from asrtune.data.manifest import read_manifest
 from asrtune.errors import AsrtuneError
 from asrtune.extras import needs_extra
+from asrtune.fileio import atomic_open
 
 PERCENTILES = (5, 25, 50, 75, 95)  # % points reported for the duration spread
 HISTOGRAM_BINS = 40
@@ -118,7 +119,7 @@ def pyplot():
     with needs_extra("plots", "manifest stats --plot", "matplotlib"):
         import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional extra [plots]; after matplotlib.use picks the backend
 
     return plt
 
@@ -126,8 +127,6 @@ def pyplot():
 def plot_duration_histogram(stats: ManifestStats, out: str | os.PathLike, bins: int = HISTOGRAM_BINS) -> Path:
     """Save a histogram of utterance durations as PNG (matplotlib, headless Agg backend)."""
     plt = pyplot()
-
-    from asrtune.fileio import atomic_open
 
     if not stats.durations:
         raise AsrtuneError("no utterances to plot")

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from asrtune.alignment.limits import MAX_SEGMENT_S, MAX_TEXT_TOKENS, whisper_token_counter
 from asrtune.data.audio import AUDIO_EXTENSIONS, audio_info
 from asrtune.data.manifest import Utterance
 from asrtune.data.pack import MAX_WINDOW_S
@@ -141,7 +142,7 @@ def clean_text(text: str, rules: tuple[str, ...] = CLEAN_RULES) -> str:
 def read_cues(path: str | os.PathLike, rules: tuple[str, ...] = CLEAN_RULES, audio_duration: float | None = None) -> tuple[list[Cue], list[CueProblem]]:
     """The usable cues of an SRT/VTT file in time order (cleaned; a cue cleaned to nothing has
     text ``""``), and the skipped ones as problems."""
-    import pysubs2
+    import pysubs2  # heavy: pysubs2
 
     path = Path(path)
     fmt = {".srt": "srt", ".vtt": "vtt"}.get(path.suffix.lower())
@@ -266,8 +267,6 @@ def iter_subtitles(
     ``.vtt``) or a CSV with an audio and a subtitle column (relative paths resolve against the
     CSV's folder). Skipped cues go to ``on_problem`` (default: one line each on stderr).
     """
-    from asrtune.alignment.limits import MAX_SEGMENT_S, MAX_TEXT_TOKENS, whisper_token_counter
-
     rules = parse_clean(clean)
     gap = MAX_GAP_S if max_gap is None else float(max_gap)
     if not gap >= 0:

@@ -29,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import numpy as np
+from tqdm import tqdm
+
 from asrtune.data.audio import audio_info, count_decodable_frames
 from asrtune.data.manifest import iter_manifest_lines, utterance_from_object
 from asrtune.errors import AudioError, ConfigError, ManifestError
@@ -159,7 +162,7 @@ def check_audio_file(path: str, quick: bool = False, tolerance: float = DEFAULT_
 
 
 def _soundfile_can_open(path: str) -> bool:
-    import soundfile as sf
+    import soundfile as sf  # heavy: soundfile
 
     try:
         sf.info(path)
@@ -269,8 +272,6 @@ class _SeenKeys:
     FLUSH_KEYS = 65_536
 
     def __init__(self) -> None:
-        import numpy as np
-
         self._np = np
         self._recent: set[int] = set()
         self._sorted = np.empty(0, dtype=np.uint64)
@@ -373,8 +374,6 @@ def validate_manifests(
             bad_f = stack.enter_context(atomic_open(fix_out.parent / "rejected.jsonl", "w"))
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = stack.enter_context(tqdm(desc="validate", unit=" lines", disable=None))
         for line in _checked_lines(manifests, cache, duration_tolerance, jobs):
             report.lines += 1

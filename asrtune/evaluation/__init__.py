@@ -40,11 +40,12 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in ("evaluate", "evaluate_hypotheses", "score_file"):
+        # lazy attribute: the decoding pipeline loads on first use (module docstring)
         from asrtune.evaluation import pipeline
 
         return getattr(pipeline, name)
     if name in ("score_hypotheses",):
-        from asrtune.evaluation.scoring import score_hypotheses
+        from asrtune.evaluation.scoring import score_hypotheses  # lazy attribute (module docstring)
 
         return score_hypotheses
     if name == "EvalReport":
@@ -52,7 +53,7 @@ def __getattr__(name: str):
 
         return EvalReport
     if name == "write_report":
-        from asrtune.evaluation.report import write_report
+        from asrtune.evaluation.report import write_report  # lazy attribute (module docstring)
 
         return write_report
     raise AttributeError(f"module 'asrtune.evaluation' has no attribute {name!r}")

@@ -146,7 +146,7 @@ def _alignments(output, ref_tokens: list[list[str]], hyp_tokens: list[list[str]]
 
 def align_words_batch(refs: Sequence[str], hyps: Sequence[str]) -> list[Alignment]:
     """Word alignments of already-normalised strings (split on whitespace), one per pair."""
-    import jiwer
+    import jiwer  # heavy: jiwer
 
     _check_lengths(refs, hyps)
     if not refs:
@@ -159,7 +159,7 @@ def align_words_batch(refs: Sequence[str], hyps: Sequence[str]) -> list[Alignmen
 
 def align_chars_batch(refs: Sequence[str], hyps: Sequence[str]) -> list[Alignment]:
     """Character alignments (spaces count as characters, as in jiwer's CER)."""
-    import jiwer
+    import jiwer  # heavy: jiwer
 
     _check_lengths(refs, hyps)
     if not refs:

@@ -27,12 +27,16 @@ from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.evaluation.bootstrap import N_RESAMPLES, SEED
+from asrtune.evaluation.hypotheses import describe_hypotheses, hypotheses_for
 from asrtune.evaluation.report import write_report
 from asrtune.evaluation.schema import EvalReport, Failure, ModelInfo, Speed
 from asrtune.evaluation.scoring import Report, groupable_fields, score_hypotheses, with_wall_time
 from asrtune.evaluation.terms import load_terms
+from asrtune.inference import load_recognizer
 from asrtune.inference.options import RecognizerOptions
 from asrtune.models.whisper_spec import WINDOW_SECONDS
+from asrtune.text.normalizers import get_normalizer
+from asrtune.transcription.longform import transcribe_audio
 
 MAX_CLIP_SECONDS = WINDOW_SECONDS  # longer recordings are segmented at pauses (long-form path)
 LONG_VAD = "silero"  # the segmentation `asrtune transcribe` uses by default
@@ -81,9 +85,7 @@ def decode_utterances(
     Timings: ``decode_s`` (time inside the recogniser and, long-form, the VAD), ``load_s``
     (audio loading not hidden behind decoding), ``audio_s`` (seconds of audio decoded).
     """
-    from tqdm.auto import tqdm
-
-    from asrtune.transcription.longform import transcribe_audio
+    from tqdm.auto import tqdm  # heavy: tqdm.auto
 
     n = len(utterances)
     manifest_of = list(manifest_of) if manifest_of is not None else [None] * n
@@ -180,8 +182,6 @@ def _check_inputs(
     limit: int | None,
 ) -> tuple[list[str], list[str] | None]:
     """Every check that needs no model, so a typo costs a second: (manifest paths, term list)."""
-    from asrtune.text.normalizers import get_normalizer
-
     manifests = [os.fspath(manifests)] if isinstance(manifests, (str, os.PathLike)) else [os.fspath(m) for m in manifests]
     if not manifests:
         raise ConfigError("--manifest: give at least one manifest")
@@ -239,8 +239,6 @@ def evaluate(
     if hasattr(model, "transcribe"):
         recognizer, decoding = model, None  # decodes as it was built; only batch_size applies
     else:
-        from asrtune.inference import load_recognizer
-
         recognizer, decoding = load_recognizer(model, options), options.to_dict()
     batch_size = options.batch_size
     load_s = time.perf_counter() - wall_start
@@ -317,8 +315,6 @@ def score_file(
 
     >>> score_file("other_system.jsonl", "data/test.jsonl", "reports/other", name="vendor-x")  # doctest: +SKIP
     """
-    from asrtune.evaluation.hypotheses import describe_hypotheses, hypotheses_for
-
     manifests, term_list = _check_inputs(manifests, out_dir, normalizer, terms, compare, limit)
     utterances, manifest_of = _load_manifests(manifests, limit)
     hyps = hypotheses_for(utterances, hypotheses)

@@ -232,7 +232,7 @@ def render_markdown(summary: EvalReport, utterances: list[dict]) -> str:
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional extra [plots]: called only with a figure from _pyplot
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
@@ -243,11 +243,11 @@ def _png(fig) -> str:
 def _pyplot():
     """pyplot on the Agg backend, or None without matplotlib (the [plots] extra): the page then has no figures."""
     try:
-        import matplotlib
+        import matplotlib  # optional extra [plots]: without it the page has no figures
     except ImportError:
         return None
     matplotlib.use("Agg")  # no display: draw to memory
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional extra [plots]; after matplotlib.use picks the backend
 
     return plt
 

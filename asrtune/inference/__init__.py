@@ -13,11 +13,18 @@ How to decode is one :class:`RecognizerOptions` (engine, device, beam, prompt, b
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 from asrtune.errors import ConfigError
 from asrtune.inference.base import Recognizer
 from asrtune.inference.options import ENGINES, EXPORT_ENGINES, RecognizerOptions
+from asrtune.inference.whisper_common import load_terms_arg
+from asrtune.models.export_formats import cached_export, check_packages, read_export
+from asrtune.models.ggml import MODEL_FILE
+from asrtune.models.registry import resolve_model
 from asrtune.options import update_options
 
 __all__ = ["ENGINES", "Recognizer", "RecognizerOptions", "check_model_options", "load_recognizer", "recognizer_options"]
@@ -40,8 +47,6 @@ def check_model_options(options: RecognizerOptions, resolved) -> RecognizerOptio
     """``options`` checked against a resolved (not yet loaded) model: its family, and for Whisper
     whether it is English-only (read from its config.json), so a bad --language or --beam-size
     fails before the weights load."""
-    import json
-
     vocab_size = None
     if resolved.family == "whisper":
         try:
@@ -65,9 +70,6 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     to 30 s, as asrtune trains; the default) or ``faster-whisper`` (reproduces faster-whisper
     token for token on single clips, but stops early on some long-form segments).
     """
-    from asrtune.inference.whisper_common import load_terms_arg
-    from asrtune.models.registry import resolve_model
-
     opts = recognizer_options(options, **overrides)
     terms = load_terms_arg(opts.bias_terms)
     export = _export_folder_info(model, opts.engine)
@@ -76,7 +78,7 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
     resolved = resolve_model(model)
     check_model_options(opts, resolved)
     if resolved.family == "ctc":
-        from asrtune.inference.ctc import CTCRecognizer
+        from asrtune.inference.ctc import CTCRecognizer  # heavy: torch; each engine loads only when asked for
 
         return CTCRecognizer(resolved, device=opts.device, batch_size=opts.batch_size, lm=opts.lm, terms=terms,
                              beam_size=opts.beam_size, word_timestamps=opts.word_timestamps)
@@ -85,9 +87,11 @@ def load_recognizer(model, options: RecognizerOptions | None = None, **overrides
                   no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,
                   compression_ratio_threshold=opts.compression_ratio_threshold)
     if opts.engine == "ct2":
+        # heavy: ctranslate2; each engine loads only when asked for
         from asrtune.inference.whisper_ct2 import WhisperCT2Recognizer
 
         return WhisperCT2Recognizer(resolved, compute_type=opts.compute_type, threads=opts.threads, **common)
+    # heavy: torch + transformers; each engine loads only when asked for
     from asrtune.inference.whisper_hf import WhisperHFRecognizer
 
     return WhisperHFRecognizer(resolved, term_boost=opts.term_boost, **common)
@@ -101,11 +105,6 @@ FORMAT_ENGINES = {fmt: engine for engine, fmt in ENGINE_FORMATS.items()}
 def _export_folder_info(model, engine: str) -> dict | None:
     """``asrtune_export.json`` of ``model`` when it is an export folder; ConfigError when that
     export is for another engine than ``engine``."""
-    import os
-    from pathlib import Path
-
-    from asrtune.models.export_formats import read_export
-
     if not isinstance(model, (str, os.PathLike)) or not Path(model).expanduser().is_dir():
         return None
     info = read_export(Path(model).expanduser())
@@ -121,11 +120,6 @@ def _export_folder_info(model, engine: str) -> dict | None:
 def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> Recognizer:
     """A whispercpp or onnx recognizer on an export folder, a ggml file, or any Whisper model
     (converted once into the cache)."""
-    from pathlib import Path
-
-    from asrtune.models.export_formats import cached_export, check_packages
-    from asrtune.models.registry import resolve_model
-
     fmt = ENGINE_FORMATS[opts.engine]
     check_packages(fmt)
     path = Path(model).expanduser() if not hasattr(model, "path") else None
@@ -142,10 +136,9 @@ def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> 
                   no_speech_threshold=opts.no_speech_threshold, log_prob_threshold=opts.log_prob_threshold,
                   compression_ratio_threshold=opts.compression_ratio_threshold)
     if fmt == "ggml":
-        from asrtune.inference.whisper_cpp import WhisperCppRecognizer
-        from asrtune.models.ggml import MODEL_FILE
+        from asrtune.inference.whisper_cpp import WhisperCppRecognizer  # optional extra [export] (pywhispercpp)
 
         return WhisperCppRecognizer(folder if folder.is_file() else folder / MODEL_FILE, **common)
-    from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer
+    from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer  # optional extra [export] (onnxruntime)
 
     return WhisperOnnxRecognizer(folder, batch_size=opts.batch_size, features=opts.features, **common)

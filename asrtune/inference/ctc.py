@@ -24,19 +24,22 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
+from asrtune.alignment.ctc import align_words, frame_seconds
 from asrtune.data.audio import SAMPLE_RATE_HZ
 from asrtune.errors import ConfigError
 from asrtune.extras import needs_extra
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
-from asrtune.lm.build import DEFAULT_BEAM_SIZE  # hypotheses kept per frame when decoding with an LM
+from asrtune.lm.build import DEFAULT_BEAM_SIZE, load_lm_info  # DEFAULT_BEAM_SIZE: hypotheses kept per frame with an LM
+from asrtune.lm.lexicon import clean_line, read_lexicon_words, spell
+from asrtune.models.ctc_vocab import vocab_case, vocab_tokens
+from asrtune.models.loading import load_ctc
 
 BEAM_SEARCH = "CTC beam search (--beam-size > 1 or --lm)"
 
 
 def resolve_device(device: str) -> str:
-    import torch
-
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -48,8 +51,6 @@ def ctc_log_probs(model, processor, audios: Sequence[np.ndarray], batch_size: in
     Clips are batched longest-first so each batch pads to similar lengths; the padded frames
     are cut off each output using the model's own frame-count formula.
     """
-    import torch
-
     order = sorted(range(len(audios)), key=lambda i: -len(audios[i]))
     out: list[np.ndarray | None] = [None] * len(audios)
     feature_extractor = processor.feature_extractor
@@ -130,8 +131,6 @@ class BeamSearchDecoder:
             import flashlight.lib.text.decoder  # noqa: F401
             from torchaudio.models.decoder import ctc_decoder
 
-        from asrtune.models.ctc_vocab import vocab_tokens
-
         self.tokens = vocab_tokens(vocab)
         self.blank_token, self.word_delimiter = blank_token, word_delimiter
         for token in (blank_token, word_delimiter):
@@ -166,9 +165,6 @@ class BeamSearchDecoder:
             from torchaudio.models.decoder import ctc_decoder
 
             from asrtune.lm.hotwords import HotwordLM  # a torchaudio CTCDecoderLM: flashlight too
-        from asrtune.lm.build import load_lm_info
-        from asrtune.lm.lexicon import clean_line, read_lexicon_words, spell
-        from asrtune.models.ctc_vocab import vocab_case
 
         lm_dir, info = load_lm_info(self.lm_dir)
         defaults = info.get("decoder", {})
@@ -215,8 +211,6 @@ class BeamSearchDecoder:
 
     def decode(self, log_probs: np.ndarray) -> str:
         """The best hypothesis for one clip's ``[frames, vocab]`` log-probabilities."""
-        import torch
-
         emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32))[None]
         if emissions.shape[1] == 0:
             return ""
@@ -281,8 +275,6 @@ class CTCRecognizer(Recognizer):
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         if model is None or processor is None:
-            from asrtune.models.loading import load_ctc
-
             model, processor = load_ctc(resolved, device=self.device)
         self.model, self.processor = model.to(self.device).eval(), processor
         self.name = getattr(resolved, "name", str(resolved))
@@ -319,7 +311,6 @@ class CTCRecognizer(Recognizer):
         texts = self.decode_log_probs(log_probs)
         if not word_timestamps:
             return [Hypothesis(text) for text in texts]
-        from asrtune.alignment.ctc import align_words, frame_seconds
 
         tokenizer = self.processor.tokenizer
         vocab, step = dict(tokenizer.get_vocab()), frame_seconds(self.model.config)

@@ -52,6 +52,7 @@ def check_language_name(language: str) -> str:
     >>> check_language_name("English"), check_language_name("DE")
     ('en', 'de')
     """
+    # heavy: transformers
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
     code = whisper_spec.language_code(language)
@@ -189,11 +190,12 @@ def log_mel_batch(clips: list, n_mels: int, style: str = "hf", hf_extractor=None
     """
     if style == "hf":
         if hf_extractor is None:
-            from transformers import WhisperFeatureExtractor
+            from transformers import WhisperFeatureExtractor  # heavy: transformers, only for features="hf"
 
             hf_extractor = WhisperFeatureExtractor(feature_size=n_mels)
         return hf_extractor(clips, sampling_rate=SAMPLE_RATE_HZ, return_tensors="np").input_features.astype(np.float32)
     if style == "faster-whisper":
+        # heavy: faster-whisper, only for features="faster-whisper"
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.feature_extractor import FeatureExtractor
 

@@ -52,6 +52,7 @@ class WhisperCppRecognizer(Recognizer):
                  language: str | None = None, threads: int | None = None,
                  no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
                  compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
+        # optional extra [export], checked by check_packages before the engine loads
         from pywhispercpp.model import Model
 
         self.model_file, self.name, self.source = Path(model_file), name, source

@@ -7,11 +7,15 @@ greedy transcripts are faster-whisper's token for token, at a batch per call ins
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Sequence
 
+import ctranslate2
 import numpy as np
+from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperTokenizer
 
+from asrtune.alignment.ct2 import align_tokens, check_alignment_heads
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
 from asrtune.inference.whisper_common import (
@@ -19,6 +23,7 @@ from asrtune.inference.whisper_common import (
     WhisperPrompt, build_prompt, check_thresholds, content_frames, decode_with_fallback, fallback_schedule, feature_style,
     is_no_speech, load_terms_arg, log_mel_batch, suppress_ids, text_token_ids, using_prefix,
 )
+from asrtune.models.registry import ct2_copy_for
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS
 
 
@@ -40,11 +45,6 @@ class WhisperCT2Recognizer(Recognizer):
                  features: str = "hf", threads: int | None = None, word_timestamps: bool = False,
                  no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
                  compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
-        import ctranslate2
-        from transformers import GenerationConfig, WhisperTokenizer
-
-        from asrtune.models.registry import ct2_copy_for
-
         if load_terms_arg(terms):
             raise AsrtuneError("term biasing (--terms) needs the hf engine; CTranslate2 takes no logits processor")
         check_thresholds(no_speech_threshold, log_prob_threshold, compression_ratio_threshold)
@@ -77,8 +77,6 @@ class WhisperCT2Recognizer(Recognizer):
 
     @staticmethod
     def _vocab_size(resolved) -> int:
-        import json
-
         return json.loads((resolved.path / "config.json").read_text())["vocab_size"]
 
     def build_prefix(self, prompt: str | None, language: str | None) -> WhisperPrompt:
@@ -113,8 +111,6 @@ class WhisperCT2Recognizer(Recognizer):
         CTranslate2 keeps one random generator per worker thread, seeded from the global seed when
         the thread first samples: a new process gives the same samples for the same inputs, but a
         second fallback in one process continues the stream (the hf engine reseeds every time)."""
-        import ctranslate2
-
         encoded = self._encode(batch)
         if temperature > 0:
             ctranslate2.set_random_seed(FALLBACK_SEED)
@@ -149,11 +145,7 @@ class WhisperCT2Recognizer(Recognizer):
         return hyps
 
     def _encode(self, clips: list[np.ndarray]):
-        import ctranslate2
-
         if self.features == "hf" and self._hf_extractor is None:
-            from transformers import WhisperFeatureExtractor
-
             self._hf_extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
         mel = log_mel_batch(clips, self.n_mels, self.features, self._hf_extractor)
         return self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel)))
@@ -161,8 +153,6 @@ class WhisperCT2Recognizer(Recognizer):
     def force_align(self, audios: Sequence[np.ndarray], texts: Sequence[str]) -> list[Hypothesis]:
         """``avg_logprob`` is the mean log-probability of the text's tokens from CTranslate2's
         ``Whisper.align`` (which reports text-token probabilities, not the end-of-text one)."""
-        from asrtune.alignment.ct2 import align_tokens
-
         clips = check_clips(audios)
         tokens = [text_token_ids(self.tokenizer, " " + t.strip()) if t.strip() else [] for t in texts]
         out: list[Hypothesis] = []
@@ -177,8 +167,6 @@ class WhisperCT2Recognizer(Recognizer):
         return out
 
     def _words(self, encoded, tokens: list[list[int]], mel_frames: list[int]):
-        from asrtune.alignment.ct2 import align_tokens, check_alignment_heads
-
         if self._heads_checked is None:
             self._heads_checked = check_alignment_heads(self.ct2_path)
         # CTranslate2 appends <|notimestamps|> itself; its start sequence is the rest of the prefix

@@ -12,6 +12,9 @@ import contextlib
 from typing import Sequence
 
 import numpy as np
+import torch
+from transformers import GenerationConfig, GenerationMixin, LogitsProcessorList
+from transformers.modeling_outputs import BaseModelOutput
 
 from asrtune.alignment.cross_attention import (
     MEL_FRAMES_PER_ENCODER_FRAME, CrossAttentionRecorder, alignment_heads, words_from_scores,
@@ -24,6 +27,7 @@ from asrtune.inference.whisper_common import (
     feature_style, is_no_speech, load_terms_arg, log_mel_batch, no_speech_token, suppress_ids,
     text_token_ids, using_prefix,
 )
+from asrtune.models.loading import load_whisper
 
 SCORE_BATCH = 8  # clips per teacher-forced scoring pass (bounds the recorded attention's memory)
 
@@ -49,10 +53,6 @@ class WhisperHFRecognizer(Recognizer):
                  model=None, processor=None, word_timestamps: bool = False,
                  no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
                  compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
-        import torch
-
-        from asrtune.models.loading import load_whisper
-
         check_thresholds(no_speech_threshold, log_prob_threshold, compression_ratio_threshold)
         self.name, self.source, self.family = resolved.name, resolved.source, resolved.family
         self.device, self.batch_size, self.beam_size = device, batch_size, beam_size
@@ -91,8 +91,6 @@ class WhisperHFRecognizer(Recognizer):
         return d
 
     def _generation_config(self, temperature: float = 0.0):
-        from transformers import GenerationConfig
-
         gc = self.model.generation_config
         sampling = dict(do_sample=True, temperature=temperature, top_k=0) if temperature > 0 else dict(do_sample=False)
         return GenerationConfig(
@@ -109,9 +107,6 @@ class WhisperHFRecognizer(Recognizer):
     def _generate(self, encoded, temperature: float = 0.0) -> list[list[int]]:
         """Text token ids after the prefix (end-of-text and padding removed), one list per clip
         (``temperature`` > 0: sampled from the whole distribution at that temperature)."""
-        from transformers import GenerationMixin, LogitsProcessorList
-        from transformers.modeling_outputs import BaseModelOutput
-
         torch = self._torch
         n = encoded.shape[0]
         prefix = torch.tensor([self.prompt.tokens()] * n, dtype=torch.long, device=self.device)

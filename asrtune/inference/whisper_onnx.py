@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperTokenizer
 
 from asrtune.errors import AsrtuneError
 from asrtune.inference.base import Hypothesis, Recognizer, batches, check_clips
@@ -22,6 +23,7 @@ from asrtune.inference.whisper_common import (
     BEST_OF, COMPRESSION_RATIO_THRESHOLD, FALLBACK_SEED, FALLBACK_TEMPERATURES, LOG_PROB_THRESHOLD, NO_SPEECH_THRESHOLD,
     best_of, build_prompt, decode_with_fallback, feature_style, is_no_speech, log_mel_batch, no_speech_token, suppress_ids,
 )
+from asrtune.models.onnx_export import DECODER_FILE, ENCODER_FILE
 from asrtune.models.whisper_spec import MAX_TARGET_TOKENS
 
 
@@ -38,10 +40,7 @@ class WhisperOnnxRecognizer(Recognizer):
                  language: str | None = None, features: str = "hf", threads: int | None = None,
                  no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
                  compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
-        import onnxruntime as ort
-        from transformers import GenerationConfig, WhisperTokenizer
-
-        from asrtune.models.onnx_export import DECODER_FILE, ENCODER_FILE
+        import onnxruntime as ort  # optional extra [export], checked by check_packages before the engine loads
 
         self.folder, self.name, self.source = Path(folder), name, source
         self.batch_size, self.features, self.language, self.prompt_text = batch_size, feature_style(features), language, prompt
@@ -96,8 +95,6 @@ class WhisperOnnxRecognizer(Recognizer):
 
     def _encode(self, clips: list[np.ndarray]) -> np.ndarray:
         if self.features == "hf" and self._extractor is None:
-            from transformers import WhisperFeatureExtractor
-
             self._extractor = WhisperFeatureExtractor(feature_size=self.n_mels)
         mel = log_mel_batch(clips, self.n_mels, self.features, self._extractor)
         return self.encoder.run(["cross_kv"], {"input_features": np.ascontiguousarray(mel, dtype=np.float32)})[0]

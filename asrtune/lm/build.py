@@ -14,6 +14,7 @@ the decoder boosts (see asrtune.lm.hotwords).
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from pathlib import Path
@@ -125,8 +126,6 @@ def build_lm(
 
 def load_lm_info(lm_dir: str | os.PathLike) -> tuple[Path, dict]:
     """Read ``lm.json`` of an LM folder (or the folder holding a given ``lm.json``)."""
-    import json
-
     path = Path(lm_dir)
     if path.is_file() and path.name == "lm.json":
         path = path.parent

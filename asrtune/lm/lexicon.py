@@ -19,6 +19,7 @@ from typing import Iterable
 
 from asrtune.errors import ConfigError
 from asrtune.fileio import atomic_open
+from asrtune.models import resolve_model
 from asrtune.models.ctc_vocab import NON_TEXT_TOKENS, WORD_DELIMITER, prepare_text, vocab_case, vocab_tokens
 
 # Characters that join a word rather than end it when the vocabulary does not say otherwise.
@@ -102,7 +103,6 @@ def load_vocab_from(name: str | os.PathLike) -> dict[str, int]:
     for candidate in candidates:
         if candidate.is_file():
             return json.loads(candidate.read_text(encoding="utf-8"))
-    from asrtune.models import resolve_model  # the registry: local folders, run dirs, hub ids
 
     resolved = resolve_model(str(name))
     vocab_file = Path(resolved.path) / "vocab.json"

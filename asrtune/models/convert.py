@@ -104,7 +104,7 @@ def build_generation_config(ct2_config: dict, tokenizer_json: dict, vocab_size: 
     ``suppress_tokens`` is the checkpoint's list plus the task/control tokens that openai-whisper
     and faster-whisper also suppress, so greedy decoding matches them token for token.
     """
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig  # heavy: transformers
 
     ids = whisper_token_ids(tokenizer_json, vocab_size)
     suppress = set(int(i) for i in ct2_config.get("suppress_ids", []))
@@ -132,7 +132,7 @@ def build_generation_config(ct2_config: dict, tokenizer_json: dict, vocab_size: 
 
 
 def _whisper_config(model: Ct2Model, token_ids: dict):
-    from transformers import WhisperConfig
+    from transformers import WhisperConfig  # heavy: transformers
 
     emb = model.get("decoder/embeddings/weight")
     vocab_size, d_model = emb.shape
@@ -232,6 +232,7 @@ def ct2_state_dict(model: Ct2Model, n_enc: int, n_dec: int) -> dict[str, np.ndar
 
 def save_processor(dst: Path, tokenizer_json_path: Path, n_mels: int) -> None:
     """Write a WhisperProcessor (tokenizer from ``tokenizer.json`` + feature extractor) to ``dst``."""
+    # heavy: transformers
     from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
 
     tok_dir = dst / ".tokenizer_src"
@@ -268,6 +269,7 @@ def ct2_to_hf(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     model = read_model_bin(src / "model.bin")  # before importing torch: a corrupt file fails fast
     if model.spec_name != "WhisperSpec":
         raise AsrtuneError(f"{src / 'model.bin'}: a {model.spec_name} model, not Whisper (WhisperSpec)")
+    # heavy: torch + transformers
     import torch
     from transformers import WhisperForConditionalGeneration
 
@@ -308,7 +310,7 @@ def feature_extractor_json(src: Path) -> str:
     Read from ``preprocessor_config.json`` or (transformers 5) ``processor_config.json``; a folder
     with neither gets the default extractor for its ``num_mel_bins``, which is what Whisper uses.
     """
-    from transformers import WhisperFeatureExtractor
+    from transformers import WhisperFeatureExtractor  # heavy: transformers
 
     if (src / PREPROCESSOR_CONFIG).is_file() or (src / "processor_config.json").is_file():
         try:
@@ -328,6 +330,7 @@ def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str 
     model keeps the alignment heads word timing needs), and ``tokenizer.json`` and
     ``preprocessor_config.json`` are written beside the weights so it runs offline.
     """
+    # heavy: ctranslate2
     from ctranslate2.converters import TransformersConverter
 
     src, dst = Path(src), Path(dst)
@@ -335,7 +338,7 @@ def hf_to_ct2(src: str | os.PathLike, dst: str | os.PathLike, quantization: str 
         raise AsrtuneError(f"{src}: not a Hugging Face Whisper folder (config.json with model_type 'whisper')")
     if not (src / "tokenizer.json").is_file():
         raise AsrtuneError(f"{src}: tokenizer.json missing; faster-whisper needs it beside the weights")
-    from transformers import GenerationConfig
+    from transformers import GenerationConfig  # heavy: transformers
 
     generation = GenerationConfig.from_pretrained(src) if (src / "generation_config.json").is_file() else None
     # transformers 5 folders have no preprocessor_config.json (the extractor lives in

@@ -181,7 +181,7 @@ def extend_ctc_head(model, vocab: dict[str, int], new_chars: Iterable[str]) -> d
     mean of all character rows; its bias starts ``NEW_ROW_BIAS_MARGIN`` below the lowest
     existing bias so the character is learnt rather than guessed. Returns the new vocabulary.
     """
-    import torch
+    import torch  # heavy: torch
 
     vocab = dict(vocab)
     new_chars = [c for c in dict.fromkeys(new_chars) if c not in vocab]
@@ -213,7 +213,7 @@ def extend_ctc_head(model, vocab: dict[str, int], new_chars: Iterable[str]) -> d
 
 def resize_ctc_head(model, vocab_size: int) -> None:
     """Give a (randomly initialised) model a CTC head of ``vocab_size`` rows, keeping what fits."""
-    import torch
+    import torch  # heavy: torch
 
     head = model.lm_head
     if head.out_features == vocab_size:
@@ -235,6 +235,7 @@ def make_processor(vocab: dict[str, int], folder: str | Path, sampling_rate: int
     ``feature_extractor`` defaults to a fresh normalising one (zero mean, unit variance), which
     is what wav2vec2-family models expect.
     """
+    # heavy: transformers
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
 
     folder = Path(folder)

@@ -15,6 +15,7 @@ asrtune.errors.ConfigError: --quantization q8_0: the onnx export takes fp32, int
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,10 @@ from pathlib import Path
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.extras import install_hint
 from asrtune.fileio import write_json_atomic
+from asrtune.models.cache import cached_build, content_key
+from asrtune.models.convert import hf_to_ct2
+from asrtune.models.ggml import MODEL_FILE, write_ggml
+from asrtune.models.openai_whisper import CHECKPOINT_FILE, write_openai_checkpoint
 
 EXPORT_INFO_FILE = "asrtune_export.json"
 INSTALL_HINT = install_hint("export")
@@ -68,8 +73,6 @@ def check_quantization(fmt: str, quantization: str | None) -> str:
 
 def check_packages(fmt: str, quantization: str | None = None) -> None:
     """ConfigError naming the install command when a format's optional package is missing."""
-    import importlib.util
-
     modules = REQUIRED_MODULES[check_format(fmt)] + (("gguf",) if quantization in QUANTISED_GGML else ())
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
@@ -95,23 +98,17 @@ def write_format(fmt: str, hf_folder: str | os.PathLike, dst: str | os.PathLike,
     hf_folder, dst = Path(hf_folder), Path(dst)
     quantization = check_quantization(fmt, quantization)
     if fmt == "ct2":
-        from asrtune.models.convert import hf_to_ct2
-
         hf_to_ct2(hf_folder, dst / "ct2", quantization=quantization)
         for item in (dst / "ct2").iterdir():
             os.replace(item, dst / item.name)
         (dst / "ct2").rmdir()
     elif fmt == "ggml":
-        from asrtune.models.ggml import MODEL_FILE, write_ggml
-
         write_ggml(hf_folder, dst / MODEL_FILE, quantization)
     elif fmt == "onnx":
-        from asrtune.models.onnx_export import write_onnx
+        from asrtune.models.onnx_export import write_onnx  # heavy: torch + transformers at import
 
         write_onnx(hf_folder, dst, quantization)
     else:
-        from asrtune.models.openai_whisper import CHECKPOINT_FILE, write_openai_checkpoint
-
         info = export_info(fmt, quantization, source, hf_folder)
         write_openai_checkpoint(hf_folder, dst / CHECKPOINT_FILE, {k: info[k] for k in ("alignment_heads", "suppress_tokens", "begin_suppress_tokens")})
     write_json_atomic(dst / EXPORT_INFO_FILE, export_info(fmt, quantization, source, hf_folder))
@@ -136,8 +133,6 @@ def cached_export(resolved, fmt: str, quantization: str | None = None) -> Path:
     """An export folder of Whisper model ``resolved`` (a ResolvedModel) in ``fmt``, converted once
     per content and quantisation into the cache (what ``--engine whispercpp|onnx`` run on a model
     that is not an export folder)."""
-    from asrtune.models.cache import cached_build, content_key
-
     quantization = check_quantization(fmt, quantization)
     check_packages(fmt, quantization)
     if resolved.family != "whisper":

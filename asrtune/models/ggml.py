@@ -21,6 +21,7 @@ block formats).
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -65,7 +66,7 @@ def tensor_type(name: str, shape: tuple[int, ...], weight_type: int) -> int:
 
 def mel_filters(n_mels: int) -> np.ndarray:
     """Whisper's mel filterbank ``[n_mels, 201]`` (librosa's slaney filters, as openai-whisper's assets)."""
-    import librosa
+    import librosa  # heavy: librosa's filters load scipy
 
     return librosa.filters.mel(sr=16000, n_fft=N_FFT, n_mels=n_mels).astype(np.float32)
 
@@ -88,8 +89,6 @@ def byte_alphabet() -> dict[int, str]:
 
 def vocabulary_bytes(tokenizer_json: Path) -> list[bytes]:
     """The byte-level BPE vocabulary of ``tokenizer.json`` as raw bytes, ordered by id."""
-    import json
-
     try:
         vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -110,6 +109,7 @@ def _tensor_bytes(name: str, data: np.ndarray, ttype: int) -> bytes:
         return np.ascontiguousarray(data, dtype="<f4").tobytes()
     if ttype == TYPE_F16:
         return np.ascontiguousarray(data, dtype="<f2").tobytes()
+    # optional extra [export] (gguf), checked by check_packages for quantised formats
     from gguf.quants import GGMLQuantizationType, quantize
 
     qtype = GGMLQuantizationType.Q8_0 if ttype == TYPE_Q8_0 else GGMLQuantizationType.Q5_0
@@ -126,6 +126,7 @@ def write_ggml(src: str | os.PathLike, dst_file: str | os.PathLike, quantization
         raise ConfigError(f"--quantization {quantization}: ggml takes {', '.join(GGML_QUANTIZATIONS)}")
     if quantization in ("q8_0", "q5_0"):
         try:
+            # optional extra [export] (gguf): probed for a clear error
             import gguf  # noqa: F401
         except ImportError:
             raise ConfigError(f"ggml {quantization} needs the gguf package: {install_hint('export')}") from None

@@ -56,7 +56,7 @@ def interpolate_weights(base: Mapping[str, torch.Tensor], tuned: Mapping[str, to
     """``(1 - alpha) * base + alpha * tuned`` for every floating-point tensor of ``tuned``;
     integer tensors (buffers such as position ids) are taken from ``tuned``. Raises
     :class:`AsrtuneError` when the two do not hold the same names and shapes."""
-    import torch
+    import torch  # heavy: torch
 
     missing = sorted(set(tuned) ^ set(base))
     if missing:
@@ -76,7 +76,7 @@ def interpolate_weights(base: Mapping[str, torch.Tensor], tuned: Mapping[str, to
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a Hugging Face model folder's ``*.safetensors`` files (sharded or not)."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # heavy: torch
 
     files = sorted(Path(folder).glob("*.safetensors"))
     if not files:
@@ -92,7 +92,7 @@ def interpolate_folders(base: Path, tuned: Path, alpha: float, out: Path, base_n
     alignment heads) with weights interpolated towards ``base``, plus :data:`MERGE_INFO`.
     ``out`` appears only when complete."""
     check_alpha(alpha)
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # heavy: torch
 
     base, tuned = Path(base), Path(tuned)
     merged = interpolate_weights(read_weights(base), read_weights(tuned), alpha)

@@ -24,6 +24,7 @@ def load_whisper(model: str | os.PathLike | ResolvedModel, device: str = "cpu", 
 
     The model is in eval mode on ``device`` (float32 unless ``dtype`` is given).
     """
+    # heavy: torch + transformers
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
@@ -41,6 +42,7 @@ def load_ctc(model: str | os.PathLike | ResolvedModel, device: str = "cpu", dtyp
 
     >>> model, processor = load_ctc("facebook/wav2vec2-base-960h")   # doctest: +SKIP
     """
+    # heavy: torch + transformers
     import torch
     from transformers import AutoModelForCTC, AutoProcessor, Wav2Vec2Processor
 

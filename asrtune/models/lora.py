@@ -12,6 +12,8 @@ import shutil
 from pathlib import Path
 
 from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.models.cache import cached_build, content_key
+from asrtune.models.registry import resolve_model
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
@@ -41,9 +43,6 @@ def adapter_base(folder: Path) -> str:
 
 def merged_adapter(folder: str | Path) -> Path:
     """A Hugging Face folder holding the base model with the adapter in ``folder`` merged in (cached)."""
-    from asrtune.models.cache import cached_build, content_key
-    from asrtune.models.registry import resolve_model
-
     folder = Path(folder)
     weights = [folder / w for w in ADAPTER_WEIGHTS if (folder / w).is_file()]
     if not weights:
@@ -57,6 +56,7 @@ def merged_adapter(folder: str | Path) -> Path:
 
 
 def _merge(adapter: Path, base: Path, dst: Path) -> None:
+    # heavy: torch + peft, only when an adapter is merged
     import torch
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration

@@ -23,6 +23,10 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+from torch import nn
+from transformers import WhisperForConditionalGeneration
+
 from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.extras import install_hint
 
@@ -37,9 +41,6 @@ CARRIED_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tok
 
 
 def _modules():
-    import torch
-    from torch import nn
-
     class EncoderGraph(nn.Module):
         """Encoder + every decoder layer's cross-attention key/value projections."""
 
@@ -117,8 +118,6 @@ def write_onnx(src: str | os.PathLike, dst: str | os.PathLike, quantization: str
     if quantization not in ONNX_QUANTIZATIONS:
         raise ConfigError(f"--quantization {quantization}: onnx takes {', '.join(ONNX_QUANTIZATIONS)}")
     check_onnx_packages()
-    import torch
-    from transformers import WhisperForConditionalGeneration
 
     src, dst = Path(src), Path(dst)
     try:
@@ -143,6 +142,7 @@ def write_onnx(src: str | os.PathLike, dst: str | os.PathLike, quantization: str
                 {"input_ids": {0: "batch", 1: "tokens"}, "self_kv": {2: "batch", 4: "past"}, "cross_kv": {2: "batch"},
                  "logits": {0: "batch", 1: "tokens"}, "present_kv": {2: "batch", 4: "total"}})
     if quantization == "int8":
+        # optional extra [export], checked by check_onnx_packages
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         root = logging.getLogger()
@@ -161,8 +161,6 @@ def write_onnx(src: str | os.PathLike, dst: str | os.PathLike, quantization: str
 
 
 def _export(module, args, path: Path, inputs: list[str], outputs: list[str], axes: dict) -> None:
-    import torch
-
     try:
         torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs, dynamic_axes=axes,
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)

@@ -120,9 +120,10 @@ def load_hf_state(src: str | os.PathLike) -> dict[str, np.ndarray]:
     """float32 numpy copies of a HF Whisper folder's weights (``model.safetensors`` or ``pytorch_model.bin``)."""
     src = Path(src)
     if (src / "model.safetensors").is_file():
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load_file  # heavy: safetensors, only for a .safetensors checkpoint
 
         return {k: v.astype(np.float32) for k, v in load_file(str(src / "model.safetensors")).items()}
+    # heavy: torch + transformers, only for a .bin checkpoint (the ggml export shares this module)
     import torch
     from transformers import WhisperForConditionalGeneration
 
@@ -136,7 +137,7 @@ def write_openai_checkpoint(src: str | os.PathLike, dst_file: str | os.PathLike,
     float32 weights (lossless); ``extra`` (alignment heads, suppress tokens: openai-whisper has no
     slot for them) is stored under the checkpoint's ``asrtune`` key, which ``load_model`` ignores.
     """
-    import torch
+    import torch  # heavy: torch; the ggml export shares this module and needs none
 
     src = Path(src)
     config = read_hf_config(src)

@@ -17,6 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+
 TINY_WAV2VEC2: dict[str, Any] = dict(
     hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=512,
     conv_dim=(32, 64, 64, 64), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
@@ -33,9 +36,6 @@ def save_random_wav2vec2(folder: str | os.PathLike, vocab_size: int = 32, seed: 
     ``overrides`` replace entries of :data:`TINY_WAV2VEC2`. Training from such a folder builds a
     character vocabulary from the training manifests (and resizes the head to it).
     """
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
-
     torch.manual_seed(seed)
     model = Wav2Vec2ForCTC(Wav2Vec2Config(vocab_size=vocab_size, **{**TINY_WAV2VEC2, **overrides}))
     model.save_pretrained(folder)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from asrtune.errors import AsrtuneError, ModelResolutionError
 from asrtune.models.cache import cached_build, content_key
-from asrtune.models.convert import CT2_REQUIRED, ct2_to_hf
+from asrtune.models.convert import CT2_REQUIRED, ct2_to_hf, hf_to_ct2
 from asrtune.models.packages import KNOWN_PACKAGES, ct2_folder_for, package_for
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -127,7 +127,7 @@ def _looks_like_hub_id(name: str) -> bool:
 
 
 def _resolve_hub(name: str) -> Path:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # heavy: huggingface_hub's download stack, only for hub ids
 
     patterns = ["*.json", "*.safetensors", "*.txt", "*.model", "*.bin"]
     try:
@@ -197,8 +197,6 @@ def ct2_copy_for(model: str | os.PathLike | ResolvedModel, quantization: str = "
     ``compute_type`` when it loads. Hugging Face models (e.g. fine-tuned runs) are converted
     with :func:`hf_to_ct2` once per content and ``quantization`` and cached.
     """
-    from asrtune.models.convert import hf_to_ct2
-
     resolved = resolve_model(model)
     if resolved.family != "whisper":
         raise ModelResolutionError(f"{resolved.name}: the CTranslate2 engine runs Whisper models only, not {resolved.family}")

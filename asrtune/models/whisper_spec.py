@@ -40,6 +40,7 @@ def language_code(name: str) -> str:
 
     Unknown names come back lower-cased and unchanged, for the caller to reject with context.
     """
+    # heavy: transformers
     from transformers.models.whisper.tokenization_whisper import TO_LANGUAGE_CODE
 
     key = name.strip().lower()

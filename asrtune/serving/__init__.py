@@ -14,7 +14,7 @@ from asrtune.serving.settings import ServerSettings
 
 def create_app(model, options=None, settings=None):
     """See :func:`asrtune.serving.app.create_app` (imported lazily: FastAPI is an optional extra)."""
-    from asrtune.serving.app import create_app as _create_app
+    from asrtune.serving.app import create_app as _create_app  # optional extra [serve]: the app imports FastAPI
 
     return _create_app(model, options, settings)
 

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from asrtune import __version__
 from asrtune.errors import AsrtuneError
+from asrtune.inference import load_recognizer
 from asrtune.inference.options import RecognizerOptions
 from asrtune.serving.audio import read_upload, too_large
 from asrtune.serving.batching import Admission, Batcher, QueuedRecognizer
@@ -60,7 +61,6 @@ def load_served_model(model, options: RecognizerOptions) -> ServedModel:
     options.validate()
     if callable(getattr(model, "transcribe", None)):
         return ServedModel(model, options, str(model.name), int(time.time()))
-    from asrtune.inference import load_recognizer
 
     return ServedModel(load_recognizer(model, options), options, str(model), int(time.time()))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
 from asrtune.serving.errors import APIError
 from asrtune.transcription.writers import to_srt, to_vtt
@@ -72,7 +73,5 @@ def language_name(code: str | None) -> str:
     >>> language_name("de"), language_name(None)
     ('german', 'english')
     """
-    from transformers.models.whisper.tokenization_whisper import LANGUAGES
-
     code = (code or "en").lower()
     return LANGUAGES.get(code, code)

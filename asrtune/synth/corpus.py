@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from asrtune.data.audio import SAMPLE_RATE_HZ, write_flac
 from asrtune.data.manifest import Utterance, write_manifest
@@ -244,8 +245,6 @@ def synthesize_corpus(
     >>> len(utts), utts[0].speaker, utts[0].text
     (3, 'en-us', 'Start apixaban today.')
     """
-    from tqdm import tqdm
-
     config = config or SynthConfig()
     config.check()
     sentences = [s.strip() for s in sentences]

@@ -111,6 +111,7 @@ def get_normalizer(name: str) -> Normalizer:
         return name
     if name == "none":
         return Normalizer("none", "1", collapse_whitespace, "whitespace collapsed only (orthographic)")
+    # heavy: transformers
     import transformers
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer, EnglishTextNormalizer
 

@@ -13,7 +13,7 @@ def train(config, on_step=None):
     """Run (or resume) a fine-tuning run described by ``config``; returns a ``RunResult``.
 
     ``on_step(trainer)``, when given, is called after every optimiser step (and its checkpoint)."""
-    from asrtune.training.trainer import train as _train
+    from asrtune.training.trainer import train as _train  # heavy: torch; TrainConfig stays light
 
     return _train(config, on_step)
 

@@ -12,6 +12,7 @@ encoder-output cache off (the trainer says so).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from asrtune.data.audio import SAMPLE_RATE_HZ
 
@@ -23,8 +24,7 @@ def augment_waveform(audio: np.ndarray, rng: np.random.Generator, speed_perturb:
     if speed_perturb:
         factor = float(rng.choice(SPEED_FACTORS))
         if factor != 1.0:
-            import torch
-            import torchaudio.functional as AF
+            import torchaudio.functional as AF  # heavy: torchaudio, only for speed perturbation
 
             # Playing SAMPLE_RATE_HZ*factor samples per second == resampling to SAMPLE_RATE_HZ/factor.
             audio = AF.resample(torch.from_numpy(audio), int(SAMPLE_RATE_HZ * factor), SAMPLE_RATE_HZ).numpy()

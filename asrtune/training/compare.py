@@ -40,8 +40,14 @@ import numpy as np
 
 from asrtune.data.audio import load_audio
 from asrtune.data.manifest import Utterance, load_manifest
+from asrtune.evaluation.metrics import corpus_wer
+from asrtune.evaluation.report import fmt_p
+from asrtune.evaluation.scoring import compare_hypotheses
 from asrtune.fileio import write_json_atomic
+from asrtune.inference import load_recognizer
+from asrtune.models import resolve_model
 from asrtune.text.normalizers import normalizer_for_language
+from asrtune.training.adapters.base import module_digest
 from asrtune.training.progress import HEARTBEAT_SECONDS, Progress, format_seconds
 from asrtune.training.untuned_eval import StartingHypotheses, decoding_settings, hypotheses_key
 
@@ -54,8 +60,6 @@ def score(refs: list[str], hyps: list[str], language: str | None) -> float:
     >>> score(["Hello, world."], ["hello world"], None), score(["a b"], ["a c"], "de")
     (0.0, 0.5)
     """
-    from asrtune.evaluation.metrics import corpus_wer
-
     return float(corpus_wer(refs, hyps, normalizer=normalizer_for_language(language)))
 
 
@@ -111,8 +115,6 @@ def compare_base_and_tuned(base: Any, tuned: Path, sets: list[str], config: Any,
     the paired test) for each manifest in ``sets``; printed through ``say`` and written to
     ``tuned``'s run dir as ``eval_results.json``. ``base`` is the base model (a ResolvedModel or
     name), ``tuned`` the ``best/`` folder; ``run`` what the run already has (see module docstring)."""
-    from asrtune.models import resolve_model
-
     run = run or RunDecoding()
     start = time.monotonic()
     resolved = resolve_model(base) if isinstance(base, (str, Path)) else base
@@ -180,8 +182,6 @@ class _Recognizers:
 
     def get(self, model: str) -> Any:
         if model not in self.loaded:
-            from asrtune.inference import load_recognizer
-
             self.loaded[model] = load_recognizer(self.models[model], engine="hf", device=self.device,
                                                  batch_size=self.config.eval_batch_size, language=self.config.language)
         return self.loaded[model]
@@ -202,7 +202,6 @@ def _known_base(todo: list[_Set], starting: StartingHypotheses, settings: dict[s
         if starting.root is None:  # --cache off: nothing kept is read
             continue
         if starting.weights is None:  # no step-0 evaluation in this process: digest the base itself
-            from asrtune.training.adapters.base import module_digest
 
             starting.weights = module_digest(recognizers.get("base").model)
         s.key = hypotheses_key(starting.weights, s.utts, settings)
@@ -256,8 +255,6 @@ def _decode(recognizer: Any, utts: Sequence[Utterance], cache: Any, map_fn: Call
 def _row(s: _Set, language: str | None) -> dict[str, Any]:
     """One set's result: WERs, their intervals, the paired test of tuned - base, where the base's
     hypotheses came from."""
-    from asrtune.evaluation.scoring import compare_hypotheses
-
     refs = [u.text for u in s.utts]
     base_wer, tuned_wer = score(refs, s.base, language), score(refs, s.tuned, language)
     cmp = compare_hypotheses(refs, s.tuned, s.base, normalizer_for_language(language))
@@ -277,8 +274,6 @@ def _row(s: _Set, language: str | None) -> dict[str, Any]:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """The comparison as a fixed-width text table (one line per set): WERs in %, the change and
     its 95 % interval in points, the paired test's p-value."""
-    from asrtune.evaluation.report import fmt_p
-
     lines = [f"{'set':<40} {'utts':>5} {'base WER':>9} {'tuned WER':>10} {'change':>8} {'95% CI of change':>18} {'p':>8}"]
     for r in rows:
         ci = r.get("delta_ci")

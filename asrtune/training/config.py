@@ -24,12 +24,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from asrtune.errors import ConfigError
+from asrtune.fileio import write_text_atomic
 from asrtune.options import check_choices, option, update_options
+from asrtune.training.export import parse_formats
 from asrtune.training.outcome import DEFAULT_MERGE_ALPHAS
 from asrtune.training.text_policy import POLICIES
 from asrtune.training.tracking import REPORT_TO
@@ -359,8 +362,6 @@ class TrainConfig:
             raise ConfigError(f"--train-encoder-top only makes sense with --freeze encoder (got --freeze {self.freeze})")
 
     def _validate_export(self) -> None:
-        from asrtune.training.export import parse_formats
-
         self.export = parse_formats(self.export, "--export")
 
     def export_formats(self) -> list[str]:
@@ -432,7 +433,7 @@ class TrainConfig:
 
 def load_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping of options; errors name the file."""
-    import yaml
+    import yaml  # heavy: yaml
 
     path = Path(path)
     if not path.is_file():
@@ -452,9 +453,7 @@ def load_yaml_config(path: str | os.PathLike) -> dict[str, Any]:
 
 def save_yaml_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the effective config as YAML (atomically)."""
-    import yaml
-
-    from asrtune.fileio import write_text_atomic
+    import yaml  # heavy: yaml
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
 
@@ -482,8 +481,6 @@ def looks_like_test_set(path: str | os.PathLike) -> bool:
     >>> looks_like_test_set("data/librivox-cmu-11/manifest.jsonl"), looks_like_test_set("contest/dev.jsonl")
     (False, False)
     """
-    import re
-
     p = Path(path)
     words = re.split(r"[^a-z0-9]+", f"{p.parent.name} {p.stem}".lower())
     return "test" in words

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from asrtune.extras import install_hint
+from asrtune.fileio import atomic_open
 
 PERCENT = 100.0
 log = logging.getLogger("asrtune.train")
@@ -69,15 +70,13 @@ def plot_learning_curve(metrics_path: str | Path, out_png: str | Path, chosen_me
     labelled) on the right. Returns None, drawing nothing, when there are no metrics or matplotlib
     is not installed (the [plots] extra; metrics.jsonl holds the same numbers)."""
     try:
-        import matplotlib
+        import matplotlib  # optional extra [plots]: without it the run has no learning_curve.png
     except ImportError:
         log.warning("no learning_curve.png: it needs matplotlib (%s)", install_hint("plots"))
         return None
 
     matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    from asrtune.fileio import atomic_open
+    import matplotlib.pyplot as plt  # optional extra [plots]; after matplotlib.use picks the backend
 
     metrics_path = Path(metrics_path)
     if not metrics_path.exists():

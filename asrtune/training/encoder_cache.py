@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from asrtune.errors import AsrtuneError
 from asrtune.fileio import write_json_atomic
@@ -167,8 +168,6 @@ class EncoderCache:
         Outputs are committed every :data:`SHARD_UTTERANCES` utterances (a shard file renamed into
         place, then the index), so a build that is killed resumes from its last shard.
         """
-        from tqdm.auto import tqdm
-
         with self._locked():
             for orphan in self.dir.glob(".shard-*.partial"):  # left by a killed build; we hold the lock
                 orphan.unlink(missing_ok=True)

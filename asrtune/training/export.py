@@ -20,6 +20,10 @@ from typing import Callable
 from asrtune.errors import ConfigError
 from asrtune.fileio import atomic_directory, check_replaceable_folder
 from asrtune.models.export_formats import FORMATS, check_format, check_packages, check_quantization, write_format
+from asrtune.models.interpolate import base_model_of
+from asrtune.models.lora import is_adapter_folder, merged_adapter
+from asrtune.models.registry import resolve_model
+from asrtune.training.model_card import write_export_card
 
 FOLDER_MODE = 0o755
 
@@ -77,12 +81,6 @@ def export_model(model, fmt: str, out: str | os.PathLike, *, quantization: str |
     the run); by default the card says what the export is, how to run it, and carries the source
     model's own card.
     """
-    from asrtune.models.interpolate import base_model_of
-    from asrtune.models.registry import resolve_model
-    from asrtune.training.model_card import write_export_card
-
-    from asrtune.models.lora import is_adapter_folder, merged_adapter
-
     quantization = check_export(fmt, quantization)
     out = Path(out).expanduser()
     check_replaceable_folder(out, "--out", force)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from asrtune.data.stats import manifest_stats
+from asrtune.evaluation.report import fmt_p
 from asrtune.fileio import write_text_atomic
 
 CARD_FILE = "README.md"
@@ -110,7 +112,7 @@ class ModelCardInfo:
 
 def write_model_card(model_dir: Path, info: ModelCardInfo) -> Path:
     """Write ``model_dir/README.md`` (atomically) and return its path."""
-    from huggingface_hub import ModelCard
+    from huggingface_hub import ModelCard  # heavy: huggingface_hub's hub client (httpx, yaml)
 
     card = ModelCard(f"---\n{card_data(info).to_yaml()}\n---\n\n{card_body(info)}")
     path = Path(model_dir) / CARD_FILE
@@ -120,6 +122,7 @@ def write_model_card(model_dir: Path, info: ModelCardInfo) -> Path:
 
 def card_data(info: ModelCardInfo):
     """The YAML metadata as ``huggingface_hub.ModelCardData`` (model-index: tuned WER per set, in %)."""
+    # heavy: huggingface_hub's hub client (httpx, yaml)
     from huggingface_hub import EvalResult, ModelCardData
 
     scored = [(row["set"], float(row["tuned_wer"])) for row in info.eval_results]
@@ -199,8 +202,6 @@ def _ci_text(ci: list[float]) -> str:
 
 def _p_text(row: Mapping[str, Any]) -> str:
     """``p = 0.4210`` or, at the bootstrap's resolution, ``p < 0.001``."""
-    from asrtune.evaluation.report import fmt_p
-
     p = fmt_p(row["p_value"], row.get("n_resamples", 1000))
     return f"p {p}" if p.startswith("<") else f"p = {p}"
 
@@ -378,6 +379,7 @@ def export_usage(export: str, repo: str) -> str:
 def write_export_card(dst: Path, fmt: str, quantization: str, source_name: str, source_folder: Path,
                       base_model: str | None = None, title: str | None = None) -> Path:
     """The card of an ``asrtune export`` folder: what it is, how to run it, then the source model's card if it has one."""
+    # heavy: huggingface_hub's hub client (httpx, yaml)
     from huggingface_hub import ModelCard, ModelCardData
 
     export = CARD_EXPORT_NAMES[fmt]
@@ -421,8 +423,6 @@ def _base_dev_wer(result: Mapping[str, Any]) -> float | None:
 def _stats(path: str, known: Mapping[str, Any]) -> DataStats:
     entry = known.get(path)
     if entry is None:
-        from asrtune.data.stats import manifest_stats
-
         entry = manifest_stats(path).to_dict()
     return DataStats(manifest=str(path), hours=float(entry["hours"]), utterances=int(entry["utterances"]),
                      speakers=int(entry["speakers"]) if entry.get("speakers") else None)

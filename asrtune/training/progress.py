@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Callable, Iterator
 
+from tqdm.auto import tqdm
+
 HEARTBEAT_SECONDS = 30.0  # longest silence in a log between two progress lines
 KEEPALIVE_POLL_SECONDS = 1.0  # how often a keepalive thread checks for a due heartbeat
 
@@ -58,8 +60,6 @@ class Progress:
         self.bar = self._tqdm(initial, elapsed_s) if bar and sys.stderr.isatty() else None
 
     def _tqdm(self, initial: int, elapsed_s: float) -> Any:
-        from tqdm.auto import tqdm
-
         if self.budget_s is None:
             return tqdm(total=self.total, initial=initial, desc=self.desc, unit=self.unit, dynamic_ncols=True, leave=False)
         fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of the time budget{postfix}"

@@ -36,6 +36,7 @@ from __future__ import annotations
 import re
 
 from asrtune.errors import ConfigError
+from asrtune.text.normalizers import get_normalizer
 
 POLICIES = ("sentence", "keep", "lower", "normalize")
 _PRONOUN_I = re.compile(r"\bi(?=$|[\s'’.,!?;:])")
@@ -65,6 +66,4 @@ def apply_text_policy(text: str, policy: str) -> str:
 
 
 def _normalizer():
-    from asrtune.text.normalizers import get_normalizer
-
     return get_normalizer("whisper-en")

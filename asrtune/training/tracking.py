@@ -73,7 +73,7 @@ class TensorBoardTracker(Tracker):
 
     def __init__(self, run_dir: Path, config: Mapping[str, Any]):
         check_tracker(self.name)
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional extra [tracking], checked by check_tracker
 
         self.log_dir = Path(run_dir) / TENSORBOARD_DIR
         self.writer = SummaryWriter(log_dir=str(self.log_dir))
@@ -97,7 +97,7 @@ class MLflowTracker(Tracker):
 
     def __init__(self, run_dir: Path, config: Mapping[str, Any]):
         check_tracker(self.name)
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # optional extra [tracking], checked by check_tracker
 
         run_dir = Path(run_dir)
         self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or _file_store(run_dir / MLFLOW_DIR)
@@ -109,14 +109,14 @@ class MLflowTracker(Tracker):
         self._log_params(config)
 
     def _log_params(self, config: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # optional extra [tracking], checked by check_tracker
 
         params = [Param(k, v) for k, v in flatten_config(config).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
             self.client.log_batch(self.run_id, params=params[start : start + 100])
 
     def log_scalars(self, step: int, values: Mapping[str, float]) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # optional extra [tracking], checked by check_tracker
 
         now_ms = int(time.time() * 1000)
         metrics = [Metric(k, v, now_ms, int(step)) for k, v in _finite(values).items()]

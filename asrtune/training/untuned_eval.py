@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from asrtune.fileio import write_json_atomic
 from asrtune.models.cache import KEY_LENGTH, content_key
 from asrtune.training.encoder_cache import utterance_key
@@ -44,8 +46,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # asrtune/
 def source_digest() -> str:
     """sha256 of every ``.py`` file of the asrtune package (path and bytes) and the torch and
     transformers versions: what decoding code a set of hypotheses came from."""
-    import torch
-    import transformers
+    import transformers  # heavy: transformers (after train's input checks)
 
     digest = hashlib.sha256(f"torch {torch.__version__} transformers {transformers.__version__}".encode())
     for path in sorted(PACKAGE_ROOT.rglob("*.py")):

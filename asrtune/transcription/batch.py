@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
+from asrtune.data.terms import load_terms
 from asrtune.errors import ConfigError
 from asrtune.fileio import write_json_atomic
+from asrtune.inference import load_recognizer
 from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription import parallel
 from asrtune.transcription.inputs import collect_sources
@@ -124,7 +126,6 @@ def transcribe(
     decoding = options.to_dict()  # for summary.json: a terms file is recorded by its path
     if options.bias_terms is not None and not isinstance(options.bias_terms, list):
         # Read the terms file here, once, before --out exists: workers on other machines need not see it.
-        from asrtune.data.terms import load_terms
 
         options = options.replace(bias_terms=load_terms(options.bias_terms, "--bias-terms"))
 
@@ -204,15 +205,13 @@ def _outcomes(model, options: RecognizerOptions, todo, workers, segmenting, use_
     if _is_recognizer(model):
         recognizer = model
     else:
-        from asrtune.inference import load_recognizer
-
         recognizer = load_recognizer(model, options)
     describe = dict(recognizer.describe()) if hasattr(recognizer, "describe") else {"name": str(model)}
     return transcribe_sources(recognizer, todo, batch_size=batch_size, **segmenting), describe
 
 
 def _consume(outcomes, total, out, fmts, transcripts, errors, summary, start, progress, subtitles=None) -> None:
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # heavy: tqdm.auto
 
     with tqdm(total=total, unit="file", desc="transcribe", disable=not progress, dynamic_ncols=True) as bar:
         for outcome in outcomes:

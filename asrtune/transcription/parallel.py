@@ -19,10 +19,13 @@ from __future__ import annotations
 import json
 import math
 import os
+from functools import partial
 from typing import Iterator
 
 from asrtune.errors import AsrtuneError
 from asrtune.extras import needs_extra
+from asrtune.inference import load_recognizer
+from asrtune.inference.options import RecognizerOptions
 from asrtune.transcription.inputs import AudioSource
 from asrtune.transcription.runner import FileOutcome, describe_error, transcribe_sources
 
@@ -49,9 +52,6 @@ def load_recognizer_from(recipe: dict):
     The recipe is plain data, so it pickles to spawned processes and serialises to Ray actors;
     every process rebuilds the model from it.
     """
-    from asrtune.inference import load_recognizer
-    from asrtune.inference.options import RecognizerOptions
-
     return load_recognizer(recipe["model"], RecognizerOptions.from_dict(recipe["options"], source="worker recipe"))
 
 
@@ -65,7 +65,7 @@ def _init_worker(threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import torch
+    import torch  # heavy: torch, in each worker process
 
     torch.set_num_threads(threads)
 
@@ -85,13 +85,12 @@ def run_workers(
     recipe: dict, sources: list[AudioSource], workers: int, batch_size: int, segmenting: dict
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` on ``workers`` spawned processes; yield outcomes as shards finish."""
-    import multiprocessing as mp
-    from functools import partial
-
     if not sources:
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     shards = [[s.to_dict() for s in shard] for shard in make_shards(sources, workers, batch_size)]
+    import multiprocessing as mp  # heavy: multiprocessing, only for --workers
+
     ctx = mp.get_context("spawn")  # fork would copy a parent's torch thread pools and locks
     with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
         worker_recipe = dict(recipe, options=dict(recipe["options"], threads=threads))  # each worker its share of the cores
@@ -140,6 +139,7 @@ def run_ray(
 ) -> Iterator[FileOutcome]:
     """Transcribe ``sources`` as a Ray Data job with ``workers`` model-holding actors."""
     check_ray()
+    # optional extra [ray], checked by check_ray
     import ray
     import ray.data
 

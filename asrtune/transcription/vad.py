@@ -146,6 +146,7 @@ def frame_energy_db(audio: np.ndarray, frame_s: float = ENERGY_FRAME_S) -> np.nd
 
 
 def _silero_chunks(audio: np.ndarray, max_chunk_s: float) -> list[Span]:
+    # heavy: faster-whisper
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     options = VadOptions(

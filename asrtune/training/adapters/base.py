@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrtune.errors import ConfigError
+from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.models.whisper_spec import WINDOW_SECONDS
 
 if TYPE_CHECKING:  # imported for type names only: keeps this module light
@@ -287,8 +287,6 @@ class ModelAdapter(ABC):
         params = dict(self.model.named_parameters())
         unknown = [n for n in state if n not in params]
         if unknown:
-            from asrtune.errors import AsrtuneError
-
             raise AsrtuneError(f"checkpoint has weights this model lacks (e.g. {unknown[0]}); was --model changed?")
         with torch.no_grad():
             for name, value in state.items():

@@ -37,9 +37,11 @@ import torch
 from torch import nn
 
 from asrtune.data.audio import SAMPLE_RATE_HZ
+from asrtune.data.manifest import read_manifest
 from asrtune.errors import ConfigError
 from asrtune.models import ctc_vocab
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, refuse_options
+from asrtune.training.text_policy import apply_text_policy
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +100,7 @@ class CTCAdapter(ModelAdapter):
 
     @classmethod
     def from_resolved(cls, resolved: Any, config: Any) -> "CTCAdapter":
-        from transformers import AutoModelForCTC, Wav2Vec2Processor
-
-        from asrtune.data.manifest import read_manifest
+        from transformers import AutoModelForCTC, Wav2Vec2Processor  # heavy: transformers (after train's input checks)
 
         path = str(resolved.path)
         spec_augment = bool(getattr(config, "spec_augment", False))
@@ -155,8 +155,6 @@ class CTCAdapter(ModelAdapter):
 
     @staticmethod
     def _prepare(text: str, policy: str, case: str, char_map: dict[str, str]) -> str:
-        from asrtune.training.text_policy import apply_text_policy
-
         if policy == "normalize":  # the only policy that changes more than case and spacing
             text = apply_text_policy(text, policy)
         return ctc_vocab.prepare_text(text, case, char_map)
@@ -253,7 +251,7 @@ class CTCAdapter(ModelAdapter):
 
     def recognizer(self, device: str, batch_size: int) -> Any:
         """Greedy CTC decoding through the recogniser ``asrtune eval`` uses (no LM: dev WER is acoustic)."""
-        from asrtune.inference.ctc import CTCRecognizer
+        from asrtune.inference.ctc import CTCRecognizer  # heavy: torchaudio (CTC alignment), only for decoding
 
         return CTCRecognizer(self.resolved, device=device, batch_size=batch_size, model=self.model, processor=self.processor)
 

@@ -41,8 +41,13 @@ import torch
 from torch import nn
 
 from asrtune.data.audio import SAMPLE_RATE_HZ
+from asrtune.data.manifest import load_manifest, write_manifest
+from asrtune.data.pack import pack_utterances
+from asrtune.data.terms import domain_vocabulary, load_terms
 from asrtune.errors import ConfigError
 from asrtune.inference.whisper_common import build_prompt
+from asrtune.models import load_whisper
+from asrtune.models.cache import cache_dir, cached_build
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, module_digest, refuse_options
 from asrtune.training.config import AUTO
 from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
@@ -99,8 +104,6 @@ class WhisperAdapter(ModelAdapter):
 
     @classmethod
     def from_resolved(cls, resolved: Any, config: Any) -> "WhisperAdapter":
-        from asrtune.models import load_whisper
-
         model, processor = load_whisper(resolved)  # fp32 master weights; autocast does mixed precision
         return cls(model, processor, config, resolved)
 
@@ -157,12 +160,8 @@ class WhisperAdapter(ModelAdapter):
         first manifest's packed windows (``--pack-windows``) and the generated no-speech clips."""
         cfg = self.config
         if cfg.prompt_terms == AUTO:
-            from asrtune.data.terms import domain_vocabulary
-
             self.terms = domain_vocabulary((text for pairs in sources for _, text in pairs), AUTO_PROMPT_TERMS)
         elif cfg.prompt_terms:
-            from asrtune.data.terms import load_terms
-
             self.terms = load_terms(cfg.prompt_terms, option="--prompt-terms")
         for pairs in sources:
             last: dict[str, str] = {}
@@ -174,8 +173,6 @@ class WhisperAdapter(ModelAdapter):
         added = self._packed_windows(sources[0]) if cfg.pack_windows and sources else []
         count = no_speech_count(cfg.no_speech_fraction, len(sources[0]) if sources else 0)
         if count and self.targets.no_speech is not None:
-            from asrtune.models.cache import cache_dir
-
             added += [(u, "") for u in no_speech_utterances(count, cfg.seed, cache_dir() / "no-speech")]
         return added
 
@@ -189,10 +186,6 @@ class WhisperAdapter(ModelAdapter):
         """``--pack-windows``: the first manifest's clips (those without timed parts of their own)
         packed into windows of up to 30 s (``data/pack.py``), written once per set of clips to
         the cache; each window's target follows the text policy like any line."""
-        from asrtune.data.manifest import load_manifest, write_manifest
-        from asrtune.data.pack import pack_utterances
-        from asrtune.models.cache import cached_build
-
         clips = [u for u, _ in pairs if not utterance_segments(u.extra, u.duration)]
         if not clips:
             return []
@@ -255,7 +248,7 @@ class WhisperAdapter(ModelAdapter):
             self._add_lora(preset)
 
     def _add_lora(self, preset: str) -> None:
-        from peft import LoraConfig, get_peft_model
+        from peft import LoraConfig, get_peft_model  # heavy: peft, only for --adapter lora
 
         where = r"model\.decoder\.layers\.\d+" if preset == "encoder" else r"model\.(encoder|decoder)\.layers\.\d+"
         if preset == "encoder" and self.encoder_split is not None:  # and the top K encoder layers
@@ -449,7 +442,7 @@ class WhisperAdapter(ModelAdapter):
     # --- inference and export ---------------------------------------------------------------------
 
     def recognizer(self, device: str, batch_size: int) -> Any:
-        from asrtune.inference.whisper_hf import WhisperHFRecognizer
+        from asrtune.inference.whisper_hf import WhisperHFRecognizer  # heavy: transformers (after train's input checks)
 
         return WhisperHFRecognizer(self.resolved, device=device, batch_size=batch_size, language=self.config.language,
                                    model=self.whisper, processor=self.processor)
