@@ -38,6 +38,7 @@ from asrtune.evaluation import evaluate
 from asrtune.evaluation.schema import EvalReport
 from asrtune.fileio import write_json_atomic, write_text_atomic
 from asrtune.models import resolve_model
+from asrtune.options import option, option_like
 from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
 from asrtune.training import TrainConfig, train
 
@@ -63,33 +64,35 @@ DEMO_EVAL_EVERY = 40
 
 @dataclass
 class DemoConfig:
-    """Options of ``asrtune demo`` (field = option name with ``-`` -> ``_``).
+    """Options of ``asrtune demo`` (see ``asrtune demo --help`` or docs/options.md). The options
+    the demo hands on to training are :class:`~asrtune.training.TrainConfig`'s, with the demo's
+    defaults.
 
-    >>> DemoConfig().model, DemoConfig().max_train_minutes
-    ('openai/whisper-tiny.en', 6.0)
+    >>> DemoConfig().model, DemoConfig().max_train_minutes, DemoConfig().lr
+    ('openai/whisper-tiny.en', 6.0, 0.0001)
     """
 
-    out: str = "demo_output"
-    model: str = DEFAULT_MODEL
-    #: Your own data instead of the synthesised corpus: all three, or none.
-    manifest: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    #: A folder with train.txt, heldout.txt and terms.txt (default: the shipped clinic corpus).
-    corpus: str | None = None
-    #: Term list for term recall (default: the corpus's terms.txt; none with --manifest).
-    terms: str | None = None
-    max_train_minutes: float = 6.0
-    max_steps: int | None = None
-    lr: float = DEMO_LR
-    batch_size: int = DEMO_BATCH
-    eval_every: int = DEMO_EVAL_EVERY
-    variants_per_sentence: int = 3
-    #: Use only the first N training / held-out sentences (quick trials and tests).
-    max_sentences: int | None = None
-    threads: int | None = None
-    seed: int = 0
-    progress: bool = True
+    out: str = option("demo_output", metavar="DIR", help="output folder")
+    model: str = option(DEFAULT_MODEL, help="Whisper model: hub id, local folder or run dir")
+    # Your own data instead of the synthesised corpus: all three, or none.
+    manifest: str | None = option(None, metavar="JSONL",
+                                  help="your training manifest (with --dev and --test) instead of the synthesised corpus")
+    dev: str | None = option_like(TrainConfig, "dev")
+    test: str | None = option(None, metavar="JSONL", help="your test manifest (zero-shot vs tuned)")
+    corpus: str | None = option(None, metavar="DIR",
+                                help="folder with train.txt, heldout.txt, terms.txt to synthesise (none = the shipped manifests/clinic)")
+    terms: str | None = option(None, metavar="FILE",
+                               help="term list for term recall (none = the corpus's terms.txt; with --manifest, no term recall)")
+    max_train_minutes: float = option_like(TrainConfig, "max_train_minutes", 6.0)
+    max_steps: int | None = option_like(TrainConfig, "max_steps")
+    lr: float = option_like(TrainConfig, "lr", DEMO_LR)
+    batch_size: int = option_like(TrainConfig, "batch_size", DEMO_BATCH)
+    eval_every: int = option_like(TrainConfig, "eval_every", DEMO_EVAL_EVERY)
+    variants_per_sentence: int = option(3, help="training renderings of each sentence")
+    max_sentences: int | None = option(None, help="use only the first N training and held-out sentences (quick trials)")
+    threads: int | None = option_like(TrainConfig, "threads")
+    seed: int = option_like(TrainConfig, "seed")
+    progress: bool = option_like(TrainConfig, "progress")
 
     def check(self) -> "DemoConfig":
         given = [x is not None for x in (self.manifest, self.dev, self.test)]

@@ -61,6 +61,33 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def option_like(cls: type, name: str, default: Any = _MISSING, *, group: str | None = None) -> Any:
+    """Option ``name`` of the option dataclass ``cls`` declared again: its help, choices and
+    metavar, with ``default`` instead of its own when given, in ``group`` of the new class.
+
+    For a command that hands options on to another command's dataclass (``asrtune demo`` trains
+    through :class:`~asrtune.training.TrainConfig`): the option keeps one declaration and the
+    command its own default. The field's type annotation is the new class's.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Train:
+    ...     lr: float = option(1e-5, help="peak learning rate", group="optimiser")
+    >>> @dataclass
+    ... class Demo:
+    ...     lr: float = option_like(Train, "lr", 1e-4)
+    >>> Demo().lr, dataclasses.fields(Demo)[0].metadata["help"]
+    (0.0001, 'peak learning rate')
+    """
+    source = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if source is None or not source.metadata.get("help"):
+        raise TypeError(f"{cls.__name__} has no option {name!r}")
+    if default is _MISSING:
+        default = source.default if source.default is not _MISSING else source.default_factory  # type: ignore[misc]
+    meta = source.metadata
+    return option(default, help=meta["help"], choices=meta["choices"], metavar=meta["metavar"], cli=meta["cli"], group=group)
+
+
 def flag_name(name: str) -> str:
     """``max_steps`` -> ``--max-steps``."""
     return "--" + name.replace("_", "-")

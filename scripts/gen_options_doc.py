@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Write docs/options.md from the option dataclasses (TrainConfig, RecognizerOptions, SubtitleOptions,
-ServerSettings).
+ServerSettings, DemoConfig).
 
 The tables are generated, never edited by hand: change an option's ``option(...)`` declaration,
 then run ``python scripts/gen_options_doc.py``. ``--check`` exits 1 (naming the file) when
@@ -28,6 +28,7 @@ edit by hand. Each option is a command-line flag and, for `asrtune train`, also 
 
 def render() -> str:
     """The whole of docs/options.md."""
+    from asrtune.demo import DemoConfig
     from asrtune.inference.options import RecognizerOptions
     from asrtune.options import markdown_table, option_groups
     from asrtune.serving.settings import ServerSettings
@@ -47,6 +48,9 @@ def render() -> str:
         "## Server: `asrtune serve` (`asrtune.serving.settings.ServerSettings`)\n",
         "With the decoding options above (one model, one set of decoding settings per server).\n",
         markdown_table(ServerSettings, key_header="keyword") + "\n",
+        "## Demo: `asrtune demo` (`asrtune.demo.DemoConfig`)\n",
+        "The training options among them are `asrtune train`'s, with the demo's defaults.\n",
+        markdown_table(DemoConfig, key_header="keyword") + "\n",
     ]
     return "\n".join(parts)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 
-from asrtune.cli import main
+from asrtune.cli import demo_cmd, main
 from asrtune.data.audio import audio_info
 from asrtune.data.manifest import load_manifest
 from asrtune.demo import (
+    DEMO_BATCH,
+    DEMO_EVAL_EVERY,
+    DEMO_LR,
     DEV_VOICES,
     TEST_VOICES,
     TRAIN_VOICES,
@@ -21,6 +25,7 @@ from asrtune.demo import (
 )
 from asrtune.errors import ConfigError
 from asrtune.synth import read_sentences
+from asrtune.training import TrainConfig
 from conftest import require_whisper_package
 
 
@@ -93,6 +98,44 @@ def test_cli_demo_help_and_bad_options(capsys):
     assert "--max-train-minutes" in capsys.readouterr().out
     assert main(["demo", "--manifest", "x.jsonl"]) == 2
     assert "--dev and --test" in capsys.readouterr().err
+
+
+def test_the_training_options_are_train_s_declarations_with_the_demo_defaults():
+    demo = {f.name: f for f in dataclasses.fields(DemoConfig)}
+    train = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    shared = ("dev", "max_train_minutes", "max_steps", "lr", "batch_size", "eval_every", "threads", "seed", "progress")
+    for name in shared:
+        assert demo[name].metadata["help"] == train[name].metadata["help"], name
+        assert demo[name].metadata["metavar"] == train[name].metadata["metavar"], name
+    defaults = DemoConfig()
+    assert (defaults.lr, defaults.batch_size, defaults.eval_every, defaults.max_train_minutes) == (DEMO_LR, DEMO_BATCH, DEMO_EVAL_EVERY, 6.0)
+    assert TrainConfig().lr != DEMO_LR  # the demo's own default, not train's
+    assert all(f.metadata.get("help") for f in demo.values()), "every demo option is declared with option()"
+
+
+class _Stop(Exception):
+    """Raised in place of the demo run (minutes long) once the CLI has built its config."""
+
+
+def test_cli_demo_options_reach_the_config(monkeypatch):
+    seen = []
+
+    def record(config):
+        seen.append(config)
+        raise _Stop
+
+    monkeypatch.setattr(demo_cmd, "run_demo", record)
+    with pytest.raises(_Stop):
+        main(["demo", "--lr", "3e-4", "--max-steps", "4", "--no-progress", "--threads", "2", "--out", "x"])
+    (config,) = seen
+    assert (config.lr, config.max_steps, config.progress, config.threads, config.out) == (3e-4, 4, False, 2, "x")
+    assert config.batch_size == DEMO_BATCH
+
+
+def test_cli_demo_bad_number_is_one_line_naming_the_option(capsys):
+    assert main(["demo", "--lr", "fast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'lr'" in err and "fast" in err, err
 
 
 @pytest.mark.slow

@@ -107,7 +107,7 @@ class TrainConfig:
                                          "caching the frozen layers below them; subsumes --unfreeze-top-layers K "
                                          "without --unfreeze-after, and keeps the cache (with --adapter lora: LoRA on them)")
 
-    max_steps: int | None = option(None, group=HOW_LONG, help="optimiser steps to train (give this or --epochs)")
+    max_steps: int | None = option(None, group=HOW_LONG, help="optimiser steps to train (--max-train-minutes may stop the run earlier)")
     epochs: float | None = option(None, group=HOW_LONG, help="epochs to train (none = 3 when --max-steps is not given)")
     max_train_minutes: float | None = option(None, group=HOW_LONG,
                                              help="stop after this many minutes of wall time (then evaluate and save)")
