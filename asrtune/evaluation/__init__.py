@@ -49,7 +49,7 @@ def __getattr__(name: str):
 
         return score_hypotheses
     if name == "EvalReport":
-        from asrtune.evaluation.schema import EvalReport
+        from asrtune.evaluation.schema import EvalReport  # lazy attribute (module docstring)
 
         return EvalReport
     if name == "write_report":

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.fileio import atomic_directory
+from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
 
 FOLDER = "replay"  # under the cache root (or --cache-dir)
 VARIANTS_PER_SENTENCE = 1  # one rendering each: the text, not the voice, is what is replayed
@@ -35,8 +36,6 @@ def replay_weights(weights: list[float] | None, sizes: list[int], share: float) 
 
 def replay_utterances(text_file: str | Path, cache_root: Path, seed: int = 0) -> list[Utterance]:
     """The eSpeak renderings of ``text_file``'s sentences, synthesised on first use."""
-    from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus  # optional extra [synth]
-
     sentences = read_sentences(text_file)
     config = SynthConfig(variants_per_sentence=VARIANTS_PER_SENTENCE, seed=seed)
     key = hashlib.sha256(("\n".join(sentences) + repr(config)).encode()).hexdigest()[:16]
