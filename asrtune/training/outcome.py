@@ -125,9 +125,10 @@ def guard_refusal_note(result: Any, margin_points: float) -> str:
     >>> print(guard_refusal_note(r, 0.5))  # doctest: +NORMALIZE_WHITESPACE
     warning: the forgetting guard kept best/ at the base model, unchanged (dev WER 48.00 %): step 150 reached 26.95 % on
     dev but its guard WER rose more than 0.5 points over the base's 11.36 %, so the model forgot general speech. Those
-    weights were not kept; final/ holds the last ones (step 197). To adapt without forgetting: interpolate with the
-    base (--merge-alphas 0.25,0.5,0.75, or asrtune merge), replay general data (--train domain.jsonl,general.jsonl
-    --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
+    weights were not kept; final/ holds the last ones (step 197). To adapt without forgetting: train with --recipe
+    keep-general (or --distill-base, --l2-sp, --replay-text), interpolate with the base (--merge-alphas 0.25,0.5,0.75,
+    or asrtune merge), replay general data (--train domain.jsonl,general.jsonl --weights 0.8,0.2), a lower --lr (and
+    --encoder-lr), fewer --train-encoder-top layers, or more --guard-margin.
     """
     where = ("final/ holds those weights" if result.guard_refused_step == result.steps
              else f"Those weights were not kept; final/ holds the last ones (step {result.steps})")
@@ -136,7 +137,8 @@ def guard_refusal_note(result: Any, margin_points: float) -> str:
     return (f"warning: the forgetting guard kept best/ at {best_holds(result)} (dev WER {pct(result.best_dev_wer)}): "
             f"step {result.guard_refused_step} reached {pct(result.guard_refused_dev_wer)} on dev but its guard WER rose "
             f"more than {margin_points:g} points over the base's {pct(result.guard_base_wer)}, so the model forgot general "
-            f"speech. {where}. To adapt without forgetting: {merge_hint}replay general data (--train "
+            f"speech. {where}. To adapt without forgetting: train with --recipe keep-general (or --distill-base, "
+            f"--l2-sp, --replay-text), {merge_hint}replay general data (--train "
             "domain.jsonl,general.jsonl --weights 0.8,0.2), a lower --lr (and --encoder-lr), fewer --train-encoder-top "
             "layers, or more --guard-margin.")
 
