@@ -59,6 +59,7 @@ from asrtune.training.augment import augment_waveform
 from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
 from asrtune.training.config import AUTO as AUTO_MERGE
 from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
+from asrtune.training.distributed import Processes, distributed
 from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
                                       guard_allows, outcome_lines)
@@ -194,18 +195,6 @@ def loss_exploded(loss_ema: float, best_ema: float, factor: float) -> bool:
     return loss_ema > factor * best_ema and loss_ema - best_ema > DIVERGENCE_MIN_RISE_NATS
 
 
-def _distributed() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)``, initialising torch.distributed under torchrun/accelerate."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-
 class Trainer:
     """Drives a :class:`~asrtune.training.adapters.base.ModelAdapter` through one run."""
 
@@ -218,11 +207,12 @@ class Trainer:
         self.requested_freeze = config.freeze  # config.yaml keeps "auto"; build_model resolves it
         self.on_step = on_step
         self.run_dir = Path(config.out)
-        self.rank, self.world, self.local_rank = _distributed()
+        self.rank, self.world, self.local_rank = distributed()
         self.main = self.rank == 0
         if config.threads:
             torch.set_num_threads(config.threads)
         self.device = self._device()
+        self.processes = Processes(self.rank, self.world, self.device)
         # Data-loading threads: decoding, resampling and augmenting audio run in C code that
         # releases the GIL (soundfile, soxr, numpy), so threads overlap them without the
         # start-up and pickling costs of worker processes. Features and token ids are made in
@@ -388,7 +378,7 @@ class Trainer:
         may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
         self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
                                                                    if p.requires_grad or id(p) in may_train])
-        self.ddp_model = self._wrap(self.adapter.model)
+        self.ddp_model = self.processes.wrap(self.adapter.model)
 
     def _unfreeze_layers(self) -> int:
         return self.config.unfreeze_top_layers if self.config.freeze == "encoder" else 0
@@ -488,7 +478,7 @@ class Trainer:
             self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
         elif self.main:
             self.say(f"encoder cache: all {len(utts)} utterances already cached")
-        self._barrier()
+        self.processes.barrier()
         self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
         self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
                            "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
@@ -573,7 +563,7 @@ class Trainer:
     def unfreeze(self) -> None:
         self.adapter.unfreeze_top_layers(self.config.unfreeze_top_layers)
         self.state.unfrozen = True
-        self.ddp_model = self._wrap(self.adapter.model)  # DDP must see the new trainable set
+        self.ddp_model = self.processes.wrap(self.adapter.model)  # DDP must see the new trainable set
 
     def train_step(self) -> None:
         """One optimiser step over ``grad_accum`` micro-batches; updates :attr:`state`."""
@@ -593,16 +583,16 @@ class Trainer:
         """Backward through every micro-batch, each weighted by its share of the step's loss terms
         (tokens for Whisper), so 2 x 8 accumulates the same gradient as one batch of 16."""
         weights = [float(self.adapter.loss_weight(b)) for b in batches]
-        total = self._all_sum(sum(weights)) / self.world  # DDP averages over ranks
+        total = self.processes.all_sum(sum(weights)) / self.world  # DDP averages over ranks
         step_loss = 0.0
         for i, batch in enumerate(batches):
             sync = i == len(batches) - 1
-            with self._no_sync(sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+            with self.processes.no_sync(self.ddp_model, sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                                       enabled=self.amp_dtype is not None):
                 loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
             self.scaler.scale(loss * (weights[i] / total)).backward()
             step_loss += float(loss.detach()) * weights[i] / total
-        return self._all_sum(step_loss) / self.world
+        return self.processes.all_sum(step_loss) / self.world
 
     def _guard_divergence(self, loss: float) -> None:
         """Stop on NaN/inf, or on a smoothed loss far above its best."""
@@ -748,7 +738,7 @@ class Trainer:
                                                                                          ", over the margin: not eligible") + ")"
             self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
-        s.evals_since_best = self._broadcast_int(s.evals_since_best)
+        s.evals_since_best = self.processes.broadcast_int(s.evals_since_best)
 
     def guard_ok(self, guard_wer: float | None) -> bool:
         """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
@@ -896,7 +886,7 @@ class Trainer:
             self._close_log()
         if self.loader:
             self.loader.shutdown()
-        self._barrier()
+        self.processes.barrier()
         return result
 
     def _guard_refused_better(self) -> bool:
@@ -1070,43 +1060,3 @@ class Trainer:
         if p == "auto":
             p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return (torch.bfloat16, False) if p == "bf16" else (torch.float16, self.device.type == "cuda")
-
-    def _wrap(self, model: nn.Module) -> nn.Module:
-        if self.world <= 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(model, device_ids=ids, find_unused_parameters=False)
-
-    def _no_sync(self, sync: bool) -> contextlib.AbstractContextManager:
-        if self.world > 1 and not sync:
-            return self.ddp_model.no_sync()
-        return contextlib.nullcontext()
-
-    def _comm_device(self) -> torch.device:
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-    def _all_sum(self, value: float) -> float:
-        if self.world <= 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t.item())
-
-    def _broadcast_int(self, value: int) -> int:
-        if self.world <= 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
-        dist.broadcast(t, src=0)
-        return int(t.item())
-
-    def _barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
