@@ -29,15 +29,10 @@ state" in a checkpoint is the step number itself.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import logging
 import math
-import os
 import random
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -51,7 +46,7 @@ from torch import nn
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.data.audio import audio_info
 from asrtune.errors import AsrtuneError, ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
+from asrtune.fileio import atomic_directory, write_json_atomic
 from asrtune.models.cache import cache_dir
 from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter, module_digest
@@ -71,12 +66,11 @@ from asrtune.training.replay import replay_utterances, replay_weights
 from asrtune.training.sampling import epoch_plan, group_by_duration
 from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
-from asrtune.training.tracking import Tracker, check_tracker, examples_table, make_tracker
+from asrtune.training.run_log import Meter, RunLog
+from asrtune.training.tracking import check_tracker, examples_table, make_tracker
 from asrtune.training.untuned_eval import (
     FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
 )
-
-log = logging.getLogger("asrtune.train")
 
 DEFAULT_EPOCHS = 3  # when neither --max-steps nor --epochs is given
 LOSS_EMA = 0.1  # weight of the newest loss in the smoothed loss the divergence guard watches
@@ -122,22 +116,6 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class Meter:
-    """Utterances, seconds and summed loss over a window of steps (a log interval, an epoch)."""
-
-    utts: int = 0
-    seconds: float = 0.0
-    loss: float = 0.0
-    steps: int = 0
-
-    def add(self, utts: int, seconds: float, loss: float) -> None:
-        self.utts, self.seconds, self.loss, self.steps = self.utts + utts, self.seconds + seconds, self.loss + loss, self.steps + 1
-
-    def rate(self) -> float:
-        return self.utts / max(self.seconds, 1e-9)
 
 
 def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None) -> RunResult:
@@ -218,7 +196,7 @@ class Trainer:
         # start-up and pickling costs of worker processes. Features and token ids are made in
         # the training thread (tokenizers are not guaranteed thread-safe).
         self.loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
-        self.log_file: Any = None
+        self.log = RunLog(self.run_dir, self.main)
         self.run_start = time.time()
         self.resolved: Any = None
         self.adapter: ModelAdapter | None = None
@@ -250,7 +228,6 @@ class Trainer:
         self.stopped: str | None = None
         self.log_meter, self.epoch_meter = Meter(), Meter()
         self.progress: Progress | None = None
-        self.tracker = Tracker()  # "none" until the run dir exists (rank 0 only)
         self.dev_hyps: list[str] = []  # the last dev evaluation's hypotheses
         self.data_stats: dict[str, dict[str, Any]] | None = None  # manifest -> ManifestStats.to_dict(), for the cards
 
@@ -276,10 +253,10 @@ class Trainer:
             self.build_optimizer()
             self.resume(checkpoint)
             if self.main:
-                self.tracker = make_tracker(self.config.report_to, self.run_dir, asdict(self.config))
+                self.log.tracker = make_tracker(self.config.report_to, self.run_dir, asdict(self.config))
         except BaseException:
             if created:  # a fresh run that never started: leave no half-made run dir behind
-                self._close_log()
+                self.log.close()
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
         try:
@@ -288,16 +265,16 @@ class Trainer:
             self.loop()
             result = self.finish()
         except BaseException:
-            self.tracker.close(failed=True)  # the curves up to the failure stay readable
+            self.log.tracker.close(failed=True)  # the curves up to the failure stay readable
             raise
-        self.tracker.close()
+        self.log.tracker.close()
         return result
 
     def loop(self) -> None:
         """Steps until a stop condition; dev evaluation and checkpoints on their schedules."""
         cfg = self.config
         self.adapter.model.train()
-        self.progress = Progress("train", self.total_steps, "step", self.say, self.main and cfg.progress,
+        self.progress = Progress("train", self.total_steps, "step", self.log.say, self.main and cfg.progress,
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
         self.plan = self._plan(self.state.epoch)
@@ -310,7 +287,7 @@ class Trainer:
             if self.dev and (self.state.step % cfg.eval_every == 0 or self.stopped):
                 self.evaluate_dev()
                 if cfg.patience is not None and self.state.evals_since_best >= cfg.patience:
-                    self.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
+                    self.log.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
                     self.stopped = self.stopped or "early-stopping"
             if self.main and (self.state.step % cfg.save_every == 0 or self.stopped):
                 save_checkpoint(self.run_dir, self.state, self.adapter, self.optimizer, self.scaler)
@@ -322,7 +299,7 @@ class Trainer:
     def stop_reason(self) -> str | None:
         cfg = self.config
         if cfg.max_train_minutes is not None and self.state.elapsed_s >= cfg.max_train_minutes * 60:
-            self.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {self.state.step}")
+            self.log.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {self.state.step}")
             return "time-limit"
         if self.state.step >= self.total_steps:
             return "max-steps" if cfg.max_steps else "epochs"
@@ -349,7 +326,7 @@ class Trainer:
                               "pass --force to continue with the new values")
         path = find_checkpoint(self.run_dir)
         if path is None:
-            self.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
+            self.log.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
             return None
         return load_checkpoint(path)
 
@@ -441,13 +418,13 @@ class Trainer:
             return False
         created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
+        self.log.open()
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
         sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
-        self.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
+        self.log.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
                  + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
         if self.skipped:
-            self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+            self.log.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
         return created
 
     def setup_cache(self) -> None:
@@ -457,12 +434,12 @@ class Trainer:
         if cfg.cache == "off" or shape is None or cfg.freeze != "encoder":
             return
         if self._unfreeze_at() == 0:
-            self.say(f"--unfreeze-top-layers {cfg.unfreeze_top_layers} without --unfreeze-after: the top encoder "
+            self.log.say(f"--unfreeze-top-layers {cfg.unfreeze_top_layers} without --unfreeze-after: the top encoder "
                      "layers train from step 0, so the encoder-output cache is off")
             self.cache_info["reason"] = "unfrozen from step 0"
             return
         if cfg.augmenting:
-            self.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
+            self.log.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
             self.cache_info["reason"] = "augmentation"
             return
         root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
@@ -472,25 +449,25 @@ class Trainer:
             # the evaluation sets are cached now, training utterances on first use (_batch).
             utts = [u for u, _ in self.dev + self.guard]
             self.cache_lazily = True
-            self.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
+            self.log.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
         todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
         if self.main and todo:
             self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
         elif self.main:
-            self.say(f"encoder cache: all {len(utts)} utterances already cached")
+            self.log.say(f"encoder cache: all {len(utts)} utterances already cached")
         self.processes.barrier()
         self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
         self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
                            "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
 
     def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
-        self.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
+        self.log.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
         start = time.time()
-        progress = Progress("encoder cache", len(todo), "utt", self.say, self.config.progress)
+        progress = Progress("encoder cache", len(todo), "utt", self.log.say, self.config.progress)
         cache.build(todo, self.adapter.encode, utterance_audio, batch_size=self.config.eval_batch_size,
                     progress=progress, map_fn=self._map)
         progress.close()
-        self.say(f"encoder cache: built in {time.time() - start:.0f} s")
+        self.log.say(f"encoder cache: built in {time.time() - start:.0f} s")
 
     def build_optimizer(self) -> None:
         """AdamW over the adapter's parameter groups (each remembers its base lr), and the scaler."""
@@ -509,9 +486,9 @@ class Trainer:
             self.unfreeze()
         self.state = restore_checkpoint(checkpoint, self.adapter, self.optimizer, self.scaler)
         if self.main:
-            self._truncate_metrics(self.state.step)
+            self.log.truncate_metrics(self.state.step)
         s = self.state
-        self.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
+        self.log.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
 
     def unfreeze_from_start(self) -> None:
         """``--unfreeze-top-layers K`` without ``--unfreeze-after``: the top layers train from the
@@ -526,12 +503,12 @@ class Trainer:
         if self.state.unfrozen:
             opened = f" + top {cfg.unfreeze_top_layers} encoder layers (lr {cfg.encoder_lr or cfg.lr / 10:g})"
             opened += " from step 0" if self._unfreeze_at() == 0 else ""
-        self.say(
+        self.log.say(
             f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}{opened}"
             + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
             + f": {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.1f} %)"
         )
-        self.say(
+        self.log.say(
             f"training {self.total_steps} steps ({self.steps_per_epoch} per epoch of {self.epoch_len} utterances), batch {cfg.batch_size}"
             + (f" x {self.world} processes" if self.world > 1 else "")
             + (f" x {cfg.grad_accum} accumulation" if cfg.grad_accum > 1 else "")
@@ -539,11 +516,11 @@ class Trainer:
             + (f", autocast {self.amp_dtype}" if self.amp_dtype else "")
         )
         if self.regularisers.describe():
-            self.say(self.regularisers.describe())
+            self.log.say(self.regularisers.describe())
         if cfg.replay_text:
-            self.say(f"replay: {len(self.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
+            self.log.say(f"replay: {len(self.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
                      f"{100 * cfg.replay_share:g} % of each epoch")
-        self._metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
+        self.log.metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
                       "total_parameters": total, "total_steps": self.total_steps, "world_size": self.world,
                       "cache": self.cache_info})
 
@@ -557,7 +534,7 @@ class Trainer:
             return
         self.unfreeze()
         cfg = self.config
-        self.say(f"step {self.state.step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers "
+        self.log.say(f"step {self.state.step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers "
                  f"(lr {cfg.encoder_lr or cfg.lr / 10:g}); encoder cache not used from here on")
 
     def unfreeze(self) -> None:
@@ -624,7 +601,7 @@ class Trainer:
         self.progress.update(1, utts=utts, loss=f"{loss:.3f}", lr=f"{lr:.2e}", utts_s=f"{self.log_meter.rate():.1f}")
         if s.step % self.config.log_every == 0 or s.step == self.total_steps:
             m = self.log_meter
-            self._metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
+            self.log.metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
                           "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
             self.log_meter = Meter()
 
@@ -692,9 +669,9 @@ class Trainer:
     def _end_epoch(self, partial: bool) -> None:
         m, epoch = self.epoch_meter, self.state.epoch
         if m.utts:
-            self._metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
+            self.log.metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
                           "utts_per_s": m.rate(), "partial": partial})
-            self.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
+            self.log.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
         self.epoch_meter = Meter()
 
     # --- evaluation -------------------------------------------------------------------------------
@@ -730,13 +707,13 @@ class Trainer:
             record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
             if self.guard:
                 record |= {"guard_wer": guard, "guard_base_wer": s.guard_base_wer, "guard_ok": self.guard_ok(guard)}
-            self._metric(record)
-            self.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
+            self.log.metric(record)
+            self.log.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
             guard_note = ""
             if self.guard:
                 guard_note = f", guard WER {_pct(guard)} (base {_pct(s.guard_base_wer)}" + ("" if self.guard_ok(guard) else
                                                                                          ", over the margin: not eligible") + ")"
-            self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
+            self.log.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
                      + (" - saved best/" if improved else ""))
         s.evals_since_best = self.processes.broadcast_int(s.evals_since_best)
 
@@ -752,12 +729,12 @@ class Trainer:
         if self.state.guard_base_wer is not None:
             return
         if self.state.step > 0:
-            self.say("--guard-dev: this run's checkpoint holds no base guard WER (an older asrtune wrote it); "
+            self.log.say("--guard-dev: this run's checkpoint holds no base guard WER (an older asrtune wrote it); "
                      "measuring the current model instead")
         if self.main:
             self.state.guard_base_wer = self.evaluate(self.guard)
-            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.state.guard_base_wer})
-            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.state.guard_base_wer)} on {len(self.guard)} "
+            self.log.metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.state.guard_base_wer})
+            self.log.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.state.guard_base_wer)} on {len(self.guard)} "
                      f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
         if self.state.step == 0:
             self.evaluate_dev()
@@ -772,7 +749,7 @@ class Trainer:
         key = self._untuned_key(utts, from_cache) if self.state.step == 0 and self.config.cache != "off" else None
         hyps = load_hypotheses(self._hypotheses_root(), key, len(utts)) if key else None
         if hyps is not None:
-            self.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
+            self.log.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
                      "(same weights, audio and decoding code)")
         else:
             hyps = self._decode(pairs, from_cache)
@@ -790,7 +767,7 @@ class Trainer:
         recognizer = self.adapter.recognizer(str(self.device), batch)
         utts = [u for u, _ in pairs]
         audio = None if from_cache else self._eval_audio(pairs)
-        progress = Progress("dev", len(utts), "utt", self.say, False)
+        progress = Progress("dev", len(utts), "utt", self.log.say, False)
         hyps: list[str] = []
         self.adapter.model.eval()
         try:
@@ -870,7 +847,7 @@ class Trainer:
             if cfg.eval_sets:
                 sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
                 result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
-                                                             str(self.device), self.say, self._run_decoding())
+                                                             str(self.device), self.log.say, self._run_decoding())
             # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
             # shows them when it holds the same weights
             self._write_card(self.run_dir / "best", "best", result.to_dict())
@@ -879,11 +856,11 @@ class Trainer:
             for fmt in cfg.export_formats():
                 self._export(fmt, result.to_dict())
             write_json_atomic(self.run_dir / "result.json", result.to_dict())
-            self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
+            self.log.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
                      f"{self.run_dir / 'best'} and {self.run_dir / 'final'}")
             for line in outcome_lines(result, cfg.guard_margin, has_dev=bool(cfg.dev)):
-                self.say(line)
-            self._close_log()
+                self.log.say(line)
+            self.log.close()
         if self.loader:
             self.loader.shutdown()
         self.processes.barrier()
@@ -905,7 +882,7 @@ class Trainer:
             return list(cfg.merge_alphas), MERGE_REQUESTED if cfg.merge_alphas else None
         if not (self.guard and self._guard_refused_better()):
             return [], None
-        self.say(f"the forgetting guard refused every checkpoint better on dev than best/ ({best_holds(s)}, dev WER "
+        self.log.say(f"the forgetting guard refused every checkpoint better on dev than best/ ({best_holds(s)}, dev WER "
                  f"{_pct(s.best_wer)}; step {s.guard_refused_step} reached {_pct(s.guard_refused_wer)}): scoring WiSE-FT "
                  f"merges of final/ with the base model, alphas {', '.join(f'{a:g}' for a in DEFAULT_MERGE_ALPHAS)} "
                  "(--merge-alphas none skips this)")
@@ -927,9 +904,9 @@ class Trainer:
             guard = self.evaluate(self.guard) if self.guard else None
             ok = self.guard_ok(guard)
             result.merges.append({"alpha": alpha, "dev_wer": wer, "guard_wer": guard, "guard_ok": ok})
-            self._metric({"event": "merge", "step": s.step, "alpha": alpha, "merge_dev_wer": wer, "guard_wer": guard,
+            self.log.metric({"event": "merge", "step": s.step, "alpha": alpha, "merge_dev_wer": wer, "guard_wer": guard,
                           "guard_ok": ok})
-            self.say(f"merge {1 - alpha:g} x base + {alpha:g} x final/: dev WER {_pct(wer)}"
+            self.log.say(f"merge {1 - alpha:g} x base + {alpha:g} x final/: dev WER {_pct(wer)}"
                      + (f", guard WER {_pct(guard)}" + ("" if ok else " (over the margin)") if self.guard else ""))
             if ok and (s.best_wer is None or wer < s.best_wer) and (chosen is None or wer < chosen[1]):
                 chosen = (alpha, wer, guard)
@@ -939,7 +916,7 @@ class Trainer:
             self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
             self._save_model("best", {"step": s.step, "merge_alpha": alpha, "dev_wer": s.best_wer, "dev": cfg.dev,
                                       "guard_wer": s.best_guard_wer})
-            self.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
+            self.log.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
         self.adapter.load_trainable_state_dict(final)
         result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, s.best_guard_wer
         result.best_merge_alpha = s.best_merge_alpha
@@ -991,64 +968,22 @@ class Trainer:
         from asrtune.training.model_card import CARD_EXPORT_NAMES
 
         dst = self.run_dir / f"best-{fmt}"
-        self.say(f"exporting best/ to {fmt} in {dst}")
+        self.log.say(f"exporting best/ to {fmt} in {dst}")
         exported = export_model(self.run_dir / "best", fmt, dst, force=True,
                                 write_card=lambda folder, _: self._write_card(folder, "best", result,
                                                                              export=CARD_EXPORT_NAMES[fmt]))
-        self.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
+        self.log.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
 
     def _diverged(self, loss: float, what: str) -> None:
         ckpt = find_checkpoint(self.run_dir)
         best = self.run_dir / "best"
         saved = ([f"the last good checkpoint ({ckpt.parent})"] if ckpt else []) + ([str(best)] if best.exists() else [])
         kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
-        self._metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
+        self.log.metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
         raise TrainingDiverged(
             f"training diverged at step {self.state.step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) "
             f"is too high for fine-tuning - try --lr 1e-5 to 3e-5 (or a longer --warmup-steps); {kept}"
         )
-
-    # --- logging ----------------------------------------------------------------------------------
-
-    def say(self, message: str) -> None:
-        """A line for the user (rank 0 only), also appended to RUN_DIR/train.log."""
-        if not self.main:
-            return
-        from tqdm.auto import tqdm
-
-        tqdm.write(message, file=sys.stderr)
-        if self.log_file is not None:
-            self.log_file.write(time.strftime("%H:%M:%S ") + message + "\n")
-            self.log_file.flush()
-
-    def _close_log(self) -> None:
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
-
-    def _metric(self, record: dict[str, Any]) -> None:
-        """Append ``record`` to metrics.jsonl; a point on a curve (no ``event``) also goes to the tracker."""
-        if not self.main:
-            return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if "event" not in record:  # a log step or an evaluation: every number in it (loss, lr, dev_wer, guard_wer, ...)
-            self.tracker.log_scalars(record["step"], {k: v for k, v in record.items()
-                                                      if k != "step" and not isinstance(v, bool)})
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop metric lines written after the checkpoint (and a torn last line after a kill)."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-        write_text_atomic(path, "".join(line + "\n" for line in keep))
 
     # --- devices and processes ----------------------------------------------------------------------
 
