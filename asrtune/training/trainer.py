@@ -35,7 +35,7 @@ import random
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +45,7 @@ from torch import nn
 
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.data.audio import audio_info
-from asrtune.errors import AsrtuneError, ConfigError
+from asrtune.errors import ConfigError
 from asrtune.fileio import atomic_directory, write_json_atomic
 from asrtune.models.cache import cache_dir
 from asrtune.training.adapters import adapter_class
@@ -53,18 +53,22 @@ from asrtune.training.adapters.base import ModelAdapter, module_digest
 from asrtune.training.augment import augment_waveform
 from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
 from asrtune.training.config import AUTO as AUTO_MERGE
-from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
+from asrtune.training.config import TrainConfig, save_yaml_config
 from asrtune.training.distributed import Processes, distributed
+from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
                                       guard_allows, outcome_lines)
 from asrtune.training.outcome import pct as _pct
 from asrtune.training.export import check_exports
+from asrtune.training.preflight import check_manifests, check_run_dir
 from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
 from asrtune.training.replay import replay_utterances, replay_weights
+from asrtune.training.result import RunResult
 from asrtune.training.sampling import epoch_plan, group_by_duration
-from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
+from asrtune.training.schedule import lr_factor, total_steps
+from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
 from asrtune.training.run_log import Meter, RunLog
 from asrtune.training.tracking import check_tracker, examples_table, make_tracker
@@ -72,50 +76,7 @@ from asrtune.training.untuned_eval import (
     FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
 )
 
-DEFAULT_EPOCHS = 3  # when neither --max-steps nor --epochs is given
-LOSS_EMA = 0.1  # weight of the newest loss in the smoothed loss the divergence guard watches
-DIVERGENCE_GRACE_STEPS = 10  # steps before an exploding (finite) loss counts as divergence
-# A loss that has fallen near zero (a small domain learnt by heart) can be "4x its best" while
-# rising by thousandths of a nat; divergence must also be a real rise, in nats per token.
-DIVERGENCE_MIN_RISE_NATS = 0.5
-
 Pair = tuple[Utterance, str]  # an utterance and its training target text
-
-
-class TrainingDiverged(AsrtuneError):
-    """The loss became NaN/inf or exploded; the message names the likely cause."""
-
-
-@dataclass
-class RunResult:
-    """What a run produced (``result.json``). Without a dev set ``best_dev_wer`` is None and
-    ``best_step`` is the last step (best/ holds final/'s weights)."""
-
-    run_dir: str
-    steps: int
-    epochs: float
-    stopped: str  # "max-steps", "epochs", "time-limit", "early-stopping"
-    best_dev_wer: float | None = None
-    best_step: int | None = None
-    final_dev_wer: float | None = None
-    trainable_parameters: int = 0
-    total_parameters: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
-    eval_results: list[dict[str, Any]] = field(default_factory=list)
-    guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (step 0)
-    best_guard_wer: float | None = None  # the guard WER of best/
-    final_guard_wer: float | None = None
-    guard_refused_step: int | None = None  # a checkpoint with a lower dev WER than best/'s that the guard refused
-    guard_refused_dev_wer: float | None = None
-    best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a
-    merges: list[dict[str, Any]] = field(default_factory=list)  # every interpolation scored: alpha, dev_wer, guard_wer
-    merge_reason: str | None = None  # why merges were scored: "requested" (--merge-alphas list) or "guard refused" (auto)
-    base_dev_wer: float | None = None  # the base model's dev WER (measured at step 0 with --guard-dev)
-    regularisers: dict[str, Any] = field(default_factory=dict)  # --l2-sp, --distill-base, --replay-text in force
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None) -> RunResult:
@@ -123,54 +84,8 @@ def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = Non
 
     ``on_step(trainer)`` is called after every optimiser step and its checkpoint (tests stop a
     run there: raising from it leaves the run as a kill would)."""
-    _check_manifests_exist(config)
+    check_manifests(config)
     return Trainer(config, on_step).run()
-
-
-def _check_manifests_exist(config: TrainConfig) -> None:
-    """Fail before any model loads or run dir is made: a typo should cost a second, not a minute.
-
-    Every manifest is read through (a bad line raises ``ManifestError`` naming it) and must hold
-    an utterance; ``--out`` must not be an existing file."""
-    from asrtune.data.manifest import read_manifest
-
-    named = [("train", p) for p in config.train] + [("dev", config.dev), ("guard-dev", config.guard_dev)]
-    named += [("eval-sets", p) for p in config.eval_sets]
-    for option, path in named:
-        if path and not Path(path).is_file():
-            raise ConfigError(f"--{option} {path}: manifest not found")
-    for option, path in named:
-        if path and sum(1 for _ in read_manifest(path)) == 0:
-            raise ConfigError(f"--{option} {path}: manifest is empty (no utterances)")
-    out = config.resume or config.out
-    if out and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"--out {out}: is a file; give a folder for the run")
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then decay.
-
-    >>> [round(lr_factor(s, 10, 2, "linear"), 2) for s in (0, 1, 2, 6, 9)]
-    [0.5, 1.0, 1.0, 0.5, 0.12]
-    """
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    return max(0.0, 1.0 - progress) if progress < 1 else 0.0
-
-
-def loss_exploded(loss_ema: float, best_ema: float, factor: float) -> bool:
-    """Divergence: the smoothed loss is ``factor`` times its best *and* more than
-    :data:`DIVERGENCE_MIN_RISE_NATS` above it.
-
-    >>> loss_exploded(2.5, 0.5, 4.0), loss_exploded(0.006, 0.0015, 4.0), loss_exploded(1.5, 0.5, 4.0)
-    (True, False, False)
-    """
-    return loss_ema > factor * best_ema and loss_ema - best_ema > DIVERGENCE_MIN_RISE_NATS
 
 
 class Trainer:
@@ -242,7 +157,7 @@ class Trainer:
     # --- the run --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        checkpoint = self.check_run_dir()  # nothing is written until every check has passed
+        checkpoint = check_run_dir(self.config, self.run_dir, self.log.say)  # nothing is written until every check has passed
         check_tracker(self.config.report_to)
         check_exports(self.config.export_formats())
         self.build_model()
@@ -306,29 +221,6 @@ class Trainer:
         return None
 
     # --- setup (nothing written) ------------------------------------------------------------------
-
-    def check_run_dir(self) -> dict[str, Any] | None:
-        """Check ``--out``/``--resume`` without writing; returns the checkpoint to resume from."""
-        cfg = self.config
-        if not cfg.resume:
-            if (self.run_dir / "config.yaml").exists() and not cfg.force:
-                raise ConfigError(f"--out {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
-                                  "or --force to start over there")
-            return None
-        saved = self.run_dir / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"--resume {self.run_dir}: not a training run dir (no config.yaml)")
-        import yaml
-
-        diffs = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
-        if diffs and not cfg.force:
-            raise ConfigError(f"--resume {self.run_dir}: the config differs from the run's ({'; '.join(diffs)}); "
-                              "pass --force to continue with the new values")
-        path = find_checkpoint(self.run_dir)
-        if path is None:
-            self.log.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
-            return None
-        return load_checkpoint(path)
 
     def build_model(self) -> None:
         """Resolve the model, refuse options its family ignores, load its adapter and freeze."""
@@ -394,7 +286,7 @@ class Trainer:
                 raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
         self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
-        self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
 
     def _usable(self, utts: list[Utterance], path: str) -> list[Pair]:
         kept = []
@@ -573,14 +465,10 @@ class Trainer:
 
     def _guard_divergence(self, loss: float) -> None:
         """Stop on NaN/inf, or on a smoothed loss far above its best."""
-        s, cfg = self.state, self.config
-        if not math.isfinite(loss):
-            self._diverged(loss, f"the loss became {loss}")
-        s.loss_ema = loss if s.loss_ema is None else (1 - LOSS_EMA) * s.loss_ema + LOSS_EMA * loss
-        s.min_loss_ema = s.loss_ema if s.min_loss_ema is None else min(s.min_loss_ema, s.loss_ema)
-        if s.step >= DIVERGENCE_GRACE_STEPS and loss_exploded(s.loss_ema, s.min_loss_ema, cfg.divergence_factor):
-            self._diverged(loss, f"the smoothed loss {s.loss_ema:.3g} exploded past {cfg.divergence_factor:g}x "
-                                 f"its best ({s.min_loss_ema:.3g})")
+        what = watch_loss(self.state, loss, self.config.divergence_factor)
+        if what is not None:
+            self.log.metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
+            raise diverged(self.run_dir, self.state.step, self.config.lr, what)
 
     def _optimizer_step(self) -> float:
         self.scaler.unscale_(self.optimizer)
@@ -973,19 +861,6 @@ class Trainer:
                                 write_card=lambda folder, _: self._write_card(folder, "best", result,
                                                                              export=CARD_EXPORT_NAMES[fmt]))
         self.log.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
-
-    def _diverged(self, loss: float, what: str) -> None:
-        ckpt = find_checkpoint(self.run_dir)
-        best = self.run_dir / "best"
-        saved = ([f"the last good checkpoint ({ckpt.parent})"] if ckpt else []) + ([str(best)] if best.exists() else [])
-        kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
-        self.log.metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
-        raise TrainingDiverged(
-            f"training diverged at step {self.state.step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) "
-            f"is too high for fine-tuning - try --lr 1e-5 to 3e-5 (or a longer --warmup-steps); {kept}"
-        )
-
-    # --- devices and processes ----------------------------------------------------------------------
 
     def _amp(self) -> tuple[torch.dtype | None, bool]:
         """(autocast dtype or None, use GradScaler)."""
