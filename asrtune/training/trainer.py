@@ -2,29 +2,24 @@
 
 :meth:`Trainer.run` is the whole story, one call per phase:
 
-1. check the run dir, resolve the model, check the options for its family, build its adapter
-   (``adapters/whisper.py``, ``adapters/ctc.py``) and freeze - before anything is written;
+1. check the run dir (``preflight.py``), resolve the model, check the options for its family,
+   build its adapter (``adapters/whisper.py``, ``adapters/ctc.py``) and freeze - before anything
+   is written;
 2. read the manifests, apply the text policy, skip what cannot be trained on (counted in the log);
 3. write the run dir, fill the encoder-output cache when the encoder is frozen and nothing
    augments the input, build the optimiser, resume from ``checkpoint/`` (one :class:`TrainState`);
-4. loop over :meth:`Trainer.train_step`: AdamW with warm-up then linear/cosine decay, gradient
-   accumulation and clipping, autocast (bf16/fp16 on CUDA), a divergence guard, dev WER every
-   ``eval_every`` steps with the best model kept in ``best/``, early stopping, a resumable
+4. loop over :meth:`Trainer.train_step`: AdamW with warm-up then linear/cosine decay
+   (``schedule.py``), gradient accumulation and clipping, autocast (bf16/fp16 on CUDA), a
+   divergence guard (``divergence.py``), dev WER every ``eval_every`` steps (``evaluator.py``)
+   with the best model kept in ``best/`` (``selection.py``), early stopping, a resumable
    ``checkpoint/`` every ``save_every``;
-5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, ``--export``
-   copies of ``best/`` (``best-ct2/``, ``best-ggml/``, ...: ``training/export.py``).
+5. ``finisher.py``: ``final/``, WiSE-FT merges, ``learning_curve.png``, base-vs-tuned tables,
+   model cards (``model_folders.py``), ``--export`` copies of ``best/``, ``result.json``.
 
-Every model folder (``best/``, ``final/``, ``best-FORMAT/``) gets a model card (``README.md``,
-``model_card.py``); ``best/``'s is rewritten at the end with the ``--eval-sets`` results. With
-``--report-to tensorboard|mlflow`` every ``metrics.jsonl`` point (log steps, evaluations) and a
-few decoded dev examples also go to the tracker (``tracking.py``), closed at the end or on failure.
-
-Data parallel: started by ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1) the same code
-wraps the model in DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank takes its
-slice of every global batch, rank 0 alone evaluates and writes.
-
-The learning-rate schedule is a pure function of the step (nanoGPT-style), so "the scheduler
-state" in a checkpoint is the step number itself.
+Batches come from ``batches.py``, the log lines and ``metrics.jsonl`` from ``run_log.py``. Data
+parallel (``distributed.py``): started by ``torchrun`` or ``accelerate launch`` the same code
+wraps the model in DistributedDataParallel; each rank takes its slice of every global batch,
+rank 0 alone evaluates and writes.
 """
 
 from __future__ import annotations
@@ -34,7 +29,6 @@ import math
 import random
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -43,40 +37,39 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.data.audio import audio_info
+from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic
+from asrtune.models import resolve_model
 from asrtune.models.cache import cache_dir
 from asrtune.training.adapters import adapter_class
-from asrtune.training.adapters.base import ModelAdapter, module_digest
-from asrtune.training.augment import augment_waveform
-from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
-from asrtune.training.config import AUTO as AUTO_MERGE
+from asrtune.training.adapters.base import ModelAdapter
+from asrtune.training.batches import PAIRS_KEY, Batches, Loader
+from asrtune.training.compare import compare_base_and_tuned, utterance_audio
 from asrtune.training.config import TrainConfig, save_yaml_config
 from asrtune.training.distributed import Processes, distributed
 from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
-from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
-                                      guard_allows, outcome_lines)
-from asrtune.training.outcome import pct as _pct
+from asrtune.training.evaluator import Evaluator, Pair, cache_root
 from asrtune.training.export import check_exports
+from asrtune.training.finisher import Finisher, trainable_weights
+from asrtune.training.model_folders import ModelFolders
+from asrtune.training.outcome import guard_allows  # noqa: F401 (re-exported: benchmarks and tests import it here)
+from asrtune.training.outcome import pct as _pct
 from asrtune.training.preflight import check_manifests, check_run_dir
 from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
 from asrtune.training.replay import replay_utterances, replay_weights
 from asrtune.training.result import RunResult
-from asrtune.training.sampling import epoch_plan, group_by_duration
+from asrtune.training.run_log import Meter, RunLog
+from asrtune.training.sampling import epoch_plan
 from asrtune.training.schedule import lr_factor, total_steps
+from asrtune.training.selection import Selection
 from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint
 from asrtune.training.text_policy import apply_text_policy
-from asrtune.training.run_log import Meter, RunLog
-from asrtune.training.tracking import check_tracker, examples_table, make_tracker
-from asrtune.training.untuned_eval import (
-    FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
-)
+from asrtune.training.tracking import check_tracker, make_tracker
 
-Pair = tuple[Utterance, str]  # an utterance and its training target text
+__all__ = ["RunResult", "Trainer", "TrainingDiverged", "train"]
 
 
 def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None) -> RunResult:
@@ -84,7 +77,7 @@ def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = Non
 
     ``on_step(trainer)`` is called after every optimiser step and its checkpoint (tests stop a
     run there: raising from it leaves the run as a kill would)."""
-    check_manifests(config)
+    check_manifests(config)  # a typo costs a second, not a model load
     return Trainer(config, on_step).run()
 
 
@@ -106,29 +99,19 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.device = self._device()
         self.processes = Processes(self.rank, self.world, self.device)
-        # Data-loading threads: decoding, resampling and augmenting audio run in C code that
-        # releases the GIL (soundfile, soxr, numpy), so threads overlap them without the
-        # start-up and pickling costs of worker processes. Features and token ids are made in
-        # the training thread (tokenizers are not guaranteed thread-safe).
-        self.loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
+        self.loader = Loader(config.num_workers)
         self.log = RunLog(self.run_dir, self.main)
         self.run_start = time.time()
         self.resolved: Any = None
         self.adapter: ModelAdapter | None = None
         self.ddp_model: nn.Module | None = None
+        self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
+        self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.sources: list[list[Pair]] = []  # the --train manifests, then the --replay-text renderings
         self.weights: list[float] | None = None  # sampling weights of the sources (--weights, --replay-share)
         self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
         self.dev: list[Pair] = []
-        self.dev_audio: list[np.ndarray] | None = None
         self.guard: list[Pair] = []  # --guard-dev utterances
-        self.guard_audio: list[np.ndarray] | None = None
-        self.guard_last: float | None = None
-        self._start_weights: str | None = None  # digest of the weights evaluated at step 0
-        # the step-0 hypotheses, for the --eval-sets comparison (with --cache off none are read back)
-        self.step_zero = StartingHypotheses(self._hypotheses_root() if config.cache != "off" else None)
-        self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
-        self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
         self.skipped: dict[str, int] = {}
         self.cache: EncoderCache | None = None
         self.cache_lazily = False  # training utterances enter the cache on first use
@@ -136,15 +119,17 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.amp_dtype: torch.dtype | None = None
-        self.global_batch = config.batch_size * self.world
         self.epoch_len = self.steps_per_epoch = self.total_steps = 0
         self.state = TrainState()
         self.plan: list[tuple[int, int]] = []
         self.stopped: str | None = None
         self.log_meter, self.epoch_meter = Meter(), Meter()
         self.progress: Progress | None = None
-        self.dev_hyps: list[str] = []  # the last dev evaluation's hypotheses
-        self.data_stats: dict[str, dict[str, Any]] | None = None  # manifest -> ManifestStats.to_dict(), for the cards
+        # the parts built once the model and the data are loaded (_assemble)
+        self.batches: Batches | None = None
+        self.evaluator: Evaluator | None = None
+        self.folders: ModelFolders | None = None
+        self.selection: Selection | None = None
 
     def _device(self) -> torch.device:
         if self.config.device == "auto":
@@ -157,7 +142,7 @@ class Trainer:
     # --- the run --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        checkpoint = check_run_dir(self.config, self.run_dir, self.log.say)  # nothing is written until every check has passed
+        checkpoint = check_run_dir(self.config, self.run_dir, self.log.say)  # nothing is written until every check passed
         check_tracker(self.config.report_to)
         check_exports(self.config.export_formats())
         self.build_model()
@@ -192,15 +177,15 @@ class Trainer:
         self.progress = Progress("train", self.total_steps, "step", self.log.say, self.main and cfg.progress,
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
-        self.plan = self._plan(self.state.epoch)
+        self.plan = self.batches.plan(self.state.epoch)
         if self.guard:  # the base model is the first candidate for best/ (and sets the guard's base WER)
-            self.evaluate_guard_base()
+            self.selection.evaluate_guard_base(self.state)
         while self.stopped is None:
             self.maybe_unfreeze()
             self.train_step()
             self.stopped = self.stop_reason()
             if self.dev and (self.state.step % cfg.eval_every == 0 or self.stopped):
-                self.evaluate_dev()
+                self.selection.evaluate_dev(self.state, self.stopped)
                 if cfg.patience is not None and self.state.evals_since_best >= cfg.patience:
                     self.log.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
                     self.stopped = self.stopped or "early-stopping"
@@ -209,7 +194,7 @@ class Trainer:
             if self.on_step is not None:
                 self.on_step(self)
         self.progress.close()
-        self._end_epoch(partial=self.state.position < self._usable_plan_length())
+        self._end_epoch(partial=self.state.position < self.batches.usable(self.plan))
 
     def stop_reason(self) -> str | None:
         cfg = self.config
@@ -220,12 +205,29 @@ class Trainer:
             return "max-steps" if cfg.max_steps else "epochs"
         return None
 
+    def finish(self) -> RunResult:
+        """The run's :class:`RunResult`; rank 0 writes ``final/``, merges, cards, exports and
+        ``result.json`` (``finisher.py``)."""
+        s, cfg = self.state, self.config
+        trainable, total = self.adapter.trainable_parameter_count()
+        result = RunResult(
+            run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
+            stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
+            trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
+            guard_base_wer=s.guard_base_wer, best_guard_wer=s.best_guard_wer, final_guard_wer=self.selection.guard_last,
+            base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
+        )
+        if self.main:
+            finisher = Finisher(cfg, self.run_dir, self.adapter, self.folders, self.selection, self.log)
+            finisher.finish(result, s, self.base_weights, self._unfreeze_layers(), self._compare, self.run_start)
+        self.loader.shutdown()
+        self.processes.barrier()
+        return result
+
     # --- setup (nothing written) ------------------------------------------------------------------
 
     def build_model(self) -> None:
         """Resolve the model, refuse options its family ignores, load its adapter and freeze."""
-        from asrtune.models import resolve_model
-
         cfg = self.config
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -242,7 +244,7 @@ class Trainer:
         self.adapter.apply_freeze(cfg.freeze)
         self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
         if cfg.may_merge:  # before any resume or step: the base model's weights
-            self.base_weights = self._trainable_weights()
+            self.base_weights = trainable_weights(self.adapter, self._unfreeze_layers())
         self.adapter.model.to(self.device)
         may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
         self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
@@ -270,23 +272,21 @@ class Trainer:
         self.sources[0] += self.added
         self.weights = cfg.weights
         if cfg.replay_text:  # general English, spoken by eSpeak, at --replay-share of each epoch
-            replay = self._usable(replay_utterances(cfg.replay_text, self._cache_root(), cfg.seed), cfg.replay_text)
+            replay = self._usable(replay_utterances(cfg.replay_text, cache_root(cfg), cfg.seed), cfg.replay_text)
             if not replay:
                 raise ConfigError(f"--replay-text {cfg.replay_text}: no usable utterances (all skipped: {self.skipped})")
             self.weights = replay_weights(cfg.weights, [len(s) for s in self.sources], cfg.replay_share)
             self.sources.append(replay)
-        if cfg.dev:
-            # dev WER is scored against the references as written (normalised by the metric)
-            self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
-            if not self.dev:
-                raise ConfigError(f"--dev {cfg.dev}: no usable utterances")
-        if cfg.guard_dev:
-            self.guard = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.guard_dev), cfg.guard_dev)]
-            if not self.guard:
-                raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
+        # dev and guard WER are scored against the references as written (normalised by the metric)
+        for option, path, pairs in (("--dev", cfg.dev, self.dev), ("--guard-dev", cfg.guard_dev, self.guard)):
+            if path:
+                pairs += [(u, u.text) for u, _ in self._usable(load_manifest(path), path)]
+                if not pairs:
+                    raise ConfigError(f"{option} {path}: no usable utterances")
         self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
-        self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
+        self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (cfg.batch_size * self.world * cfg.grad_accum)))
         self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
+        self._assemble()
 
     def _usable(self, utts: list[Utterance], path: str) -> list[Pair]:
         kept = []
@@ -302,6 +302,15 @@ class Trainer:
             kept.append((u, target))
         return kept
 
+    def _assemble(self) -> None:
+        """The parts that work on the loaded model and data: batches, evaluation, model folders."""
+        cfg, say, sets = self.config, self.log.say, (self.dev, self.guard)
+        self.batches = Batches(cfg, self.adapter, self.sources, self.weights, self.processes, self.loader)
+        self.evaluator = Evaluator(cfg, self.adapter, self.resolved, self.device, sets, self.loader.map, say)
+        self.folders = ModelFolders(cfg, self.run_dir, self.adapter, self.resolved.family, say)
+        self.selection = Selection(cfg, sets, lambda pairs: self.evaluate(pairs), self.folders, self.log,
+                                   self.processes, lambda: self.evaluator.dev_hyps)
+
     # --- setup (writing) --------------------------------------------------------------------------
 
     def create_run_dir(self) -> bool:
@@ -314,11 +323,10 @@ class Trainer:
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
         sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
         self.log.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
-                 + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
+                     + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
         if self.skipped:
             self.log.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
         return created
-
     def setup_cache(self) -> None:
         """Decide whether to cache encoder outputs, and fill the cache (rank 0 builds)."""
         cfg = self.config
@@ -357,7 +365,7 @@ class Trainer:
         start = time.time()
         progress = Progress("encoder cache", len(todo), "utt", self.log.say, self.config.progress)
         cache.build(todo, self.adapter.encode, utterance_audio, batch_size=self.config.eval_batch_size,
-                    progress=progress, map_fn=self._map)
+                    progress=progress, map_fn=self.loader.map)
         progress.close()
         self.log.say(f"encoder cache: built in {time.time() - start:.0f} s")
 
@@ -440,12 +448,12 @@ class Trainer:
         factor = lr_factor(self.state.step, self.total_steps, cfg.warmup_steps, cfg.lr_schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
-        batches = [self._batch(self._next_slice(), self.state.step * cfg.grad_accum + m) for m in range(cfg.grad_accum)]
+        batches = [self._batch(self.state.step * cfg.grad_accum + m) for m in range(cfg.grad_accum)]
         loss = self._accumulate(batches)
         self._guard_divergence(loss)
         grad_norm = self._optimizer_step()
         self.state.step += 1
-        utts = sum(len(b["_pairs"]) for b in batches) * self.world
+        utts = sum(len(b[PAIRS_KEY]) for b in batches) * self.world
         self._record(loss, utts, time.time() - start, cfg.lr * factor, grad_norm)
 
     def _accumulate(self, batches: list[dict[str, Any]]) -> float:
@@ -458,7 +466,7 @@ class Trainer:
             sync = i == len(batches) - 1
             with self.processes.no_sync(self.ddp_model, sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                                       enabled=self.amp_dtype is not None):
-                loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
+                loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != PAIRS_KEY})
             self.scaler.scale(loss * (weights[i] / total)).backward()
             step_loss += float(loss.detach()) * weights[i] / total
         return self.processes.all_sum(step_loss) / self.world
@@ -493,374 +501,42 @@ class Trainer:
                           "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
             self.log_meter = Meter()
 
-    # --- batches ----------------------------------------------------------------------------------
-
-    def _plan(self, epoch: int) -> list[tuple[int, int]]:
-        """The epoch's utterance order; with --group-by-duration (default on for CTC, whose
-        raw-audio batches pay for padding) consecutive batches hold similar durations."""
-        cfg = self.config
-        plan = epoch_plan([len(s) for s in self.sources], self.weights, epoch, cfg.seed)
-        group = cfg.group_by_duration if cfg.group_by_duration is not None else self.adapter.family == "ctc"
-        if group:
-            durations = [[u.duration for u, _ in source] for source in self.sources]
-            plan = group_by_duration(plan, durations, self.global_batch, epoch, cfg.seed)
-        return plan
-
-    def _usable_plan_length(self) -> int:
-        return len(self.plan) - len(self.plan) % self.world  # every rank gets the same number of utterances
-
-    def _next_slice(self) -> list[tuple[int, int]]:
-        """This rank's share of the next global batch (starting the next epoch when this one is used up)."""
+    def _batch(self, micro_step: int) -> dict[str, Any]:
+        """This rank's next micro-batch (starting the next epoch when this one is used up)."""
         s = self.state
-        if s.position >= self._usable_plan_length():
+        if s.position >= self.batches.usable(self.plan):
             self._end_epoch(partial=False)
             s.epoch, s.position = s.epoch + 1, 0
-            self.plan = self._plan(s.epoch)
-        per_rank = max(1, min(self.global_batch, len(self.plan) - s.position) // self.world)
-        mine = self.plan[s.position + self.rank * per_rank : s.position + (self.rank + 1) * per_rank]
-        s.position += per_rank * self.world
-        return mine
-
-    def _waveform(self, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
-        audio = utterance_audio(utt)
-        if self.config.speed_perturb or self.config.noise_snr_db is not None:
-            audio = augment_waveform(audio, rng, self.config.speed_perturb, self.config.noise_snr_db)
-        return audio
-
-    def _batch(self, indices: list[tuple[int, int]], micro_step: int) -> dict[str, Any]:
-        """Tensors on the device for ``indices``; ``_pairs`` keeps the (utterance, target) pairs."""
-        pairs = [self.sources[s][i] for s, i in indices]
-        self.adapter.epoch = self.state.epoch  # per-epoch target choices (timestamps, prompts)
-        use_cache = self.cache is not None and not self.state.unfrozen
-        if use_cache and self.cache_lazily:
-            todo = self.cache.missing([u for u, _ in pairs])
-            if todo:
-                self.cache.build(todo, self.adapter.encode, utterance_audio, batch_size=len(todo), progress=False,
-                                 map_fn=self._map)
-        if use_cache:
-            examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]
-        else:
-            # one generator per example, so augmentation does not depend on thread scheduling
-            seeds = np.random.SeedSequence([self.config.seed, micro_step, self.rank]).spawn(len(pairs))
-            audios = self._map(lambda k: self._waveform(pairs[k][0], np.random.default_rng(seeds[k])), range(len(pairs)))
-            examples = [self.adapter.make_example(u, t, audio=a) for (u, t), a in zip(pairs, audios)]
-        batch = self.adapter.collate(examples)
-        if not use_cache:
-            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + micro_step * 31 + self.rank)
-            batch = self.adapter.augment_batch(batch, gen)
-        return {**{k: v.to(self.device, non_blocking=True) for k, v in batch.items()}, "_pairs": pairs}
-
-    def _map(self, fn: Callable, items) -> list:
-        """``[fn(x) for x in items]``, on the data-loading threads when ``--num-workers`` > 0."""
-        return list(self.loader.map(fn, items)) if self.loader else [fn(x) for x in items]
+            self.plan = self.batches.plan(s.epoch)
+        indices, s.position = self.batches.take(self.plan, s.position)
+        return self.batches.make(indices, micro_step, s.epoch, self._live_cache(), self.cache_lazily)
 
     def _end_epoch(self, partial: bool) -> None:
         m, epoch = self.epoch_meter, self.state.epoch
         if m.utts:
             self.log.metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
-                          "utts_per_s": m.rate(), "partial": partial})
+                             "utts_per_s": m.rate(), "partial": partial})
             self.log.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
         self.epoch_meter = Meter()
 
     # --- evaluation -------------------------------------------------------------------------------
 
-    def evaluate_dev(self) -> None:
-        """Dev (and guard) WER on rank 0; keeps ``best/`` and the patience count (shared with every rank).
-
-        With ``--guard-dev`` a checkpoint can become ``best/`` only while its guard WER is at most
-        ``--guard-margin`` percentage points above the base model's (:meth:`guard_ok`)."""
-        s = self.state
-        if self.main:
-            start = time.time()
-            s.last_wer = wer = self.evaluate(self.dev)
-            if not self.guard:
-                guard = None
-            elif s.step == 0 and s.guard_base_wer is not None:
-                guard = s.guard_base_wer  # the base model, just measured
-            else:
-                guard = self.evaluate(self.guard)
-            self.guard_last = guard
-            if s.step == 0:  # the base model (evaluated first with a guard)
-                s.base_dev_wer = wer
-            beats_best = s.best_wer is None or wer < s.best_wer
-            improved = beats_best and self.guard_ok(guard)
-            if beats_best and not improved and (s.guard_refused_wer is None or wer < s.guard_refused_wer):
-                s.guard_refused_step, s.guard_refused_wer = s.step, wer
-            if improved:
-                s.best_wer, s.best_step, s.evals_since_best, s.best_guard_wer = wer, s.step, 0, guard
-                s.best_merge_alpha = None  # a checkpoint of a resumed run can beat an earlier run's merge
-                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
-            else:
-                s.evals_since_best += 1
-            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
-            if self.guard:
-                record |= {"guard_wer": guard, "guard_base_wer": s.guard_base_wer, "guard_ok": self.guard_ok(guard)}
-            self.log.metric(record)
-            self.log.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
-            guard_note = ""
-            if self.guard:
-                guard_note = f", guard WER {_pct(guard)} (base {_pct(s.guard_base_wer)}" + ("" if self.guard_ok(guard) else
-                                                                                         ", over the margin: not eligible") + ")"
-            self.log.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
-                     + (" - saved best/" if improved else ""))
-        s.evals_since_best = self.processes.broadcast_int(s.evals_since_best)
-
-    def guard_ok(self, guard_wer: float | None) -> bool:
-        """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
-        return guard_allows(guard_wer, self.state.guard_base_wer, self.config.guard_margin)
-
-    def evaluate_guard_base(self) -> None:
-        """The base model's guard WER. A fresh run measures it at step 0 by evaluating the base
-        model like any checkpoint (so the base is the first candidate for ``best/``: with no
-        later checkpoint inside the margin, ``best/`` is the base model); a resumed run has it in
-        its :class:`TrainState`."""
-        if self.state.guard_base_wer is not None:
-            return
-        if self.state.step > 0:
-            self.log.say("--guard-dev: this run's checkpoint holds no base guard WER (an older asrtune wrote it); "
-                     "measuring the current model instead")
-        if self.main:
-            self.state.guard_base_wer = self.evaluate(self.guard)
-            self.log.metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.state.guard_base_wer})
-            self.log.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.state.guard_base_wer)} on {len(self.guard)} "
-                     f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
-        if self.state.step == 0:
-            self.evaluate_dev()
-
     def evaluate(self, pairs: list[Pair] | None = None) -> float:
-        """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
-        cached encoder outputs while they are valid, finished by the trainable top layers when the
-        cache holds a split point), normalised for the language."""
-        pairs = self.dev if pairs is None else pairs
-        utts = [u for u, _ in pairs]
-        from_cache = self.cache is not None and not self.state.unfrozen
-        key = self._untuned_key(utts, from_cache) if self.state.step == 0 and self.config.cache != "off" else None
-        hyps = load_hypotheses(self._hypotheses_root(), key, len(utts)) if key else None
-        if hyps is not None:
-            self.log.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
-                     "(same weights, audio and decoding code)")
-        else:
-            hyps = self._decode(pairs, from_cache)
-            if key:
-                save_hypotheses(self._hypotheses_root(), key, hyps)
-        if self.state.step == 0:
-            self.step_zero.remember(utts, hyps)
-        if pairs is self.dev:  # the dev examples the tracker shows, never the guard set's
-            self.dev_hyps = hyps
-        return score([u.text for u in utts], hyps, self.config.language)
+        """WER of ``pairs`` (default: the dev set) for the model as it is now (``evaluator.py``)."""
+        return self.evaluator.wer(self.dev if pairs is None else pairs, self.state.step, self._live_cache())
 
-    def _decode(self, pairs: list[Pair], from_cache: bool) -> list[str]:
-        """Hypotheses of ``pairs`` from the live model, in eval batches (cached encoder rows or audio)."""
-        batch = self.config.eval_batch_size
-        recognizer = self.adapter.recognizer(str(self.device), batch)
-        utts = [u for u, _ in pairs]
-        audio = None if from_cache else self._eval_audio(pairs)
-        progress = Progress("dev", len(utts), "utt", self.log.say, False)
-        hyps: list[str] = []
-        self.adapter.model.eval()
-        try:
-            for start in range(0, len(utts), batch):
-                if from_cache:
-                    cached = np.stack([self.cache.get(u) for u in utts[start:start + batch]])
-                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
-                else:
-                    hyps += recognizer.transcribe(audio[start:start + batch])
-                progress.update(len(hyps) - progress.done)
-        finally:
-            self.adapter.model.train()
-        return hyps
+    def _live_cache(self) -> EncoderCache | None:
+        """The encoder-output cache while it holds this model's encoder outputs (until unfreezing)."""
+        return self.cache if not self.state.unfrozen else None
 
-    def _cache_root(self) -> Path:
-        """``--cache-dir`` when given, else the asrtune cache."""
-        return Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()
+    def _compare(self, sets: list[str]) -> list[dict[str, Any]]:
+        """The --eval-sets rows: base against best/, reusing the step-0 hypotheses and, while base
+        and best/ share the cached encoder (frozen throughout, no split point), the encoder cache."""
+        shared = self._live_cache() if self.cache_info.get("split_layer") is None else None
+        return compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, self.config, str(self.device),
+                                      self.log.say, self.evaluator.run_decoding(shared))
 
-    def _hypotheses_root(self) -> Path:
-        """Where step-0 hypotheses are kept."""
-        return self._cache_root() / FOLDER
-
-    def _untuned_key(self, utts: list[Utterance], from_cache: bool) -> str:
-        """Cache key of the step-0 evaluation of ``utts`` (:mod:`asrtune.training.untuned_eval`)."""
-        if self._start_weights is None:  # dev and guard are both scored with the same starting weights
-            self._start_weights = self.step_zero.weights = module_digest(self.adapter.model)
-        settings = decoding_settings(self.resolved.family, self.config.language, self.device.type, self.resolved.path,
-                                     self.config.eval_batch_size, self.cache.fingerprint if from_cache else None)
-        return hypotheses_key(self._start_weights, utts, settings)
-
-    def _run_decoding(self) -> RunDecoding:
-        """What the --eval-sets comparison may reuse: the step-0 hypotheses, and the encoder cache
-        while base and best/ share the cached encoder (frozen throughout, no split point)."""
-        shared = self.cache is not None and not self.state.unfrozen and self.cache_info.get("split_layer") is None
-        return RunDecoding(self.step_zero, self.cache if shared else None, self.adapter.encode if shared else None,
-                           self._map)
-
-    def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
-        """Decoded audio of the dev or guard set, loaded once per run."""
-        if pairs is self.guard:
-            if self.guard_audio is None:
-                self.guard_audio = self._map(utterance_audio, [u for u, _ in pairs])
-            return self.guard_audio
-        if pairs is self.dev:
-            if self.dev_audio is None:
-                self.dev_audio = self._map(utterance_audio, [u for u, _ in pairs])
-            return self.dev_audio
-        return self._map(utterance_audio, [u for u, _ in pairs])
-
-    # --- the end of the run ------------------------------------------------------------------------
-
-    def finish(self) -> RunResult:
-        """``final/``, any WiSE-FT merges, ``best/`` without a dev set, learning curve, eval sets,
-        export, result.json, and the closing lines saying what best/ and final/ hold."""
-        s, cfg = self.state, self.config
-        trainable, total = self.adapter.trainable_parameter_count()
-        result = RunResult(
-            run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
-            stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
-            trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
-            guard_base_wer=self.state.guard_base_wer, best_guard_wer=self.state.best_guard_wer, final_guard_wer=self.guard_last,
-            base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
-        )
-        if self.main:
-            self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev, "guard_wer": self.guard_last})
-            alphas, reason = self.merge_plan()
-            if alphas:
-                self.search_merges(result, alphas, reason)
-            if self._guard_refused_better():
-                result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
-            if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
-                self._save_model("best", {"step": s.step, "dev_wer": None})
-                result.best_step = s.step
-            from asrtune.training.curves import plot_learning_curve
-
-            plot_learning_curve(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curve.png")
-            if cfg.eval_sets:
-                sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
-                result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
-                                                             str(self.device), self.log.say, self._run_decoding())
-            # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
-            # shows them when it holds the same weights
-            self._write_card(self.run_dir / "best", "best", result.to_dict())
-            same = not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None)
-            self._write_card(self.run_dir / "final", "final", result.to_dict() | ({} if same else {"eval_results": []}))
-            for fmt in cfg.export_formats():
-                self._export(fmt, result.to_dict())
-            write_json_atomic(self.run_dir / "result.json", result.to_dict())
-            self.log.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
-                     f"{self.run_dir / 'best'} and {self.run_dir / 'final'}")
-            for line in outcome_lines(result, cfg.guard_margin, has_dev=bool(cfg.dev)):
-                self.log.say(line)
-            self.log.close()
-        if self.loader:
-            self.loader.shutdown()
-        self.processes.barrier()
-        return result
-
-    def _guard_refused_better(self) -> bool:
-        """Whether the guard refused a checkpoint with a lower dev WER than best/'s."""
-        s = self.state
-        return s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer)
-
-    def merge_plan(self) -> tuple[list[float], str | None]:
-        """The WiSE-FT alphas to score at the end of the run, and why (``RunResult.merge_reason``).
-
-        ``--merge-alphas`` listed: those. ``auto`` (the default): :data:`DEFAULT_MERGE_ALPHAS` when
-        the forgetting guard refused checkpoints better on dev than best/ (a merge of final/ with
-        the base often keeps much of the gain within the guard), else none. ``none``: none."""
-        cfg, s = self.config, self.state
-        if cfg.merge_alphas != AUTO_MERGE:
-            return list(cfg.merge_alphas), MERGE_REQUESTED if cfg.merge_alphas else None
-        if not (self.guard and self._guard_refused_better()):
-            return [], None
-        self.log.say(f"the forgetting guard refused every checkpoint better on dev than best/ ({best_holds(s)}, dev WER "
-                 f"{_pct(s.best_wer)}; step {s.guard_refused_step} reached {_pct(s.guard_refused_wer)}): scoring WiSE-FT "
-                 f"merges of final/ with the base model, alphas {', '.join(f'{a:g}' for a in DEFAULT_MERGE_ALPHAS)} "
-                 "(--merge-alphas none skips this)")
-        return list(DEFAULT_MERGE_ALPHAS), MERGE_AFTER_REFUSAL
-
-    def search_merges(self, result: RunResult, alphas: list[float], reason: str | None = MERGE_REQUESTED) -> None:
-        """Score ``(1 - a) * base + a * final`` on dev and the guard for each ``a`` in ``alphas``
-        (WiSE-FT, ``models/interpolate.py``); the best on dev within the guard margin that beats
-        ``best/`` replaces it. The model holds final/'s weights again afterwards."""
-        from asrtune.models.interpolate import interpolate_weights
-
-        s, cfg = self.state, self.config
-        final = self._trainable_weights()
-        result.merge_reason = reason
-        chosen: tuple[float, float, float | None] | None = None
-        for alpha in alphas:
-            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
-            wer = self.evaluate(self.dev)
-            guard = self.evaluate(self.guard) if self.guard else None
-            ok = self.guard_ok(guard)
-            result.merges.append({"alpha": alpha, "dev_wer": wer, "guard_wer": guard, "guard_ok": ok})
-            self.log.metric({"event": "merge", "step": s.step, "alpha": alpha, "merge_dev_wer": wer, "guard_wer": guard,
-                          "guard_ok": ok})
-            self.log.say(f"merge {1 - alpha:g} x base + {alpha:g} x final/: dev WER {_pct(wer)}"
-                     + (f", guard WER {_pct(guard)}" + ("" if ok else " (over the margin)") if self.guard else ""))
-            if ok and (s.best_wer is None or wer < s.best_wer) and (chosen is None or wer < chosen[1]):
-                chosen = (alpha, wer, guard)
-        if chosen is not None:
-            alpha, s.best_wer, s.best_guard_wer = chosen
-            s.best_step, s.best_merge_alpha = s.step, alpha
-            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
-            self._save_model("best", {"step": s.step, "merge_alpha": alpha, "dev_wer": s.best_wer, "dev": cfg.dev,
-                                      "guard_wer": s.best_guard_wer})
-            self.log.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
-        self.adapter.load_trainable_state_dict(final)
-        result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, s.best_guard_wer
-        result.best_merge_alpha = s.best_merge_alpha
-
-    def _trainable_weights(self) -> dict[str, torch.Tensor]:
-        """CPU copies of every weight training may change (the trainable ones and the top encoder
-        layers --unfreeze-top-layers will open)."""
-        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
-        return {n: p.detach().cpu().clone() for n, p in self.adapter.model.named_parameters()
-                if p.requires_grad or id(p) in may_train}
-
-    def _save_model(self, name: str, info: dict[str, Any]) -> None:
-        with atomic_directory(self.run_dir / name) as tmp:
-            self.adapter.save(tmp)
-            write_json_atomic(tmp / "asrtune_training.json", {"base_model": self.config.model, **info})
-            self._write_card(tmp, name, self._card_result())
-
-    def _write_card(self, model_dir: Path, checkpoint: str, result: dict[str, Any], export: str = "transformers") -> None:
-        """The model card (``README.md``) of a model folder this run wrote."""
-        from asrtune.text.normalizers import normalizer_for_language
-        from asrtune.training.model_card import ModelCardInfo, write_model_card
-
-        info = ModelCardInfo.from_run(asdict(self.config), result, self._data_stats(), checkpoint=checkpoint,
-                                      export=export, family=self.resolved.family,
-                                      normalizer=normalizer_for_language(self.config.language))
-        write_model_card(model_dir, info)
-
-    def _card_result(self) -> dict[str, Any]:
-        """What a card says of the run so far (``best/`` is saved mid-run, before any RunResult)."""
-        s = self.state
-        trainable, total = self.adapter.trainable_parameter_count()
-        return {"steps": s.step, "best_step": s.best_step, "best_dev_wer": s.best_wer, "stopped": self.stopped,
-                "best_merge_alpha": s.best_merge_alpha, "base_dev_wer": s.base_dev_wer,
-                "trainable_parameters": trainable, "total_parameters": total}
-
-    def _data_stats(self) -> dict[str, dict[str, Any]]:
-        """Size of the train and dev manifests (read once per run, shared by every card)."""
-        if self.data_stats is None:
-            from asrtune.data.stats import manifest_stats
-
-            paths = [*self.config.train, *([self.config.dev] if self.config.dev else [])]
-            self.data_stats = {p: manifest_stats(p).to_dict() for p in paths}
-        return self.data_stats
-
-    def _export(self, fmt: str, result: dict[str, Any]) -> None:
-        """``--export``: best/ in ``fmt`` at RUN_DIR/best-FORMAT (the format's default weight type),
-        with the run's model card for that runtime."""
-        from asrtune.training.export import export_model
-        from asrtune.training.model_card import CARD_EXPORT_NAMES
-
-        dst = self.run_dir / f"best-{fmt}"
-        self.log.say(f"exporting best/ to {fmt} in {dst}")
-        exported = export_model(self.run_dir / "best", fmt, dst, force=True,
-                                write_card=lambda folder, _: self._write_card(folder, "best", result,
-                                                                             export=CARD_EXPORT_NAMES[fmt]))
-        self.log.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
+    # --- devices ------------------------------------------------------------------------------------
 
     def _amp(self) -> tuple[torch.dtype | None, bool]:
         """(autocast dtype or None, use GradScaler)."""
