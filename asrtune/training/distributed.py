@@ -17,6 +17,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from asrtune.errors import ConfigError
+
 
 def distributed() -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)``, initialising torch.distributed under torchrun/accelerate."""
@@ -78,3 +80,13 @@ class Processes:
         """Wait until every rank gets here."""
         if self.world > 1:
             dist.barrier()
+
+
+def pick_device(requested: str, local_rank: int) -> torch.device:
+    """``--device``: ``auto`` is this rank's GPU when CUDA is there, else the CPU."""
+    if requested == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here")
+    return device

@@ -31,3 +31,24 @@ def total_steps(max_steps: int | None, epochs: float | None, steps_per_epoch: in
     (12, 3, 7)
     """
     return max_steps or math.ceil((epochs or DEFAULT_EPOCHS) * steps_per_epoch)
+
+
+def unfreeze_layers(freeze: str, top_layers: int) -> int:
+    """How many top encoder layers may open (``--unfreeze-top-layers``, with ``--freeze encoder`` only).
+
+    >>> unfreeze_layers("encoder", 2), unfreeze_layers("none", 2)
+    (2, 0)
+    """
+    return top_layers if freeze == "encoder" else 0
+
+
+def unfreeze_step(freeze: str, top_layers: int, after: int | None) -> int | None:
+    """The step the top encoder layers unfreeze at: ``--unfreeze-after``, or 0 when only K is
+    given; None when none open.
+
+    >>> unfreeze_step("encoder", 2, None), unfreeze_step("encoder", 2, 50), unfreeze_step("encoder", 0, 50)
+    (0, 50, None)
+    """
+    if not unfreeze_layers(freeze, top_layers):
+        return None
+    return after if after is not None else 0

@@ -37,36 +37,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.audio import audio_info
-from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import ConfigError
 from asrtune.models import resolve_model
-from asrtune.models.cache import cache_dir
 from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter
 from asrtune.training.batches import PAIRS_KEY, Batches, Loader
-from asrtune.training.compare import compare_base_and_tuned, utterance_audio
+from asrtune.training.cache_setup import set_up_encoder_cache
+from asrtune.training.compare import compare_base_and_tuned
 from asrtune.training.config import TrainConfig, save_yaml_config
-from asrtune.training.distributed import Processes, distributed
+from asrtune.training.distributed import Processes, distributed, pick_device
 from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
-from asrtune.training.evaluator import Evaluator, Pair, cache_root
+from asrtune.training.evaluator import Evaluator, Pair
 from asrtune.training.export import check_exports
 from asrtune.training.finisher import Finisher, trainable_weights
 from asrtune.training.model_folders import ModelFolders
 from asrtune.training.outcome import guard_allows  # noqa: F401 (re-exported: benchmarks and tests import it here)
+from asrtune.training.optim import make_optimizer
 from asrtune.training.outcome import pct as _pct
 from asrtune.training.preflight import check_manifests, check_run_dir
 from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
-from asrtune.training.replay import replay_utterances, replay_weights
 from asrtune.training.result import RunResult
+from asrtune.training.run_data import load_run_data
 from asrtune.training.run_log import Meter, RunLog
 from asrtune.training.sampling import epoch_plan
-from asrtune.training.schedule import lr_factor, total_steps
+from asrtune.training.schedule import lr_factor, total_steps, unfreeze_layers, unfreeze_step
 from asrtune.training.selection import Selection
 from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint
-from asrtune.training.text_policy import apply_text_policy
 from asrtune.training.tracking import check_tracker, make_tracker
 
 __all__ = ["RunResult", "Trainer", "TrainingDiverged", "train"]
@@ -97,7 +95,7 @@ class Trainer:
         self.main = self.rank == 0
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = self._device()
+        self.device = pick_device(config.device, self.local_rank)
         self.processes = Processes(self.rank, self.world, self.device)
         self.loader = Loader(config.num_workers)
         self.log = RunLog(self.run_dir, self.main)
@@ -105,6 +103,7 @@ class Trainer:
         self.resolved: Any = None
         self.adapter: ModelAdapter | None = None
         self.ddp_model: nn.Module | None = None
+        self.top_layers, self.unfreeze_at = 0, None  # --unfreeze-top-layers K and its step, once frozen
         self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.sources: list[list[Pair]] = []  # the --train manifests, then the --replay-text renderings
@@ -130,14 +129,6 @@ class Trainer:
         self.evaluator: Evaluator | None = None
         self.folders: ModelFolders | None = None
         self.selection: Selection | None = None
-
-    def _device(self) -> torch.device:
-        if self.config.device == "auto":
-            return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.config.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available here")
-        return device
 
     # --- the run --------------------------------------------------------------------------------
 
@@ -219,7 +210,7 @@ class Trainer:
         )
         if self.main:
             finisher = Finisher(cfg, self.run_dir, self.adapter, self.folders, self.selection, self.log)
-            finisher.finish(result, s, self.base_weights, self._unfreeze_layers(), self._compare, self.run_start)
+            finisher.finish(result, s, self.base_weights, self.top_layers, self._compare, self.run_start)
         self.loader.shutdown()
         self.processes.barrier()
         return result
@@ -242,65 +233,26 @@ class Trainer:
         if cfg.freeze == "auto":  # the log line names the preset used
             cfg.freeze = self.adapter.DEFAULT_FREEZE
         self.adapter.apply_freeze(cfg.freeze)
-        self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
+        self.top_layers = unfreeze_layers(cfg.freeze, cfg.unfreeze_top_layers)  # encoder layers that may open
+        self.unfreeze_at = unfreeze_step(cfg.freeze, cfg.unfreeze_top_layers, cfg.unfreeze_after)
+        self.adapter.top_layer_parameters(self.top_layers)  # checks K against the encoder depth
         if cfg.may_merge:  # before any resume or step: the base model's weights
-            self.base_weights = trainable_weights(self.adapter, self._unfreeze_layers())
+            self.base_weights = trainable_weights(self.adapter, self.top_layers)
         self.adapter.model.to(self.device)
-        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
+        may_train = {id(p) for p in self.adapter.top_layer_parameters(self.top_layers)}
         self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
                                                                    if p.requires_grad or id(p) in may_train])
         self.ddp_model = self.processes.wrap(self.adapter.model)
 
-    def _unfreeze_layers(self) -> int:
-        return self.config.unfreeze_top_layers if self.config.freeze == "encoder" else 0
-
-    def _unfreeze_at(self) -> int | None:
-        """The step the top encoder layers unfreeze at: ``--unfreeze-after``, or 0 when only K is given."""
-        if not self._unfreeze_layers():
-            return None
-        return self.config.unfreeze_after if self.config.unfreeze_after is not None else 0
-
     def load_data(self) -> None:
-        """Manifests -> (utterance, target text) lists, with skips counted by reason."""
-        cfg = self.config
-        for path in cfg.train:
-            kept = self._usable(load_manifest(path), path)
-            if not kept:
-                raise ConfigError(f"--train {path}: no usable utterances (all skipped: {self.skipped})")
-            self.sources.append(kept)
-        self.added = self.adapter.prepare_training(self.sources)  # Whisper: no-speech clips
-        self.sources[0] += self.added
-        self.weights = cfg.weights
-        if cfg.replay_text:  # general English, spoken by eSpeak, at --replay-share of each epoch
-            replay = self._usable(replay_utterances(cfg.replay_text, cache_root(cfg), cfg.seed), cfg.replay_text)
-            if not replay:
-                raise ConfigError(f"--replay-text {cfg.replay_text}: no usable utterances (all skipped: {self.skipped})")
-            self.weights = replay_weights(cfg.weights, [len(s) for s in self.sources], cfg.replay_share)
-            self.sources.append(replay)
-        # dev and guard WER are scored against the references as written (normalised by the metric)
-        for option, path, pairs in (("--dev", cfg.dev, self.dev), ("--guard-dev", cfg.guard_dev, self.guard)):
-            if path:
-                pairs += [(u, u.text) for u, _ in self._usable(load_manifest(path), path)]
-                if not pairs:
-                    raise ConfigError(f"{option} {path}: no usable utterances")
+        """Manifests -> (utterance, target text) lists, with skips counted by reason (``run_data.py``)."""
+        cfg, data = self.config, load_run_data(self.config, self.adapter)
+        self.sources, self.weights, self.added, self.skipped = data.sources, data.weights, data.added, data.skipped
+        self.dev, self.guard = data.dev, data.guard
         self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (cfg.batch_size * self.world * cfg.grad_accum)))
         self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
         self._assemble()
-
-    def _usable(self, utts: list[Utterance], path: str) -> list[Pair]:
-        kept = []
-        for u in utts:
-            if u.duration <= 0:  # manifests may omit durations: read them from the header
-                u.duration = audio_info(u.audio_filepath)[0]
-            target = apply_text_policy(u.text, self.config.text_policy)
-            reason = self.adapter.skip_reason(u, target)
-            if reason:
-                key = f"{reason} ({Path(path).name})"
-                self.skipped[key] = self.skipped.get(key, 0) + 1
-                continue
-            kept.append((u, target))
-        return kept
 
     def _assemble(self) -> None:
         """The parts that work on the loaded model and data: batches, evaluation, model folders."""
@@ -328,55 +280,15 @@ class Trainer:
             self.log.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
         return created
     def setup_cache(self) -> None:
-        """Decide whether to cache encoder outputs, and fill the cache (rank 0 builds)."""
-        cfg = self.config
-        shape = self.adapter.cache_shape()
-        if cfg.cache == "off" or shape is None or cfg.freeze != "encoder":
-            return
-        if self._unfreeze_at() == 0:
-            self.log.say(f"--unfreeze-top-layers {cfg.unfreeze_top_layers} without --unfreeze-after: the top encoder "
-                     "layers train from step 0, so the encoder-output cache is off")
-            self.cache_info["reason"] = "unfrozen from step 0"
-            return
-        if cfg.augmenting:
-            self.log.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
-            self.cache_info["reason"] = "augmentation"
-            return
-        root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
-        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
-        if cfg.max_train_minutes is not None:
-            # A time budget should not be spent encoding utterances the run may never reach:
-            # the evaluation sets are cached now, training utterances on first use (_batch).
-            utts = [u for u, _ in self.dev + self.guard]
-            self.cache_lazily = True
-            self.log.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
-        todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
-        if self.main and todo:
-            self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
-        elif self.main:
-            self.log.say(f"encoder cache: all {len(utts)} utterances already cached")
-        self.processes.barrier()
-        self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
-        self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
-                           "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
-
-    def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
-        self.log.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
-        start = time.time()
-        progress = Progress("encoder cache", len(todo), "utt", self.log.say, self.config.progress)
-        cache.build(todo, self.adapter.encode, utterance_audio, batch_size=self.config.eval_batch_size,
-                    progress=progress, map_fn=self.loader.map)
-        progress.close()
-        self.log.say(f"encoder cache: built in {time.time() - start:.0f} s")
+        """Decide whether to cache encoder outputs, and fill the cache (``cache_setup.py``)."""
+        use = set_up_encoder_cache(self.config, self.adapter, [u for s in self.sources for u, _ in s],
+                                   [u for u, _ in self.dev + self.guard], self.unfreeze_at, self.processes,
+                                   self.log.say, self.loader.map)
+        self.cache, self.cache_lazily, self.cache_info = use.cache, use.lazily, use.info
 
     def build_optimizer(self) -> None:
-        """AdamW over the adapter's parameter groups (each remembers its base lr), and the scaler."""
-        groups = self.adapter.parameter_groups(self.config)
-        for g in groups:
-            g["base_lr"] = g["lr"]
-        self.optimizer = torch.optim.AdamW(groups, lr=self.config.lr, betas=(0.9, 0.98), eps=1e-6)
-        self.amp_dtype, use_scaler = self._amp()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        """AdamW over the adapter's parameter groups, the gradient scaler, the autocast dtype (``optim.py``)."""
+        self.optimizer, self.scaler, self.amp_dtype = make_optimizer(self.adapter, self.config, self.device)
 
     def resume(self, checkpoint: dict[str, Any] | None) -> None:
         """Restore the whole :class:`TrainState` (+ weights, optimiser, scaler) from a checkpoint."""
@@ -393,7 +305,7 @@ class Trainer:
     def unfreeze_from_start(self) -> None:
         """``--unfreeze-top-layers K`` without ``--unfreeze-after``: the top layers train from the
         first step, so they open before the run is announced (its parameter count includes them)."""
-        if self._unfreeze_at() == 0 and not self.state.unfrozen:
+        if self.unfreeze_at == 0 and not self.state.unfrozen:
             self.unfreeze()
 
     def announce(self) -> None:
@@ -402,7 +314,7 @@ class Trainer:
         opened = ""
         if self.state.unfrozen:
             opened = f" + top {cfg.unfreeze_top_layers} encoder layers (lr {cfg.encoder_lr or cfg.lr / 10:g})"
-            opened += " from step 0" if self._unfreeze_at() == 0 else ""
+            opened += " from step 0" if self.unfreeze_at == 0 else ""
         self.log.say(
             f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}{opened}"
             + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
@@ -429,7 +341,7 @@ class Trainer:
     def maybe_unfreeze(self) -> None:
         """Gradual unfreezing: from ``--unfreeze-after`` on, the top encoder layers train and the
         encoder cache (outputs of the frozen encoder) is no longer used."""
-        at = self._unfreeze_at()
+        at = self.unfreeze_at
         if at is None or self.state.unfrozen or self.state.step < at:
             return
         self.unfreeze()
@@ -535,14 +447,3 @@ class Trainer:
         shared = self._live_cache() if self.cache_info.get("split_layer") is None else None
         return compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, self.config, str(self.device),
                                       self.log.say, self.evaluator.run_decoding(shared))
-
-    # --- devices ------------------------------------------------------------------------------------
-
-    def _amp(self) -> tuple[torch.dtype | None, bool]:
-        """(autocast dtype or None, use GradScaler)."""
-        p = self.config.precision
-        if p == "fp32" or (p == "auto" and self.device.type != "cuda"):
-            return None, False
-        if p == "auto":
-            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return (torch.bfloat16, False) if p == "bf16" else (torch.float16, self.device.type == "cuda")
