@@ -22,7 +22,7 @@ from asrtune.training.compare import utterance_audio
 from asrtune.training.config import TrainConfig
 from asrtune.training.distributed import Processes
 from asrtune.training.encoder_cache import EncoderCache
-from asrtune.training.evaluator import Pair
+from asrtune.training.run_data import Pair
 from asrtune.training.sampling import epoch_plan, group_by_duration
 
 Plan = list[tuple[int, int]]  # (source, index) of each utterance of an epoch, in order

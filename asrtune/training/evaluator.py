@@ -10,30 +10,23 @@ are also kept clip by clip (:class:`~asrtune.training.untuned_eval.StartingHypot
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from asrtune.data.manifest import Utterance
-from asrtune.models.cache import cache_dir
 from asrtune.training.adapters.base import ModelAdapter, module_digest
 from asrtune.training.compare import RunDecoding, score, utterance_audio
 from asrtune.training.config import TrainConfig
 from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.progress import Progress
+from asrtune.training.run_data import Pair, cache_root
 from asrtune.training.untuned_eval import (
     FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
 )
 
-Pair = tuple[Utterance, str]  # an utterance and its reference (or training target) text
 MapFn = Callable[[Callable, Any], list]
-
-
-def cache_root(config: TrainConfig) -> Path:
-    """``--cache-dir`` when given, else the asrtune cache."""
-    return Path(config.cache_dir) if config.cache_dir else cache_dir()
 
 
 class Evaluator:

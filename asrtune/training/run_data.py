@@ -10,15 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from asrtune.data.audio import audio_info
 from asrtune.data.manifest import Utterance, load_manifest
 from asrtune.errors import ConfigError
+from asrtune.models.cache import cache_dir
 from asrtune.training.adapters.base import ModelAdapter
 from asrtune.training.config import TrainConfig
-from asrtune.training.evaluator import Pair, cache_root
 from asrtune.training.replay import replay_utterances, replay_weights
 from asrtune.training.text_policy import apply_text_policy
+
+Pair = tuple[Utterance, str]  # an utterance and its training target (or, for dev and guard, reference) text
+
+
+def cache_root(config: TrainConfig) -> Path:
+    """``--cache-dir`` when given, else the asrtune cache (step-0 hypotheses, replay renderings)."""
+    return Path(config.cache_dir) if config.cache_dir else cache_dir()
 
 
 @dataclass
@@ -31,6 +39,15 @@ class RunData:
     dev: list[Pair] = field(default_factory=list)
     guard: list[Pair] = field(default_factory=list)  # --guard-dev
     skipped: dict[str, int] = field(default_factory=dict)  # "reason (manifest name)" -> count
+
+    def summary(self, train_paths: list[str], describe_added: Callable[[list[Pair]], str]) -> list[str]:
+        """The log lines naming what the run trains and evaluates on, and what it skipped."""
+        sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(train_paths, self.sources))
+        lines = [f"train utterances: {sizes}" + (f" (with {describe_added(self.added)})" if self.added else "")
+                 + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set")]
+        if self.skipped:
+            lines.append("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        return lines
 
 
 def load_run_data(config: TrainConfig, adapter: ModelAdapter) -> RunData:

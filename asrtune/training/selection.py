@@ -16,10 +16,10 @@ from typing import Callable
 
 from asrtune.training.config import TrainConfig
 from asrtune.training.distributed import Processes
-from asrtune.training.evaluator import Pair
 from asrtune.training.model_folders import ModelFolders
 from asrtune.training.outcome import guard_allows
 from asrtune.training.outcome import pct as _pct
+from asrtune.training.run_data import Pair
 from asrtune.training.run_log import RunLog
 from asrtune.training.state import TrainState
 from asrtune.training.tracking import examples_table

@@ -42,13 +42,13 @@ from asrtune.models import resolve_model
 from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter
 from asrtune.training.batches import PAIRS_KEY, Batches, Loader
-from asrtune.training.cache_setup import set_up_encoder_cache
+from asrtune.training.cache_setup import CacheUse, set_up_encoder_cache
 from asrtune.training.compare import compare_base_and_tuned
 from asrtune.training.config import TrainConfig, save_yaml_config
 from asrtune.training.distributed import Processes, distributed, pick_device
 from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
-from asrtune.training.evaluator import Evaluator, Pair
+from asrtune.training.evaluator import Evaluator
 from asrtune.training.export import check_exports
 from asrtune.training.finisher import Finisher, trainable_weights
 from asrtune.training.model_folders import ModelFolders
@@ -59,7 +59,7 @@ from asrtune.training.preflight import check_manifests, check_run_dir
 from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
 from asrtune.training.result import RunResult
-from asrtune.training.run_data import load_run_data
+from asrtune.training.run_data import Pair, RunData, load_run_data
 from asrtune.training.run_log import Meter, RunLog
 from asrtune.training.sampling import epoch_plan
 from asrtune.training.schedule import lr_factor, total_steps, unfreeze_layers, unfreeze_step
@@ -106,15 +106,10 @@ class Trainer:
         self.top_layers, self.unfreeze_at = 0, None  # --unfreeze-top-layers K and its step, once frozen
         self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
-        self.sources: list[list[Pair]] = []  # the --train manifests, then the --replay-text renderings
-        self.weights: list[float] | None = None  # sampling weights of the sources (--weights, --replay-share)
-        self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
+        self.data = RunData()  # the training sources, their weights, the skip counts (run_data.py)
         self.dev: list[Pair] = []
         self.guard: list[Pair] = []  # --guard-dev utterances
-        self.skipped: dict[str, int] = {}
-        self.cache: EncoderCache | None = None
-        self.cache_lazily = False  # training utterances enter the cache on first use
-        self.cache_info: dict[str, Any] = {"used": False}
+        self.cache = CacheUse()  # the encoder-output cache, if the run uses one (cache_setup.py)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler: torch.amp.GradScaler | None = None
         self.amp_dtype: torch.dtype | None = None
@@ -204,7 +199,7 @@ class Trainer:
         result = RunResult(
             run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
             stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
-            trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
+            trainable_parameters=trainable, total_parameters=total, skipped=self.data.skipped, cache=self.cache.info,
             guard_base_wer=s.guard_base_wer, best_guard_wer=s.best_guard_wer, final_guard_wer=self.selection.guard_last,
             base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
         )
@@ -247,9 +242,8 @@ class Trainer:
     def load_data(self) -> None:
         """Manifests -> (utterance, target text) lists, with skips counted by reason (``run_data.py``)."""
         cfg, data = self.config, load_run_data(self.config, self.adapter)
-        self.sources, self.weights, self.added, self.skipped = data.sources, data.weights, data.added, data.skipped
-        self.dev, self.guard = data.dev, data.guard
-        self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
+        self.data, self.dev, self.guard = data, data.dev, data.guard
+        self.epoch_len = len(epoch_plan([len(s) for s in self.data.sources], self.data.weights, 0, cfg.seed))
         self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (cfg.batch_size * self.world * cfg.grad_accum)))
         self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
         self._assemble()
@@ -257,7 +251,7 @@ class Trainer:
     def _assemble(self) -> None:
         """The parts that work on the loaded model and data: batches, evaluation, model folders."""
         cfg, say, sets = self.config, self.log.say, (self.dev, self.guard)
-        self.batches = Batches(cfg, self.adapter, self.sources, self.weights, self.processes, self.loader)
+        self.batches = Batches(cfg, self.adapter, self.data.sources, self.data.weights, self.processes, self.loader)
         self.evaluator = Evaluator(cfg, self.adapter, self.resolved, self.device, sets, self.loader.map, say)
         self.folders = ModelFolders(cfg, self.run_dir, self.adapter, self.resolved.family, say)
         self.selection = Selection(cfg, sets, lambda pairs: self.evaluate(pairs), self.folders, self.log,
@@ -273,18 +267,14 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log.open()
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
-        sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
-        self.log.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
-                     + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
-        if self.skipped:
-            self.log.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        for line in self.data.summary(self.config.train, self.adapter.describe_added):
+            self.log.say(line)
         return created
     def setup_cache(self) -> None:
         """Decide whether to cache encoder outputs, and fill the cache (``cache_setup.py``)."""
-        use = set_up_encoder_cache(self.config, self.adapter, [u for s in self.sources for u, _ in s],
-                                   [u for u, _ in self.dev + self.guard], self.unfreeze_at, self.processes,
-                                   self.log.say, self.loader.map)
-        self.cache, self.cache_lazily, self.cache_info = use.cache, use.lazily, use.info
+        self.cache = set_up_encoder_cache(self.config, self.adapter, [u for s in self.data.sources for u, _ in s],
+                                          [u for u, _ in self.dev + self.guard], self.unfreeze_at, self.processes,
+                                          self.log.say, self.loader.map)
 
     def build_optimizer(self) -> None:
         """AdamW over the adapter's parameter groups, the gradient scaler, the autocast dtype (``optim.py``)."""
@@ -330,11 +320,11 @@ class Trainer:
         if self.regularisers.describe():
             self.log.say(self.regularisers.describe())
         if cfg.replay_text:
-            self.log.say(f"replay: {len(self.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
+            self.log.say(f"replay: {len(self.data.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
                      f"{100 * cfg.replay_share:g} % of each epoch")
         self.log.metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
                       "total_parameters": total, "total_steps": self.total_steps, "world_size": self.world,
-                      "cache": self.cache_info})
+                      "cache": self.cache.info})
 
     # --- the step ---------------------------------------------------------------------------------
 
@@ -421,7 +411,7 @@ class Trainer:
             s.epoch, s.position = s.epoch + 1, 0
             self.plan = self.batches.plan(s.epoch)
         indices, s.position = self.batches.take(self.plan, s.position)
-        return self.batches.make(indices, micro_step, s.epoch, self._live_cache(), self.cache_lazily)
+        return self.batches.make(indices, micro_step, s.epoch, self._live_cache(), self.cache.lazily)
 
     def _end_epoch(self, partial: bool) -> None:
         m, epoch = self.epoch_meter, self.state.epoch
@@ -439,11 +429,11 @@ class Trainer:
 
     def _live_cache(self) -> EncoderCache | None:
         """The encoder-output cache while it holds this model's encoder outputs (until unfreezing)."""
-        return self.cache if not self.state.unfrozen else None
+        return self.cache.cache if not self.state.unfrozen else None
 
     def _compare(self, sets: list[str]) -> list[dict[str, Any]]:
         """The --eval-sets rows: base against best/, reusing the step-0 hypotheses and, while base
         and best/ share the cached encoder (frozen throughout, no split point), the encoder cache."""
-        shared = self._live_cache() if self.cache_info.get("split_layer") is None else None
+        shared = self._live_cache() if self.cache.info.get("split_layer") is None else None
         return compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, self.config, str(self.device),
                                       self.log.say, self.evaluator.run_decoding(shared))
