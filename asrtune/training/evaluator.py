@@ -10,6 +10,7 @@ are also kept clip by clip (:class:`~asrtune.training.untuned_eval.StartingHypot
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -17,7 +18,7 @@ import torch
 
 from asrtune.data.manifest import Utterance
 from asrtune.training.adapters.base import ModelAdapter, module_digest
-from asrtune.training.compare import RunDecoding, score, utterance_audio
+from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
 from asrtune.training.config import TrainConfig
 from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.progress import Progress
@@ -99,6 +100,11 @@ class Evaluator:
         if id(pairs) not in self._audio:
             self._audio[id(pairs)] = self.map(utterance_audio, [u for u, _ in pairs])
         return self._audio[id(pairs)]
+
+    def compare(self, tuned: Path, sets: list[str], shared_cache: EncoderCache | None) -> list[dict[str, Any]]:
+        """The --eval-sets rows: the base model against ``tuned``, decoding only what the run lacks."""
+        return compare_base_and_tuned(self.resolved, tuned, sets, self.config, str(self.device), self.say,
+                                      self.run_decoding(shared_cache))
 
     def run_decoding(self, shared_cache: EncoderCache | None) -> RunDecoding:
         """What the --eval-sets comparison may reuse: the step-0 hypotheses, and ``shared_cache``

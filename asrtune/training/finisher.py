@@ -34,12 +34,17 @@ from asrtune.training.state import TrainState
 Weights = dict[str, torch.Tensor]
 
 
+def may_train(adapter: ModelAdapter, top_layers: int) -> dict[str, torch.nn.Parameter]:
+    """Every parameter training may change: the trainable ones and those of the ``top_layers``
+    top encoder layers --unfreeze-top-layers will open (by name, in the model's order)."""
+    opening = {id(p) for p in adapter.top_layer_parameters(top_layers)}
+    return {n: p for n, p in adapter.model.named_parameters() if p.requires_grad or id(p) in opening}
+
+
 def trainable_weights(adapter: ModelAdapter, top_layers: int) -> Weights:
-    """CPU copies of every weight training may change (the trainable ones and the ``top_layers``
-    top encoder layers --unfreeze-top-layers will open)."""
-    may_train = {id(p) for p in adapter.top_layer_parameters(top_layers)}
-    return {n: p.detach().cpu().clone() for n, p in adapter.model.named_parameters()
-            if p.requires_grad or id(p) in may_train}
+    """CPU copies of every weight training may change (:func:`may_train`): the base values a
+    WiSE-FT merge starts from, or final/'s to put back."""
+    return {n: p.detach().cpu().clone() for n, p in may_train(adapter, top_layers).items()}
 
 
 def guard_refused_better(state: TrainState) -> bool:

@@ -20,6 +20,8 @@ from typing import IO, Any
 from tqdm.auto import tqdm
 
 from asrtune.fileio import write_text_atomic
+from asrtune.training.progress import Progress
+from asrtune.training.state import TrainState
 from asrtune.training.tracking import Tracker
 
 METRICS_FILE = "metrics.jsonl"
@@ -84,7 +86,7 @@ class RunLog:
     def truncate_metrics(self, step: int) -> None:
         """Drop metric lines written after the checkpoint of ``step`` (and a torn last line after a kill)."""
         path = self.run_dir / METRICS_FILE
-        if not path.exists():
+        if not self.main or not path.exists():
             return
         keep = []
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -92,3 +94,35 @@ class RunLog:
                 if json.loads(line).get("step", 0) <= step:
                     keep.append(line)
         write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+class StepMeters:
+    """Per-step bookkeeping: a ``metrics.jsonl`` line every ``--log-every`` steps (mean loss,
+    learning rate, gradient norm, utterances per second) and one per epoch."""
+
+    def __init__(self, log: RunLog, log_every: int):
+        self.log, self.log_every = log, log_every
+        self.interval, self.epoch = Meter(), Meter()
+
+    def record(self, state: TrainState, progress: Progress, last: bool, loss: float, utts: int, seconds: float,
+               lr: float, grad_norm: float) -> None:
+        """Count the step just taken (``state.step``); ``last``: the run's last step, always logged."""
+        s = state
+        s.elapsed_s = progress.elapsed()
+        self.interval.add(utts, seconds, loss)
+        self.epoch.add(utts, seconds, loss)
+        progress.update(1, utts=utts, loss=f"{loss:.3f}", lr=f"{lr:.2e}", utts_s=f"{self.interval.rate():.1f}")
+        if s.step % self.log_every == 0 or last:
+            m = self.interval
+            self.log.metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
+                             "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
+            self.interval = Meter()
+
+    def end_epoch(self, epoch: int, partial: bool) -> None:
+        """The epoch's line (when it trained on anything); the epoch meter starts again."""
+        m = self.epoch
+        if m.utts:
+            self.log.metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
+                             "utts_per_s": m.rate(), "partial": partial})
+            self.log.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
+        self.epoch = Meter()

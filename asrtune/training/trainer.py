@@ -1,39 +1,27 @@
 """The training loop: one ``Trainer`` for every model family, readable top to bottom.
 
-:meth:`Trainer.run` is the whole story, one call per phase:
-
-1. check the run dir (``preflight.py``), resolve the model, check the options for its family,
-   build its adapter (``adapters/whisper.py``, ``adapters/ctc.py``) and freeze - before anything
-   is written;
-2. read the manifests, apply the text policy, skip what cannot be trained on (counted in the log);
-3. write the run dir, fill the encoder-output cache when the encoder is frozen and nothing
-   augments the input, build the optimiser, resume from ``checkpoint/`` (one :class:`TrainState`);
-4. loop over :meth:`Trainer.train_step`: AdamW with warm-up then linear/cosine decay
-   (``schedule.py``), gradient accumulation and clipping, autocast (bf16/fp16 on CUDA), a
-   divergence guard (``divergence.py``), dev WER every ``eval_every`` steps (``evaluator.py``)
-   with the best model kept in ``best/`` (``selection.py``), early stopping, a resumable
-   ``checkpoint/`` every ``save_every``;
-5. ``finisher.py``: ``final/``, WiSE-FT merges, ``learning_curve.png``, base-vs-tuned tables,
-   model cards (``model_folders.py``), ``--export`` copies of ``best/``, ``result.json``.
-
-Batches come from ``batches.py``, the log lines and ``metrics.jsonl`` from ``run_log.py``. Data
-parallel (``distributed.py``): started by ``torchrun`` or ``accelerate launch`` the same code
-wraps the model in DistributedDataParallel; each rank takes its slice of every global batch,
-rank 0 alone evaluates and writes.
+:meth:`Trainer.run` is the whole story: check the run dir and options before anything is written
+(``preflight.py``), build the model's adapter (``adapters/``) and freeze, read the data
+(``run_data.py``), write the run dir, fill the encoder-output cache (``cache_setup.py``), build
+the optimiser (``optim.py``), resume (one :class:`TrainState`), then loop over
+:meth:`Trainer.train_step` - the learning rate a function of the step (``schedule.py``),
+gradient accumulation and clipping, autocast, the divergence guard (``divergence.py``), dev WER
+(``evaluator.py``) keeping ``best/`` (``selection.py``), early stopping, a resumable
+``checkpoint/`` - and finish (``finisher.py``: ``final/``, merges, cards, exports,
+``result.json``). Batches come from ``batches.py``, log lines and ``metrics.jsonl`` from
+``run_log.py``; under ``torchrun`` each rank trains on its slice of every global batch and
+rank 0 alone evaluates and writes (``distributed.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import random
 import shutil
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -43,14 +31,13 @@ from asrtune.training.adapters import adapter_class
 from asrtune.training.adapters.base import ModelAdapter
 from asrtune.training.batches import PAIRS_KEY, Batches, Loader
 from asrtune.training.cache_setup import CacheUse, set_up_encoder_cache
-from asrtune.training.compare import compare_base_and_tuned
 from asrtune.training.config import TrainConfig, save_yaml_config
 from asrtune.training.distributed import Processes, distributed, pick_device
 from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
 from asrtune.training.evaluator import Evaluator
 from asrtune.training.export import check_exports
-from asrtune.training.finisher import Finisher, trainable_weights
+from asrtune.training.finisher import Finisher, may_train, trainable_weights
 from asrtune.training.model_folders import ModelFolders
 from asrtune.training.outcome import guard_allows  # noqa: F401 (re-exported: benchmarks and tests import it here)
 from asrtune.training.optim import make_optimizer
@@ -60,11 +47,11 @@ from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
 from asrtune.training.result import RunResult
 from asrtune.training.run_data import Pair, RunData, load_run_data
-from asrtune.training.run_log import Meter, RunLog
+from asrtune.training.run_log import RunLog, StepMeters
 from asrtune.training.sampling import epoch_plan
 from asrtune.training.schedule import lr_factor, total_steps, unfreeze_layers, unfreeze_step
 from asrtune.training.selection import Selection
-from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint
+from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint, seed_everything
 from asrtune.training.tracking import check_tracker, make_tracker
 
 __all__ = ["RunResult", "Trainer", "TrainingDiverged", "train"]
@@ -107,17 +94,15 @@ class Trainer:
         self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
         self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
         self.data = RunData()  # the training sources, their weights, the skip counts (run_data.py)
-        self.dev: list[Pair] = []
-        self.guard: list[Pair] = []  # --guard-dev utterances
+        self.dev, self.guard = self.data.dev, self.data.guard  # the dev and --guard-dev pairs
         self.cache = CacheUse()  # the encoder-output cache, if the run uses one (cache_setup.py)
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scaler: torch.amp.GradScaler | None = None
-        self.amp_dtype: torch.dtype | None = None
+        self.optimizer: torch.optim.Optimizer | None = None  # with its scaler and autocast dtype (optim.py)
+        self.scaler, self.amp_dtype = None, None
         self.epoch_len = self.steps_per_epoch = self.total_steps = 0
         self.state = TrainState()
         self.plan: list[tuple[int, int]] = []
         self.stopped: str | None = None
-        self.log_meter, self.epoch_meter = Meter(), Meter()
+        self.meters = StepMeters(self.log, config.log_every)
         self.progress: Progress | None = None
         # the parts built once the model and the data are loaded (_assemble)
         self.batches: Batches | None = None
@@ -139,7 +124,7 @@ class Trainer:
             self.build_optimizer()
             self.resume(checkpoint)
             if self.main:
-                self.log.tracker = make_tracker(self.config.report_to, self.run_dir, asdict(self.config))
+                self.log.tracker = make_tracker(self.config.report_to, self.run_dir, dataclasses.asdict(self.config))
         except BaseException:
             if created:  # a fresh run that never started: leave no half-made run dir behind
                 self.log.close()
@@ -180,7 +165,7 @@ class Trainer:
             if self.on_step is not None:
                 self.on_step(self)
         self.progress.close()
-        self._end_epoch(partial=self.state.position < self.batches.usable(self.plan))
+        self.meters.end_epoch(self.state.epoch, partial=self.state.position < self.batches.usable(self.plan))
 
     def stop_reason(self) -> str | None:
         cfg = self.config
@@ -215,9 +200,7 @@ class Trainer:
     def build_model(self) -> None:
         """Resolve the model, refuse options its family ignores, load its adapter and freeze."""
         cfg = self.config
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.resolved = resolve_model(cfg.model)
         if cfg.export_formats() and self.resolved.family != "whisper":
             raise ConfigError(f"--export {','.join(cfg.export_formats())}: the export formats are for Whisper models; "
@@ -234,9 +217,7 @@ class Trainer:
         if cfg.may_merge:  # before any resume or step: the base model's weights
             self.base_weights = trainable_weights(self.adapter, self.top_layers)
         self.adapter.model.to(self.device)
-        may_train = {id(p) for p in self.adapter.top_layer_parameters(self.top_layers)}
-        self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
-                                                                   if p.requires_grad or id(p) in may_train])
+        self.regularisers = Regularisers.build(cfg, self.adapter, list(may_train(self.adapter, self.top_layers).values()))
         self.ddp_model = self.processes.wrap(self.adapter.model)
 
     def load_data(self) -> None:
@@ -270,6 +251,7 @@ class Trainer:
         for line in self.data.summary(self.config.train, self.adapter.describe_added):
             self.log.say(line)
         return created
+
     def setup_cache(self) -> None:
         """Decide whether to cache encoder outputs, and fill the cache (``cache_setup.py``)."""
         self.cache = set_up_encoder_cache(self.config, self.adapter, [u for s in self.data.sources for u, _ in s],
@@ -287,8 +269,7 @@ class Trainer:
         if checkpoint["state"]["unfrozen"]:  # the saved weights include the unfrozen layers
             self.unfreeze()
         self.state = restore_checkpoint(checkpoint, self.adapter, self.optimizer, self.scaler)
-        if self.main:
-            self.log.truncate_metrics(self.state.step)
+        self.log.truncate_metrics(self.state.step)  # rank 0's file; other ranks write nothing
         s = self.state
         self.log.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
 
@@ -356,7 +337,8 @@ class Trainer:
         grad_norm = self._optimizer_step()
         self.state.step += 1
         utts = sum(len(b[PAIRS_KEY]) for b in batches) * self.world
-        self._record(loss, utts, time.time() - start, cfg.lr * factor, grad_norm)
+        self.meters.record(self.state, self.progress, self.state.step == self.total_steps, loss, utts,
+                           time.time() - start, cfg.lr * factor, grad_norm)
 
     def _accumulate(self, batches: list[dict[str, Any]]) -> float:
         """Backward through every micro-batch, each weighted by its share of the step's loss terms
@@ -390,36 +372,15 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _record(self, loss: float, utts: int, seconds: float, lr: float, grad_norm: float) -> None:
-        """Step bookkeeping: elapsed time, meters, progress, and a metrics line every ``log_every``."""
-        s = self.state
-        s.elapsed_s = self.progress.elapsed()
-        self.log_meter.add(utts, seconds, loss)
-        self.epoch_meter.add(utts, seconds, loss)
-        self.progress.update(1, utts=utts, loss=f"{loss:.3f}", lr=f"{lr:.2e}", utts_s=f"{self.log_meter.rate():.1f}")
-        if s.step % self.config.log_every == 0 or s.step == self.total_steps:
-            m = self.log_meter
-            self.log.metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
-                          "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
-            self.log_meter = Meter()
-
     def _batch(self, micro_step: int) -> dict[str, Any]:
         """This rank's next micro-batch (starting the next epoch when this one is used up)."""
         s = self.state
         if s.position >= self.batches.usable(self.plan):
-            self._end_epoch(partial=False)
+            self.meters.end_epoch(self.state.epoch, partial=False)
             s.epoch, s.position = s.epoch + 1, 0
             self.plan = self.batches.plan(s.epoch)
         indices, s.position = self.batches.take(self.plan, s.position)
         return self.batches.make(indices, micro_step, s.epoch, self._live_cache(), self.cache.lazily)
-
-    def _end_epoch(self, partial: bool) -> None:
-        m, epoch = self.epoch_meter, self.state.epoch
-        if m.utts:
-            self.log.metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
-                             "utts_per_s": m.rate(), "partial": partial})
-            self.log.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
-        self.epoch_meter = Meter()
 
     # --- evaluation -------------------------------------------------------------------------------
 
@@ -432,8 +393,6 @@ class Trainer:
         return self.cache.cache if not self.state.unfrozen else None
 
     def _compare(self, sets: list[str]) -> list[dict[str, Any]]:
-        """The --eval-sets rows: base against best/, reusing the step-0 hypotheses and, while base
-        and best/ share the cached encoder (frozen throughout, no split point), the encoder cache."""
+        """The --eval-sets rows of base against best/ (the encoder cache is shared unless split)."""
         shared = self._live_cache() if self.cache.info.get("split_layer") is None else None
-        return compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, self.config, str(self.device),
-                                      self.log.say, self.evaluator.run_decoding(shared))
+        return self.evaluator.compare(self.run_dir / "best", sets, shared)
