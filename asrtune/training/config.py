@@ -243,17 +243,40 @@ class TrainConfig:
             raise ConfigError("--out is required (the run directory)")
         check_choices(self)
         self.apply_recipe()
-        if self.weights is not None:
-            if len(self.weights) != len(self.train):
-                raise ConfigError(
-                    f"--weights has {len(self.weights)} value(s) but --train names {len(self.train)} manifest(s); give one weight per manifest"
-                )
-            if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                raise ConfigError("--weights must be non-negative numbers with a positive sum")
-            total = sum(self.weights)
-            self.weights = [w / total for w in self.weights]
-            if self.weights[0] == 0:
-                raise ConfigError("--weights: the first --train manifest (the domain set) needs a positive weight")
+        self._validate_weights()
+        self._validate_numbers()
+        self._validate_unfreeze()
+        self._validate_targets()
+        self._validate_encoder_top()
+        self._validate_keep_general()
+        self._validate_guard()
+        self._validate_merge()
+        self._validate_export()
+        if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
+            raise ConfigError("--noise-snr-db must be a finite number of decibels")
+        if self.patience is not None and not self.dev:
+            raise ConfigError("--patience (early stopping) needs a --dev manifest to evaluate on")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
+        return self
+
+    def _validate_weights(self) -> None:
+        """``--weights``: one non-negative weight per --train manifest, normalised to sum 1."""
+        if self.weights is None:
+            return
+        if len(self.weights) != len(self.train):
+            raise ConfigError(
+                f"--weights has {len(self.weights)} value(s) but --train names {len(self.train)} manifest(s); give one weight per manifest"
+            )
+        if any(not math.isfinite(w) or w < 0 for w in self.weights) or sum(self.weights) <= 0:
+            raise ConfigError("--weights must be non-negative numbers with a positive sum")
+        total = sum(self.weights)
+        self.weights = [w / total for w in self.weights]
+        if self.weights[0] == 0:
+            raise ConfigError("--weights: the first --train manifest (the domain set) needs a positive weight")
+
+    def _validate_numbers(self) -> None:
+        """Step counts, sizes, rates and limits: positive (or >= 0) where the option says so."""
         if self.max_steps is not None and self.epochs is not None:
             raise ConfigError("give either --max-steps or --epochs, not both")
         _positive("max-steps", self.max_steps)
@@ -276,6 +299,9 @@ class TrainConfig:
             raise ConfigError(f"--lora-dropout must be in [0, 1), got {self.lora_dropout}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"--patience must be >= 1 evaluations, got {self.patience}")
+
+    def _validate_unfreeze(self) -> None:
+        """``--unfreeze-top-layers K`` / ``--unfreeze-after N``: counts, and only with --freeze encoder."""
         if self.unfreeze_top_layers < 0:
             raise ConfigError(f"--unfreeze-top-layers must be >= 0, got {self.unfreeze_top_layers}")
         if self.unfreeze_after is not None:
@@ -285,24 +311,15 @@ class TrainConfig:
                 raise ConfigError("--unfreeze-after needs --unfreeze-top-layers K (how many top encoder layers to unfreeze)")
         if self.unfreeze_top_layers and self.freeze not in ("encoder", "auto"):
             raise ConfigError(f"--unfreeze-top-layers only makes sense with --freeze encoder (got --freeze {self.freeze})")
+
+    def _validate_targets(self) -> None:
+        """The target shares (timestamps, prompts, no-speech) and ``--prompt-terms``."""
         for name in ("timestamp_fraction", "prompt_fraction", "no_speech_fraction"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 <= value <= 1):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a share between 0 and 1, got {value}")
         if self.prompt_terms not in (None, AUTO) and not Path(self.prompt_terms).is_file():
             raise ConfigError(f"--prompt-terms {self.prompt_terms}: file not found")
-        self._validate_encoder_top()
-        self._validate_keep_general()
-        self._validate_guard()
-        self._validate_merge()
-        self._validate_export()
-        if self.noise_snr_db is not None and not math.isfinite(self.noise_snr_db):
-            raise ConfigError("--noise-snr-db must be a finite number of decibels")
-        if self.patience is not None and not self.dev:
-            raise ConfigError("--patience (early stopping) needs a --dev manifest to evaluate on")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda[:N], got {self.device!r}")
-        return self
 
     def apply_recipe(self) -> "TrainConfig":
         """Fill in the ``--recipe`` preset's options that are still at their defaults. Returns self.

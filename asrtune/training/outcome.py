@@ -8,7 +8,7 @@ its dev and guard WER against the base, what ``final/`` holds, and, when the gua
 weights that were better on dev, where they are and what to try next
 (:func:`guard_refusal_note`).
 
-The functions read a :class:`~asrtune.training.trainer.RunResult` (or anything with its
+The functions read a :class:`~asrtune.training.result.RunResult` (or anything with its
 fields), so they describe a finished run's ``result.json`` the same way.
 """
 

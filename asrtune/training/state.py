@@ -69,6 +69,13 @@ class TrainState:
             torch.set_rng_state(self.rng["torch"])
 
 
+def seed_everything(seed: int) -> None:
+    """Seed the generators :meth:`TrainState.capture_rng` saves (python, numpy, torch)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def find_checkpoint(run_dir: Path) -> Path | None:
     """The run's checkpoint file, or None before the first save."""
     for name in CHECKPOINT_DIRS:

@@ -1,142 +1,60 @@
 """The training loop: one ``Trainer`` for every model family, readable top to bottom.
 
-:meth:`Trainer.run` is the whole story, one call per phase:
-
-1. check the run dir, resolve the model, check the options for its family, build its adapter
-   (``adapters/whisper.py``, ``adapters/ctc.py``) and freeze - before anything is written;
-2. read the manifests, apply the text policy, skip what cannot be trained on (counted in the log);
-3. write the run dir, fill the encoder-output cache when the encoder is frozen and nothing
-   augments the input, build the optimiser, resume from ``checkpoint/`` (one :class:`TrainState`);
-4. loop over :meth:`Trainer.train_step`: AdamW with warm-up then linear/cosine decay, gradient
-   accumulation and clipping, autocast (bf16/fp16 on CUDA), a divergence guard, dev WER every
-   ``eval_every`` steps with the best model kept in ``best/``, early stopping, a resumable
-   ``checkpoint/`` every ``save_every``;
-5. :meth:`Trainer.finish`: ``final/``, ``learning_curve.png``, base-vs-tuned tables, ``--export``
-   copies of ``best/`` (``best-ct2/``, ``best-ggml/``, ...: ``training/export.py``).
-
-Every model folder (``best/``, ``final/``, ``best-FORMAT/``) gets a model card (``README.md``,
-``model_card.py``); ``best/``'s is rewritten at the end with the ``--eval-sets`` results. With
-``--report-to tensorboard|mlflow`` every ``metrics.jsonl`` point (log steps, evaluations) and a
-few decoded dev examples also go to the tracker (``tracking.py``), closed at the end or on failure.
-
-Data parallel: started by ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1) the same code
-wraps the model in DistributedDataParallel (gloo on CPU, nccl on CUDA); each rank takes its
-slice of every global batch, rank 0 alone evaluates and writes.
-
-The learning-rate schedule is a pure function of the step (nanoGPT-style), so "the scheduler
-state" in a checkpoint is the step number itself.
+:meth:`Trainer.run` is the whole story: check the run dir and options before anything is written
+(``preflight.py``), build the model's adapter (``adapters/``) and freeze, read the data
+(``run_data.py``), write the run dir, fill the encoder-output cache (``cache_setup.py``), build
+the optimiser (``optim.py``), resume (one :class:`TrainState`), then loop over
+:meth:`Trainer.train_step` - the learning rate a function of the step (``schedule.py``),
+gradient accumulation and clipping, autocast, the divergence guard (``divergence.py``), dev WER
+(``evaluator.py``) keeping ``best/`` (``selection.py``), early stopping, a resumable
+``checkpoint/`` - and finish (``finisher.py``: ``final/``, merges, cards, exports,
+``result.json``). Batches come from ``batches.py``, log lines and ``metrics.jsonl`` from
+``run_log.py``; under ``torchrun`` each rank trains on its slice of every global batch and
+rank 0 alone evaluates and writes (``distributed.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
-import logging
 import math
-import os
-import random
 import shutil
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
-from asrtune.data.manifest import Utterance, load_manifest
-from asrtune.data.audio import audio_info
-from asrtune.errors import AsrtuneError, ConfigError
-from asrtune.fileio import atomic_directory, write_json_atomic, write_text_atomic
-from asrtune.models.cache import cache_dir
+from asrtune.errors import ConfigError
+from asrtune.models import resolve_model
 from asrtune.training.adapters import adapter_class
-from asrtune.training.adapters.base import ModelAdapter, module_digest
-from asrtune.training.augment import augment_waveform
-from asrtune.training.compare import RunDecoding, compare_base_and_tuned, score, utterance_audio
-from asrtune.training.config import AUTO as AUTO_MERGE
-from asrtune.training.config import TrainConfig, config_differences, save_yaml_config
+from asrtune.training.adapters.base import ModelAdapter
+from asrtune.training.batches import PAIRS_KEY, Batches, Loader
+from asrtune.training.cache_setup import CacheUse, set_up_encoder_cache
+from asrtune.training.config import TrainConfig, save_yaml_config
+from asrtune.training.distributed import Processes, distributed, pick_device
+from asrtune.training.divergence import TrainingDiverged, diverged, loss_exploded, watch_loss  # noqa: F401 (re-exported)
 from asrtune.training.encoder_cache import EncoderCache
-from asrtune.training.outcome import (DEFAULT_MERGE_ALPHAS, MERGE_AFTER_REFUSAL, MERGE_REQUESTED, best_holds,
-                                      guard_allows, outcome_lines)
-from asrtune.training.outcome import pct as _pct
+from asrtune.training.evaluator import Evaluator
 from asrtune.training.export import check_exports
+from asrtune.training.finisher import Finisher, may_train, trainable_weights
+from asrtune.training.model_folders import ModelFolders
+from asrtune.training.outcome import guard_allows  # noqa: F401 (re-exported: benchmarks and tests import it here)
+from asrtune.training.optim import make_optimizer
+from asrtune.training.outcome import pct as _pct
+from asrtune.training.preflight import check_manifests, check_run_dir
 from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
-from asrtune.training.replay import replay_utterances, replay_weights
-from asrtune.training.sampling import epoch_plan, group_by_duration
-from asrtune.training.state import TrainState, find_checkpoint, load_checkpoint, restore_checkpoint, save_checkpoint
-from asrtune.training.text_policy import apply_text_policy
-from asrtune.training.tracking import Tracker, check_tracker, examples_table, make_tracker
-from asrtune.training.untuned_eval import (
-    FOLDER, StartingHypotheses, decoding_settings, hypotheses_key, load_hypotheses, save_hypotheses,
-)
+from asrtune.training.result import RunResult
+from asrtune.training.run_data import Pair, RunData, load_run_data
+from asrtune.training.run_log import RunLog, StepMeters
+from asrtune.training.sampling import epoch_plan
+from asrtune.training.schedule import lr_factor, total_steps, unfreeze_layers, unfreeze_step
+from asrtune.training.selection import Selection
+from asrtune.training.state import TrainState, restore_checkpoint, save_checkpoint, seed_everything
+from asrtune.training.tracking import check_tracker, make_tracker
 
-log = logging.getLogger("asrtune.train")
-
-DEFAULT_EPOCHS = 3  # when neither --max-steps nor --epochs is given
-LOSS_EMA = 0.1  # weight of the newest loss in the smoothed loss the divergence guard watches
-DIVERGENCE_GRACE_STEPS = 10  # steps before an exploding (finite) loss counts as divergence
-# A loss that has fallen near zero (a small domain learnt by heart) can be "4x its best" while
-# rising by thousandths of a nat; divergence must also be a real rise, in nats per token.
-DIVERGENCE_MIN_RISE_NATS = 0.5
-
-Pair = tuple[Utterance, str]  # an utterance and its training target text
-
-
-class TrainingDiverged(AsrtuneError):
-    """The loss became NaN/inf or exploded; the message names the likely cause."""
-
-
-@dataclass
-class RunResult:
-    """What a run produced (``result.json``). Without a dev set ``best_dev_wer`` is None and
-    ``best_step`` is the last step (best/ holds final/'s weights)."""
-
-    run_dir: str
-    steps: int
-    epochs: float
-    stopped: str  # "max-steps", "epochs", "time-limit", "early-stopping"
-    best_dev_wer: float | None = None
-    best_step: int | None = None
-    final_dev_wer: float | None = None
-    trainable_parameters: int = 0
-    total_parameters: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
-    eval_results: list[dict[str, Any]] = field(default_factory=list)
-    guard_base_wer: float | None = None  # --guard-dev: the base model's guard WER (step 0)
-    best_guard_wer: float | None = None  # the guard WER of best/
-    final_guard_wer: float | None = None
-    guard_refused_step: int | None = None  # a checkpoint with a lower dev WER than best/'s that the guard refused
-    guard_refused_dev_wer: float | None = None
-    best_merge_alpha: float | None = None  # --merge-alphas: best/ is (1 - a) * base + a * final/ with this a
-    merges: list[dict[str, Any]] = field(default_factory=list)  # every interpolation scored: alpha, dev_wer, guard_wer
-    merge_reason: str | None = None  # why merges were scored: "requested" (--merge-alphas list) or "guard refused" (auto)
-    base_dev_wer: float | None = None  # the base model's dev WER (measured at step 0 with --guard-dev)
-    regularisers: dict[str, Any] = field(default_factory=dict)  # --l2-sp, --distill-base, --replay-text in force
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Meter:
-    """Utterances, seconds and summed loss over a window of steps (a log interval, an epoch)."""
-
-    utts: int = 0
-    seconds: float = 0.0
-    loss: float = 0.0
-    steps: int = 0
-
-    def add(self, utts: int, seconds: float, loss: float) -> None:
-        self.utts, self.seconds, self.loss, self.steps = self.utts + utts, self.seconds + seconds, self.loss + loss, self.steps + 1
-
-    def rate(self) -> float:
-        return self.utts / max(self.seconds, 1e-9)
+__all__ = ["RunResult", "Trainer", "TrainingDiverged", "train"]
 
 
 def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = None) -> RunResult:
@@ -144,66 +62,8 @@ def train(config: TrainConfig, on_step: Callable[["Trainer"], None] | None = Non
 
     ``on_step(trainer)`` is called after every optimiser step and its checkpoint (tests stop a
     run there: raising from it leaves the run as a kill would)."""
-    _check_manifests_exist(config)
+    check_manifests(config)  # a typo costs a second, not a model load
     return Trainer(config, on_step).run()
-
-
-def _check_manifests_exist(config: TrainConfig) -> None:
-    """Fail before any model loads or run dir is made: a typo should cost a second, not a minute.
-
-    Every manifest is read through (a bad line raises ``ManifestError`` naming it) and must hold
-    an utterance; ``--out`` must not be an existing file."""
-    from asrtune.data.manifest import read_manifest
-
-    named = [("train", p) for p in config.train] + [("dev", config.dev), ("guard-dev", config.guard_dev)]
-    named += [("eval-sets", p) for p in config.eval_sets]
-    for option, path in named:
-        if path and not Path(path).is_file():
-            raise ConfigError(f"--{option} {path}: manifest not found")
-    for option, path in named:
-        if path and sum(1 for _ in read_manifest(path)) == 0:
-            raise ConfigError(f"--{option} {path}: manifest is empty (no utterances)")
-    out = config.resume or config.out
-    if out and Path(out).exists() and not Path(out).is_dir():
-        raise ConfigError(f"--out {out}: is a file; give a folder for the run")
-
-
-def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
-    """Multiplier of the base learning rate at ``step`` (0-based): linear warm-up, then decay.
-
-    >>> [round(lr_factor(s, 10, 2, "linear"), 2) for s in (0, 1, 2, 6, 9)]
-    [0.5, 1.0, 1.0, 0.5, 0.12]
-    """
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    return max(0.0, 1.0 - progress) if progress < 1 else 0.0
-
-
-def loss_exploded(loss_ema: float, best_ema: float, factor: float) -> bool:
-    """Divergence: the smoothed loss is ``factor`` times its best *and* more than
-    :data:`DIVERGENCE_MIN_RISE_NATS` above it.
-
-    >>> loss_exploded(2.5, 0.5, 4.0), loss_exploded(0.006, 0.0015, 4.0), loss_exploded(1.5, 0.5, 4.0)
-    (True, False, False)
-    """
-    return loss_ema > factor * best_ema and loss_ema - best_ema > DIVERGENCE_MIN_RISE_NATS
-
-
-def _distributed() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)``, initialising torch.distributed under torchrun/accelerate."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
 
 class Trainer:
@@ -218,64 +78,42 @@ class Trainer:
         self.requested_freeze = config.freeze  # config.yaml keeps "auto"; build_model resolves it
         self.on_step = on_step
         self.run_dir = Path(config.out)
-        self.rank, self.world, self.local_rank = _distributed()
+        self.rank, self.world, self.local_rank = distributed()
         self.main = self.rank == 0
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = self._device()
-        # Data-loading threads: decoding, resampling and augmenting audio run in C code that
-        # releases the GIL (soundfile, soxr, numpy), so threads overlap them without the
-        # start-up and pickling costs of worker processes. Features and token ids are made in
-        # the training thread (tokenizers are not guaranteed thread-safe).
-        self.loader = ThreadPoolExecutor(config.num_workers, thread_name_prefix="asrtune-data") if config.num_workers > 0 else None
-        self.log_file: Any = None
+        self.device = pick_device(config.device, self.local_rank)
+        self.processes = Processes(self.rank, self.world, self.device)
+        self.loader = Loader(config.num_workers)
+        self.log = RunLog(self.run_dir, self.main)
         self.run_start = time.time()
         self.resolved: Any = None
         self.adapter: ModelAdapter | None = None
         self.ddp_model: nn.Module | None = None
-        self.sources: list[list[Pair]] = []  # the --train manifests, then the --replay-text renderings
-        self.weights: list[float] | None = None  # sampling weights of the sources (--weights, --replay-share)
-        self.added: list[Pair] = []  # examples the adapter added to the first source (no-speech clips)
-        self.dev: list[Pair] = []
-        self.dev_audio: list[np.ndarray] | None = None
-        self.guard: list[Pair] = []  # --guard-dev utterances
-        self.guard_audio: list[np.ndarray] | None = None
-        self.guard_last: float | None = None
-        self._start_weights: str | None = None  # digest of the weights evaluated at step 0
-        # the step-0 hypotheses, for the --eval-sets comparison (with --cache off none are read back)
-        self.step_zero = StartingHypotheses(self._hypotheses_root() if config.cache != "off" else None)
-        self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
+        self.top_layers, self.unfreeze_at = 0, None  # --unfreeze-top-layers K and its step, once frozen
         self.regularisers = Regularisers()  # --l2-sp, --distill-base: built with the model
-        self.skipped: dict[str, int] = {}
-        self.cache: EncoderCache | None = None
-        self.cache_lazily = False  # training utterances enter the cache on first use
-        self.cache_info: dict[str, Any] = {"used": False}
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.scaler: torch.amp.GradScaler | None = None
-        self.amp_dtype: torch.dtype | None = None
-        self.global_batch = config.batch_size * self.world
+        self.base_weights: dict[str, torch.Tensor] = {}  # --merge-alphas: the base values of what may train
+        self.data = RunData()  # the training sources, their weights, the skip counts (run_data.py)
+        self.dev, self.guard = self.data.dev, self.data.guard  # the dev and --guard-dev pairs
+        self.cache = CacheUse()  # the encoder-output cache, if the run uses one (cache_setup.py)
+        self.optimizer: torch.optim.Optimizer | None = None  # with its scaler and autocast dtype (optim.py)
+        self.scaler, self.amp_dtype = None, None
         self.epoch_len = self.steps_per_epoch = self.total_steps = 0
         self.state = TrainState()
         self.plan: list[tuple[int, int]] = []
         self.stopped: str | None = None
-        self.log_meter, self.epoch_meter = Meter(), Meter()
+        self.meters = StepMeters(self.log, config.log_every)
         self.progress: Progress | None = None
-        self.tracker = Tracker()  # "none" until the run dir exists (rank 0 only)
-        self.dev_hyps: list[str] = []  # the last dev evaluation's hypotheses
-        self.data_stats: dict[str, dict[str, Any]] | None = None  # manifest -> ManifestStats.to_dict(), for the cards
-
-    def _device(self) -> torch.device:
-        if self.config.device == "auto":
-            return torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.config.device)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA device is available here")
-        return device
+        # the parts built once the model and the data are loaded (_assemble)
+        self.batches: Batches | None = None
+        self.evaluator: Evaluator | None = None
+        self.folders: ModelFolders | None = None
+        self.selection: Selection | None = None
 
     # --- the run --------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        checkpoint = self.check_run_dir()  # nothing is written until every check has passed
+        checkpoint = check_run_dir(self.config, self.run_dir, self.log.say)  # nothing is written until every check passed
         check_tracker(self.config.report_to)
         check_exports(self.config.export_formats())
         self.build_model()
@@ -286,10 +124,10 @@ class Trainer:
             self.build_optimizer()
             self.resume(checkpoint)
             if self.main:
-                self.tracker = make_tracker(self.config.report_to, self.run_dir, asdict(self.config))
+                self.log.tracker = make_tracker(self.config.report_to, self.run_dir, dataclasses.asdict(self.config))
         except BaseException:
             if created:  # a fresh run that never started: leave no half-made run dir behind
-                self._close_log()
+                self.log.close()
                 shutil.rmtree(self.run_dir, ignore_errors=True)
             raise
         try:
@@ -298,79 +136,71 @@ class Trainer:
             self.loop()
             result = self.finish()
         except BaseException:
-            self.tracker.close(failed=True)  # the curves up to the failure stay readable
+            self.log.tracker.close(failed=True)  # the curves up to the failure stay readable
             raise
-        self.tracker.close()
+        self.log.tracker.close()
         return result
 
     def loop(self) -> None:
         """Steps until a stop condition; dev evaluation and checkpoints on their schedules."""
         cfg = self.config
         self.adapter.model.train()
-        self.progress = Progress("train", self.total_steps, "step", self.say, self.main and cfg.progress,
+        self.progress = Progress("train", self.total_steps, "step", self.log.say, self.main and cfg.progress,
                                  initial=self.state.step, elapsed_s=self.state.elapsed_s,
                                  budget_s=cfg.max_train_minutes * 60 if cfg.max_train_minutes else None)
-        self.plan = self._plan(self.state.epoch)
+        self.plan = self.batches.plan(self.state.epoch)
         if self.guard:  # the base model is the first candidate for best/ (and sets the guard's base WER)
-            self.evaluate_guard_base()
+            self.selection.evaluate_guard_base(self.state)
         while self.stopped is None:
             self.maybe_unfreeze()
             self.train_step()
             self.stopped = self.stop_reason()
             if self.dev and (self.state.step % cfg.eval_every == 0 or self.stopped):
-                self.evaluate_dev()
+                self.selection.evaluate_dev(self.state, self.stopped)
                 if cfg.patience is not None and self.state.evals_since_best >= cfg.patience:
-                    self.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
+                    self.log.say(f"early stopping: no dev WER improvement in {cfg.patience} evaluations")
                     self.stopped = self.stopped or "early-stopping"
             if self.main and (self.state.step % cfg.save_every == 0 or self.stopped):
                 save_checkpoint(self.run_dir, self.state, self.adapter, self.optimizer, self.scaler)
             if self.on_step is not None:
                 self.on_step(self)
         self.progress.close()
-        self._end_epoch(partial=self.state.position < self._usable_plan_length())
+        self.meters.end_epoch(self.state.epoch, partial=self.state.position < self.batches.usable(self.plan))
 
     def stop_reason(self) -> str | None:
         cfg = self.config
         if cfg.max_train_minutes is not None and self.state.elapsed_s >= cfg.max_train_minutes * 60:
-            self.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {self.state.step}")
+            self.log.say(f"time limit of {cfg.max_train_minutes:g} min reached at step {self.state.step}")
             return "time-limit"
         if self.state.step >= self.total_steps:
             return "max-steps" if cfg.max_steps else "epochs"
         return None
 
+    def finish(self) -> RunResult:
+        """The run's :class:`RunResult`; rank 0 writes ``final/``, merges, cards, exports and
+        ``result.json`` (``finisher.py``)."""
+        s, cfg = self.state, self.config
+        trainable, total = self.adapter.trainable_parameter_count()
+        result = RunResult(
+            run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
+            stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
+            trainable_parameters=trainable, total_parameters=total, skipped=self.data.skipped, cache=self.cache.info,
+            guard_base_wer=s.guard_base_wer, best_guard_wer=s.best_guard_wer, final_guard_wer=self.selection.guard_last,
+            base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
+        )
+        if self.main:
+            finisher = Finisher(cfg, self.run_dir, self.adapter, self.folders, self.selection, self.log)
+            finisher.finish(result, s, self.base_weights, self.top_layers, self._compare, self.run_start)
+        self.loader.shutdown()
+        self.processes.barrier()
+        return result
+
     # --- setup (nothing written) ------------------------------------------------------------------
-
-    def check_run_dir(self) -> dict[str, Any] | None:
-        """Check ``--out``/``--resume`` without writing; returns the checkpoint to resume from."""
-        cfg = self.config
-        if not cfg.resume:
-            if (self.run_dir / "config.yaml").exists() and not cfg.force:
-                raise ConfigError(f"--out {self.run_dir} already holds a run; use --resume {self.run_dir} to continue it, "
-                                  "or --force to start over there")
-            return None
-        saved = self.run_dir / "config.yaml"
-        if not saved.is_file():
-            raise ConfigError(f"--resume {self.run_dir}: not a training run dir (no config.yaml)")
-        import yaml
-
-        diffs = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
-        if diffs and not cfg.force:
-            raise ConfigError(f"--resume {self.run_dir}: the config differs from the run's ({'; '.join(diffs)}); "
-                              "pass --force to continue with the new values")
-        path = find_checkpoint(self.run_dir)
-        if path is None:
-            self.say(f"--resume: no checkpoint in {self.run_dir} yet; starting from step 0")
-            return None
-        return load_checkpoint(path)
 
     def build_model(self) -> None:
         """Resolve the model, refuse options its family ignores, load its adapter and freeze."""
-        from asrtune.models import resolve_model
-
         cfg = self.config
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        seed_everything(cfg.seed)
         self.resolved = resolve_model(cfg.model)
         if cfg.export_formats() and self.resolved.family != "whisper":
             raise ConfigError(f"--export {','.join(cfg.export_formats())}: the export formats are for Whisper models; "
@@ -381,67 +211,32 @@ class Trainer:
         if cfg.freeze == "auto":  # the log line names the preset used
             cfg.freeze = self.adapter.DEFAULT_FREEZE
         self.adapter.apply_freeze(cfg.freeze)
-        self.adapter.top_layer_parameters(self._unfreeze_layers())  # checks K against the encoder depth
+        self.top_layers = unfreeze_layers(cfg.freeze, cfg.unfreeze_top_layers)  # encoder layers that may open
+        self.unfreeze_at = unfreeze_step(cfg.freeze, cfg.unfreeze_top_layers, cfg.unfreeze_after)
+        self.adapter.top_layer_parameters(self.top_layers)  # checks K against the encoder depth
         if cfg.may_merge:  # before any resume or step: the base model's weights
-            self.base_weights = self._trainable_weights()
+            self.base_weights = trainable_weights(self.adapter, self.top_layers)
         self.adapter.model.to(self.device)
-        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
-        self.regularisers = Regularisers.build(cfg, self.adapter, [p for p in self.adapter.model.parameters()
-                                                                   if p.requires_grad or id(p) in may_train])
-        self.ddp_model = self._wrap(self.adapter.model)
-
-    def _unfreeze_layers(self) -> int:
-        return self.config.unfreeze_top_layers if self.config.freeze == "encoder" else 0
-
-    def _unfreeze_at(self) -> int | None:
-        """The step the top encoder layers unfreeze at: ``--unfreeze-after``, or 0 when only K is given."""
-        if not self._unfreeze_layers():
-            return None
-        return self.config.unfreeze_after if self.config.unfreeze_after is not None else 0
+        self.regularisers = Regularisers.build(cfg, self.adapter, list(may_train(self.adapter, self.top_layers).values()))
+        self.ddp_model = self.processes.wrap(self.adapter.model)
 
     def load_data(self) -> None:
-        """Manifests -> (utterance, target text) lists, with skips counted by reason."""
-        cfg = self.config
-        for path in cfg.train:
-            kept = self._usable(load_manifest(path), path)
-            if not kept:
-                raise ConfigError(f"--train {path}: no usable utterances (all skipped: {self.skipped})")
-            self.sources.append(kept)
-        self.added = self.adapter.prepare_training(self.sources)  # Whisper: no-speech clips
-        self.sources[0] += self.added
-        self.weights = cfg.weights
-        if cfg.replay_text:  # general English, spoken by eSpeak, at --replay-share of each epoch
-            replay = self._usable(replay_utterances(cfg.replay_text, self._cache_root(), cfg.seed), cfg.replay_text)
-            if not replay:
-                raise ConfigError(f"--replay-text {cfg.replay_text}: no usable utterances (all skipped: {self.skipped})")
-            self.weights = replay_weights(cfg.weights, [len(s) for s in self.sources], cfg.replay_share)
-            self.sources.append(replay)
-        if cfg.dev:
-            # dev WER is scored against the references as written (normalised by the metric)
-            self.dev = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.dev), cfg.dev)]
-            if not self.dev:
-                raise ConfigError(f"--dev {cfg.dev}: no usable utterances")
-        if cfg.guard_dev:
-            self.guard = [(u, u.text) for u, _ in self._usable(load_manifest(cfg.guard_dev), cfg.guard_dev)]
-            if not self.guard:
-                raise ConfigError(f"--guard-dev {cfg.guard_dev}: no usable utterances")
-        self.epoch_len = len(epoch_plan([len(s) for s in self.sources], self.weights, 0, cfg.seed))
-        self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (self.global_batch * cfg.grad_accum)))
-        self.total_steps = cfg.max_steps or math.ceil((cfg.epochs or DEFAULT_EPOCHS) * self.steps_per_epoch)
+        """Manifests -> (utterance, target text) lists, with skips counted by reason (``run_data.py``)."""
+        cfg, data = self.config, load_run_data(self.config, self.adapter)
+        self.data, self.dev, self.guard = data, data.dev, data.guard
+        self.epoch_len = len(epoch_plan([len(s) for s in self.data.sources], self.data.weights, 0, cfg.seed))
+        self.steps_per_epoch = max(1, math.ceil(self.epoch_len / (cfg.batch_size * self.world * cfg.grad_accum)))
+        self.total_steps = total_steps(cfg.max_steps, cfg.epochs, self.steps_per_epoch)
+        self._assemble()
 
-    def _usable(self, utts: list[Utterance], path: str) -> list[Pair]:
-        kept = []
-        for u in utts:
-            if u.duration <= 0:  # manifests may omit durations: read them from the header
-                u.duration = audio_info(u.audio_filepath)[0]
-            target = apply_text_policy(u.text, self.config.text_policy)
-            reason = self.adapter.skip_reason(u, target)
-            if reason:
-                key = f"{reason} ({Path(path).name})"
-                self.skipped[key] = self.skipped.get(key, 0) + 1
-                continue
-            kept.append((u, target))
-        return kept
+    def _assemble(self) -> None:
+        """The parts that work on the loaded model and data: batches, evaluation, model folders."""
+        cfg, say, sets = self.config, self.log.say, (self.dev, self.guard)
+        self.batches = Batches(cfg, self.adapter, self.data.sources, self.data.weights, self.processes, self.loader)
+        self.evaluator = Evaluator(cfg, self.adapter, self.resolved, self.device, sets, self.loader.map, say)
+        self.folders = ModelFolders(cfg, self.run_dir, self.adapter, self.resolved.family, say)
+        self.selection = Selection(cfg, sets, lambda pairs: self.evaluate(pairs), self.folders, self.log,
+                                   self.processes, lambda: self.evaluator.dev_hyps)
 
     # --- setup (writing) --------------------------------------------------------------------------
 
@@ -451,65 +246,21 @@ class Trainer:
             return False
         created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(self.run_dir / "train.log", "a", encoding="utf-8")
+        self.log.open()
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
-        sizes = ", ".join(f"{Path(p).name}: {len(s)}" for p, s in zip(self.config.train, self.sources))
-        self.say(f"train utterances: {sizes}" + (f" (with {self.adapter.describe_added(self.added)})" if self.added else "")
-                 + (f"; dev: {len(self.dev)}" if self.dev else "; no dev set"))
-        if self.skipped:
-            self.say("skipped: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())))
+        for line in self.data.summary(self.config.train, self.adapter.describe_added):
+            self.log.say(line)
         return created
 
     def setup_cache(self) -> None:
-        """Decide whether to cache encoder outputs, and fill the cache (rank 0 builds)."""
-        cfg = self.config
-        shape = self.adapter.cache_shape()
-        if cfg.cache == "off" or shape is None or cfg.freeze != "encoder":
-            return
-        if self._unfreeze_at() == 0:
-            self.say(f"--unfreeze-top-layers {cfg.unfreeze_top_layers} without --unfreeze-after: the top encoder "
-                     "layers train from step 0, so the encoder-output cache is off")
-            self.cache_info["reason"] = "unfrozen from step 0"
-            return
-        if cfg.augmenting:
-            self.say("input augmentation is on: encoder-output cache disabled (the frozen encoder reruns every step)")
-            self.cache_info["reason"] = "augmentation"
-            return
-        root = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "encoder-outputs"
-        utts = [u for src in self.sources for u, _ in src] + [u for u, _ in self.dev + self.guard]
-        if cfg.max_train_minutes is not None:
-            # A time budget should not be spent encoding utterances the run may never reach:
-            # the evaluation sets are cached now, training utterances on first use (_batch).
-            utts = [u for u, _ in self.dev + self.guard]
-            self.cache_lazily = True
-            self.say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
-        todo = EncoderCache(root, self.adapter.cache_fingerprint(), shape).missing(utts)
-        if self.main and todo:
-            self._build_cache(EncoderCache(root, self.adapter.cache_fingerprint(), shape), todo)
-        elif self.main:
-            self.say(f"encoder cache: all {len(utts)} utterances already cached")
-        self._barrier()
-        self.cache = EncoderCache(root, self.adapter.cache_fingerprint(), shape)  # re-read the index
-        self.cache_info = {"used": True, "dir": str(self.cache.dir), "encoded": len(todo) if self.main else 0,
-                           "hits": len(utts) - len(todo), "split_layer": getattr(self.adapter, "encoder_split", None)}
-
-    def _build_cache(self, cache: EncoderCache, todo: list[Utterance]) -> None:
-        self.say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
-        start = time.time()
-        progress = Progress("encoder cache", len(todo), "utt", self.say, self.config.progress)
-        cache.build(todo, self.adapter.encode, utterance_audio, batch_size=self.config.eval_batch_size,
-                    progress=progress, map_fn=self._map)
-        progress.close()
-        self.say(f"encoder cache: built in {time.time() - start:.0f} s")
+        """Decide whether to cache encoder outputs, and fill the cache (``cache_setup.py``)."""
+        self.cache = set_up_encoder_cache(self.config, self.adapter, [u for s in self.data.sources for u, _ in s],
+                                          [u for u, _ in self.dev + self.guard], self.unfreeze_at, self.processes,
+                                          self.log.say, self.loader.map)
 
     def build_optimizer(self) -> None:
-        """AdamW over the adapter's parameter groups (each remembers its base lr), and the scaler."""
-        groups = self.adapter.parameter_groups(self.config)
-        for g in groups:
-            g["base_lr"] = g["lr"]
-        self.optimizer = torch.optim.AdamW(groups, lr=self.config.lr, betas=(0.9, 0.98), eps=1e-6)
-        self.amp_dtype, use_scaler = self._amp()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        """AdamW over the adapter's parameter groups, the gradient scaler, the autocast dtype (``optim.py``)."""
+        self.optimizer, self.scaler, self.amp_dtype = make_optimizer(self.adapter, self.config, self.device)
 
     def resume(self, checkpoint: dict[str, Any] | None) -> None:
         """Restore the whole :class:`TrainState` (+ weights, optimiser, scaler) from a checkpoint."""
@@ -518,15 +269,14 @@ class Trainer:
         if checkpoint["state"]["unfrozen"]:  # the saved weights include the unfrozen layers
             self.unfreeze()
         self.state = restore_checkpoint(checkpoint, self.adapter, self.optimizer, self.scaler)
-        if self.main:
-            self._truncate_metrics(self.state.step)
+        self.log.truncate_metrics(self.state.step)  # rank 0's file; other ranks write nothing
         s = self.state
-        self.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
+        self.log.say(f"resumed from step {s.step} (epoch {s.epoch}, position {s.position}); best dev WER so far: {_pct(s.best_wer)}")
 
     def unfreeze_from_start(self) -> None:
         """``--unfreeze-top-layers K`` without ``--unfreeze-after``: the top layers train from the
         first step, so they open before the run is announced (its parameter count includes them)."""
-        if self._unfreeze_at() == 0 and not self.state.unfrozen:
+        if self.unfreeze_at == 0 and not self.state.unfrozen:
             self.unfreeze()
 
     def announce(self) -> None:
@@ -535,13 +285,13 @@ class Trainer:
         opened = ""
         if self.state.unfrozen:
             opened = f" + top {cfg.unfreeze_top_layers} encoder layers (lr {cfg.encoder_lr or cfg.lr / 10:g})"
-            opened += " from step 0" if self._unfreeze_at() == 0 else ""
-        self.say(
+            opened += " from step 0" if self.unfreeze_at == 0 else ""
+        self.log.say(
             f"model {cfg.model} ({self.resolved.family}, {self.resolved.source}); freeze={cfg.freeze}{opened}"
             + (f", LoRA r={cfg.lora_r}" if cfg.adapter == "lora" else "")
             + f": {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.1f} %)"
         )
-        self.say(
+        self.log.say(
             f"training {self.total_steps} steps ({self.steps_per_epoch} per epoch of {self.epoch_len} utterances), batch {cfg.batch_size}"
             + (f" x {self.world} processes" if self.world > 1 else "")
             + (f" x {cfg.grad_accum} accumulation" if cfg.grad_accum > 1 else "")
@@ -549,31 +299,31 @@ class Trainer:
             + (f", autocast {self.amp_dtype}" if self.amp_dtype else "")
         )
         if self.regularisers.describe():
-            self.say(self.regularisers.describe())
+            self.log.say(self.regularisers.describe())
         if cfg.replay_text:
-            self.say(f"replay: {len(self.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
+            self.log.say(f"replay: {len(self.data.sources[-1])} eSpeak renderings of {cfg.replay_text}, "
                      f"{100 * cfg.replay_share:g} % of each epoch")
-        self._metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
+        self.log.metric({"event": "start", "step": self.state.step, "trainable_parameters": trainable,
                       "total_parameters": total, "total_steps": self.total_steps, "world_size": self.world,
-                      "cache": self.cache_info})
+                      "cache": self.cache.info})
 
     # --- the step ---------------------------------------------------------------------------------
 
     def maybe_unfreeze(self) -> None:
         """Gradual unfreezing: from ``--unfreeze-after`` on, the top encoder layers train and the
         encoder cache (outputs of the frozen encoder) is no longer used."""
-        at = self._unfreeze_at()
+        at = self.unfreeze_at
         if at is None or self.state.unfrozen or self.state.step < at:
             return
         self.unfreeze()
         cfg = self.config
-        self.say(f"step {self.state.step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers "
+        self.log.say(f"step {self.state.step}: unfroze the top {cfg.unfreeze_top_layers} encoder layers "
                  f"(lr {cfg.encoder_lr or cfg.lr / 10:g}); encoder cache not used from here on")
 
     def unfreeze(self) -> None:
         self.adapter.unfreeze_top_layers(self.config.unfreeze_top_layers)
         self.state.unfrozen = True
-        self.ddp_model = self._wrap(self.adapter.model)  # DDP must see the new trainable set
+        self.ddp_model = self.processes.wrap(self.adapter.model)  # DDP must see the new trainable set
 
     def train_step(self) -> None:
         """One optimiser step over ``grad_accum`` micro-batches; updates :attr:`state`."""
@@ -581,39 +331,36 @@ class Trainer:
         factor = lr_factor(self.state.step, self.total_steps, cfg.warmup_steps, cfg.lr_schedule)
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
-        batches = [self._batch(self._next_slice(), self.state.step * cfg.grad_accum + m) for m in range(cfg.grad_accum)]
+        batches = [self._batch(self.state.step * cfg.grad_accum + m) for m in range(cfg.grad_accum)]
         loss = self._accumulate(batches)
         self._guard_divergence(loss)
         grad_norm = self._optimizer_step()
         self.state.step += 1
-        utts = sum(len(b["_pairs"]) for b in batches) * self.world
-        self._record(loss, utts, time.time() - start, cfg.lr * factor, grad_norm)
+        utts = sum(len(b[PAIRS_KEY]) for b in batches) * self.world
+        self.meters.record(self.state, self.progress, self.state.step == self.total_steps, loss, utts,
+                           time.time() - start, cfg.lr * factor, grad_norm)
 
     def _accumulate(self, batches: list[dict[str, Any]]) -> float:
         """Backward through every micro-batch, each weighted by its share of the step's loss terms
         (tokens for Whisper), so 2 x 8 accumulates the same gradient as one batch of 16."""
         weights = [float(self.adapter.loss_weight(b)) for b in batches]
-        total = self._all_sum(sum(weights)) / self.world  # DDP averages over ranks
+        total = self.processes.all_sum(sum(weights)) / self.world  # DDP averages over ranks
         step_loss = 0.0
         for i, batch in enumerate(batches):
             sync = i == len(batches) - 1
-            with self._no_sync(sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+            with self.processes.no_sync(self.ddp_model, sync), torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                                                       enabled=self.amp_dtype is not None):
-                loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != "_pairs"})
+                loss, _ = self.regularisers.loss(self.adapter, self.ddp_model, {k: v for k, v in batch.items() if k != PAIRS_KEY})
             self.scaler.scale(loss * (weights[i] / total)).backward()
             step_loss += float(loss.detach()) * weights[i] / total
-        return self._all_sum(step_loss) / self.world
+        return self.processes.all_sum(step_loss) / self.world
 
     def _guard_divergence(self, loss: float) -> None:
         """Stop on NaN/inf, or on a smoothed loss far above its best."""
-        s, cfg = self.state, self.config
-        if not math.isfinite(loss):
-            self._diverged(loss, f"the loss became {loss}")
-        s.loss_ema = loss if s.loss_ema is None else (1 - LOSS_EMA) * s.loss_ema + LOSS_EMA * loss
-        s.min_loss_ema = s.loss_ema if s.min_loss_ema is None else min(s.min_loss_ema, s.loss_ema)
-        if s.step >= DIVERGENCE_GRACE_STEPS and loss_exploded(s.loss_ema, s.min_loss_ema, cfg.divergence_factor):
-            self._diverged(loss, f"the smoothed loss {s.loss_ema:.3g} exploded past {cfg.divergence_factor:g}x "
-                                 f"its best ({s.min_loss_ema:.3g})")
+        what = watch_loss(self.state, loss, self.config.divergence_factor)
+        if what is not None:
+            self.log.metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
+            raise diverged(self.run_dir, self.state.step, self.config.lr, what)
 
     def _optimizer_step(self) -> float:
         self.scaler.unscale_(self.optimizer)
@@ -625,488 +372,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
 
-    def _record(self, loss: float, utts: int, seconds: float, lr: float, grad_norm: float) -> None:
-        """Step bookkeeping: elapsed time, meters, progress, and a metrics line every ``log_every``."""
+    def _batch(self, micro_step: int) -> dict[str, Any]:
+        """This rank's next micro-batch (starting the next epoch when this one is used up)."""
         s = self.state
-        s.elapsed_s = self.progress.elapsed()
-        self.log_meter.add(utts, seconds, loss)
-        self.epoch_meter.add(utts, seconds, loss)
-        self.progress.update(1, utts=utts, loss=f"{loss:.3f}", lr=f"{lr:.2e}", utts_s=f"{self.log_meter.rate():.1f}")
-        if s.step % self.config.log_every == 0 or s.step == self.total_steps:
-            m = self.log_meter
-            self._metric({"step": s.step, "epoch": s.epoch, "loss": m.loss / m.steps, "lr": lr, "grad_norm": grad_norm,
-                          "utts_per_s": m.rate(), "elapsed_s": round(s.elapsed_s, 2)})
-            self.log_meter = Meter()
-
-    # --- batches ----------------------------------------------------------------------------------
-
-    def _plan(self, epoch: int) -> list[tuple[int, int]]:
-        """The epoch's utterance order; with --group-by-duration (default on for CTC, whose
-        raw-audio batches pay for padding) consecutive batches hold similar durations."""
-        cfg = self.config
-        plan = epoch_plan([len(s) for s in self.sources], self.weights, epoch, cfg.seed)
-        group = cfg.group_by_duration if cfg.group_by_duration is not None else self.adapter.family == "ctc"
-        if group:
-            durations = [[u.duration for u, _ in source] for source in self.sources]
-            plan = group_by_duration(plan, durations, self.global_batch, epoch, cfg.seed)
-        return plan
-
-    def _usable_plan_length(self) -> int:
-        return len(self.plan) - len(self.plan) % self.world  # every rank gets the same number of utterances
-
-    def _next_slice(self) -> list[tuple[int, int]]:
-        """This rank's share of the next global batch (starting the next epoch when this one is used up)."""
-        s = self.state
-        if s.position >= self._usable_plan_length():
-            self._end_epoch(partial=False)
+        if s.position >= self.batches.usable(self.plan):
+            self.meters.end_epoch(self.state.epoch, partial=False)
             s.epoch, s.position = s.epoch + 1, 0
-            self.plan = self._plan(s.epoch)
-        per_rank = max(1, min(self.global_batch, len(self.plan) - s.position) // self.world)
-        mine = self.plan[s.position + self.rank * per_rank : s.position + (self.rank + 1) * per_rank]
-        s.position += per_rank * self.world
-        return mine
-
-    def _waveform(self, utt: Utterance, rng: np.random.Generator) -> np.ndarray:
-        audio = utterance_audio(utt)
-        if self.config.speed_perturb or self.config.noise_snr_db is not None:
-            audio = augment_waveform(audio, rng, self.config.speed_perturb, self.config.noise_snr_db)
-        return audio
-
-    def _batch(self, indices: list[tuple[int, int]], micro_step: int) -> dict[str, Any]:
-        """Tensors on the device for ``indices``; ``_pairs`` keeps the (utterance, target) pairs."""
-        pairs = [self.sources[s][i] for s, i in indices]
-        self.adapter.epoch = self.state.epoch  # per-epoch target choices (timestamps, prompts)
-        use_cache = self.cache is not None and not self.state.unfrozen
-        if use_cache and self.cache_lazily:
-            todo = self.cache.missing([u for u, _ in pairs])
-            if todo:
-                self.cache.build(todo, self.adapter.encode, utterance_audio, batch_size=len(todo), progress=False,
-                                 map_fn=self._map)
-        if use_cache:
-            examples = [self.adapter.make_example(u, t, encoded=np.array(self.cache.get(u))) for u, t in pairs]
-        else:
-            # one generator per example, so augmentation does not depend on thread scheduling
-            seeds = np.random.SeedSequence([self.config.seed, micro_step, self.rank]).spawn(len(pairs))
-            audios = self._map(lambda k: self._waveform(pairs[k][0], np.random.default_rng(seeds[k])), range(len(pairs)))
-            examples = [self.adapter.make_example(u, t, audio=a) for (u, t), a in zip(pairs, audios)]
-        batch = self.adapter.collate(examples)
-        if not use_cache:
-            gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + micro_step * 31 + self.rank)
-            batch = self.adapter.augment_batch(batch, gen)
-        return {**{k: v.to(self.device, non_blocking=True) for k, v in batch.items()}, "_pairs": pairs}
-
-    def _map(self, fn: Callable, items) -> list:
-        """``[fn(x) for x in items]``, on the data-loading threads when ``--num-workers`` > 0."""
-        return list(self.loader.map(fn, items)) if self.loader else [fn(x) for x in items]
-
-    def _end_epoch(self, partial: bool) -> None:
-        m, epoch = self.epoch_meter, self.state.epoch
-        if m.utts:
-            self._metric({"event": "epoch", "epoch": epoch, "utts": m.utts, "train_s": round(m.seconds, 2),
-                          "utts_per_s": m.rate(), "partial": partial})
-            self.say(f"epoch {epoch}{' (partial)' if partial else ''}: {m.utts} utterances at {m.rate():.1f} utts/s")
-        self.epoch_meter = Meter()
+            self.plan = self.batches.plan(s.epoch)
+        indices, s.position = self.batches.take(self.plan, s.position)
+        return self.batches.make(indices, micro_step, s.epoch, self._live_cache(), self.cache.lazily)
 
     # --- evaluation -------------------------------------------------------------------------------
 
-    def evaluate_dev(self) -> None:
-        """Dev (and guard) WER on rank 0; keeps ``best/`` and the patience count (shared with every rank).
-
-        With ``--guard-dev`` a checkpoint can become ``best/`` only while its guard WER is at most
-        ``--guard-margin`` percentage points above the base model's (:meth:`guard_ok`)."""
-        s = self.state
-        if self.main:
-            start = time.time()
-            s.last_wer = wer = self.evaluate(self.dev)
-            if not self.guard:
-                guard = None
-            elif s.step == 0 and s.guard_base_wer is not None:
-                guard = s.guard_base_wer  # the base model, just measured
-            else:
-                guard = self.evaluate(self.guard)
-            self.guard_last = guard
-            if s.step == 0:  # the base model (evaluated first with a guard)
-                s.base_dev_wer = wer
-            beats_best = s.best_wer is None or wer < s.best_wer
-            improved = beats_best and self.guard_ok(guard)
-            if beats_best and not improved and (s.guard_refused_wer is None or wer < s.guard_refused_wer):
-                s.guard_refused_step, s.guard_refused_wer = s.step, wer
-            if improved:
-                s.best_wer, s.best_step, s.evals_since_best, s.best_guard_wer = wer, s.step, 0, guard
-                s.best_merge_alpha = None  # a checkpoint of a resumed run can beat an earlier run's merge
-                self._save_model("best", {"step": s.step, "dev_wer": wer, "dev": self.config.dev, "guard_wer": guard})
-            else:
-                s.evals_since_best += 1
-            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
-            if self.guard:
-                record |= {"guard_wer": guard, "guard_base_wer": s.guard_base_wer, "guard_ok": self.guard_ok(guard)}
-            self._metric(record)
-            self.tracker.log_text(s.step, "dev_examples", examples_table([u.text for u, _ in self.dev], self.dev_hyps))
-            guard_note = ""
-            if self.guard:
-                guard_note = f", guard WER {_pct(guard)} (base {_pct(s.guard_base_wer)}" + ("" if self.guard_ok(guard) else
-                                                                                         ", over the margin: not eligible") + ")"
-            self.say(f"step {s.step}: dev WER {_pct(wer)}{guard_note} (best {_pct(s.best_wer)} at step {s.best_step})"
-                     + (" - saved best/" if improved else ""))
-        s.evals_since_best = self._broadcast_int(s.evals_since_best)
-
-    def guard_ok(self, guard_wer: float | None) -> bool:
-        """Whether a checkpoint with this guard WER may become ``best/`` (always, without a guard)."""
-        return guard_allows(guard_wer, self.state.guard_base_wer, self.config.guard_margin)
-
-    def evaluate_guard_base(self) -> None:
-        """The base model's guard WER. A fresh run measures it at step 0 by evaluating the base
-        model like any checkpoint (so the base is the first candidate for ``best/``: with no
-        later checkpoint inside the margin, ``best/`` is the base model); a resumed run has it in
-        its :class:`TrainState`."""
-        if self.state.guard_base_wer is not None:
-            return
-        if self.state.step > 0:
-            self.say("--guard-dev: this run's checkpoint holds no base guard WER (an older asrtune wrote it); "
-                     "measuring the current model instead")
-        if self.main:
-            self.state.guard_base_wer = self.evaluate(self.guard)
-            self._metric({"event": "guard-base", "step": self.state.step, "guard_wer": self.state.guard_base_wer})
-            self.say(f"guard {Path(self.config.guard_dev).name}: base WER {_pct(self.state.guard_base_wer)} on {len(self.guard)} "
-                     f"utterances; best/ must stay within +{self.config.guard_margin:g} points")
-        if self.state.step == 0:
-            self.evaluate_dev()
-
     def evaluate(self, pairs: list[Pair] | None = None) -> float:
-        """WER of ``pairs`` (default: the dev set) through the recogniser ``asrtune eval`` uses (from
-        cached encoder outputs while they are valid, finished by the trainable top layers when the
-        cache holds a split point), normalised for the language."""
-        pairs = self.dev if pairs is None else pairs
-        utts = [u for u, _ in pairs]
-        from_cache = self.cache is not None and not self.state.unfrozen
-        key = self._untuned_key(utts, from_cache) if self.state.step == 0 and self.config.cache != "off" else None
-        hyps = load_hypotheses(self._hypotheses_root(), key, len(utts)) if key else None
-        if hyps is not None:
-            self.say(f"step 0: the starting model's hypotheses of these {len(utts)} utterances came from the cache "
-                     "(same weights, audio and decoding code)")
-        else:
-            hyps = self._decode(pairs, from_cache)
-            if key:
-                save_hypotheses(self._hypotheses_root(), key, hyps)
-        if self.state.step == 0:
-            self.step_zero.remember(utts, hyps)
-        if pairs is self.dev:  # the dev examples the tracker shows, never the guard set's
-            self.dev_hyps = hyps
-        return score([u.text for u in utts], hyps, self.config.language)
+        """WER of ``pairs`` (default: the dev set) for the model as it is now (``evaluator.py``)."""
+        return self.evaluator.wer(self.dev if pairs is None else pairs, self.state.step, self._live_cache())
 
-    def _decode(self, pairs: list[Pair], from_cache: bool) -> list[str]:
-        """Hypotheses of ``pairs`` from the live model, in eval batches (cached encoder rows or audio)."""
-        batch = self.config.eval_batch_size
-        recognizer = self.adapter.recognizer(str(self.device), batch)
-        utts = [u for u, _ in pairs]
-        audio = None if from_cache else self._eval_audio(pairs)
-        progress = Progress("dev", len(utts), "utt", self.say, False)
-        hyps: list[str] = []
-        self.adapter.model.eval()
-        try:
-            for start in range(0, len(utts), batch):
-                if from_cache:
-                    cached = np.stack([self.cache.get(u) for u in utts[start:start + batch]])
-                    hyps += recognizer.transcribe_encoded(self.adapter.finish_encoding(cached))
-                else:
-                    hyps += recognizer.transcribe(audio[start:start + batch])
-                progress.update(len(hyps) - progress.done)
-        finally:
-            self.adapter.model.train()
-        return hyps
+    def _live_cache(self) -> EncoderCache | None:
+        """The encoder-output cache while it holds this model's encoder outputs (until unfreezing)."""
+        return self.cache.cache if not self.state.unfrozen else None
 
-    def _cache_root(self) -> Path:
-        """``--cache-dir`` when given, else the asrtune cache."""
-        return Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()
-
-    def _hypotheses_root(self) -> Path:
-        """Where step-0 hypotheses are kept."""
-        return self._cache_root() / FOLDER
-
-    def _untuned_key(self, utts: list[Utterance], from_cache: bool) -> str:
-        """Cache key of the step-0 evaluation of ``utts`` (:mod:`asrtune.training.untuned_eval`)."""
-        if self._start_weights is None:  # dev and guard are both scored with the same starting weights
-            self._start_weights = self.step_zero.weights = module_digest(self.adapter.model)
-        settings = decoding_settings(self.resolved.family, self.config.language, self.device.type, self.resolved.path,
-                                     self.config.eval_batch_size, self.cache.fingerprint if from_cache else None)
-        return hypotheses_key(self._start_weights, utts, settings)
-
-    def _run_decoding(self) -> RunDecoding:
-        """What the --eval-sets comparison may reuse: the step-0 hypotheses, and the encoder cache
-        while base and best/ share the cached encoder (frozen throughout, no split point)."""
-        shared = self.cache is not None and not self.state.unfrozen and self.cache_info.get("split_layer") is None
-        return RunDecoding(self.step_zero, self.cache if shared else None, self.adapter.encode if shared else None,
-                           self._map)
-
-    def _eval_audio(self, pairs: list[Pair]) -> list[np.ndarray]:
-        """Decoded audio of the dev or guard set, loaded once per run."""
-        if pairs is self.guard:
-            if self.guard_audio is None:
-                self.guard_audio = self._map(utterance_audio, [u for u, _ in pairs])
-            return self.guard_audio
-        if pairs is self.dev:
-            if self.dev_audio is None:
-                self.dev_audio = self._map(utterance_audio, [u for u, _ in pairs])
-            return self.dev_audio
-        return self._map(utterance_audio, [u for u, _ in pairs])
-
-    # --- the end of the run ------------------------------------------------------------------------
-
-    def finish(self) -> RunResult:
-        """``final/``, any WiSE-FT merges, ``best/`` without a dev set, learning curve, eval sets,
-        export, result.json, and the closing lines saying what best/ and final/ hold."""
-        s, cfg = self.state, self.config
-        trainable, total = self.adapter.trainable_parameter_count()
-        result = RunResult(
-            run_dir=str(self.run_dir), steps=s.step, epochs=round(s.epoch + s.position / max(1, len(self.plan)), 3),
-            stopped=self.stopped, best_dev_wer=s.best_wer, best_step=s.best_step, final_dev_wer=s.last_wer,
-            trainable_parameters=trainable, total_parameters=total, skipped=self.skipped, cache=self.cache_info,
-            guard_base_wer=self.state.guard_base_wer, best_guard_wer=self.state.best_guard_wer, final_guard_wer=self.guard_last,
-            base_dev_wer=s.base_dev_wer, regularisers=cfg.keep_general_settings(),
-        )
-        if self.main:
-            self._save_model("final", {"step": s.step, "dev_wer": s.last_wer, "dev": cfg.dev, "guard_wer": self.guard_last})
-            alphas, reason = self.merge_plan()
-            if alphas:
-                self.search_merges(result, alphas, reason)
-            if self._guard_refused_better():
-                result.guard_refused_step, result.guard_refused_dev_wer = s.guard_refused_step, s.guard_refused_wer
-            if not (self.run_dir / "best").exists():  # no dev set: final is the best we know
-                self._save_model("best", {"step": s.step, "dev_wer": None})
-                result.best_step = s.step
-            from asrtune.training.curves import plot_learning_curve
-
-            plot_learning_curve(self.run_dir / "metrics.jsonl", self.run_dir / "learning_curve.png")
-            if cfg.eval_sets:
-                sets = ([cfg.dev] if cfg.dev else []) + [p for p in cfg.eval_sets if p != cfg.dev]
-                result.eval_results = compare_base_and_tuned(self.resolved, self.run_dir / "best", sets, cfg,
-                                                             str(self.device), self.say, self._run_decoding())
-            # the run's final word on both folders; the --eval-sets rows describe best/, so final/ only
-            # shows them when it holds the same weights
-            self._write_card(self.run_dir / "best", "best", result.to_dict())
-            same = not cfg.dev or (s.best_step == s.step and s.best_merge_alpha is None)
-            self._write_card(self.run_dir / "final", "final", result.to_dict() | ({} if same else {"eval_results": []}))
-            for fmt in cfg.export_formats():
-                self._export(fmt, result.to_dict())
-            write_json_atomic(self.run_dir / "result.json", result.to_dict())
-            self.say(f"done: {s.step} steps in {(time.time() - self.run_start) / 60:.1f} min ({self.stopped}); models in "
-                     f"{self.run_dir / 'best'} and {self.run_dir / 'final'}")
-            for line in outcome_lines(result, cfg.guard_margin, has_dev=bool(cfg.dev)):
-                self.say(line)
-            self._close_log()
-        if self.loader:
-            self.loader.shutdown()
-        self._barrier()
-        return result
-
-    def _guard_refused_better(self) -> bool:
-        """Whether the guard refused a checkpoint with a lower dev WER than best/'s."""
-        s = self.state
-        return s.guard_refused_wer is not None and (s.best_wer is None or s.guard_refused_wer < s.best_wer)
-
-    def merge_plan(self) -> tuple[list[float], str | None]:
-        """The WiSE-FT alphas to score at the end of the run, and why (``RunResult.merge_reason``).
-
-        ``--merge-alphas`` listed: those. ``auto`` (the default): :data:`DEFAULT_MERGE_ALPHAS` when
-        the forgetting guard refused checkpoints better on dev than best/ (a merge of final/ with
-        the base often keeps much of the gain within the guard), else none. ``none``: none."""
-        cfg, s = self.config, self.state
-        if cfg.merge_alphas != AUTO_MERGE:
-            return list(cfg.merge_alphas), MERGE_REQUESTED if cfg.merge_alphas else None
-        if not (self.guard and self._guard_refused_better()):
-            return [], None
-        self.say(f"the forgetting guard refused every checkpoint better on dev than best/ ({best_holds(s)}, dev WER "
-                 f"{_pct(s.best_wer)}; step {s.guard_refused_step} reached {_pct(s.guard_refused_wer)}): scoring WiSE-FT "
-                 f"merges of final/ with the base model, alphas {', '.join(f'{a:g}' for a in DEFAULT_MERGE_ALPHAS)} "
-                 "(--merge-alphas none skips this)")
-        return list(DEFAULT_MERGE_ALPHAS), MERGE_AFTER_REFUSAL
-
-    def search_merges(self, result: RunResult, alphas: list[float], reason: str | None = MERGE_REQUESTED) -> None:
-        """Score ``(1 - a) * base + a * final`` on dev and the guard for each ``a`` in ``alphas``
-        (WiSE-FT, ``models/interpolate.py``); the best on dev within the guard margin that beats
-        ``best/`` replaces it. The model holds final/'s weights again afterwards."""
-        from asrtune.models.interpolate import interpolate_weights
-
-        s, cfg = self.state, self.config
-        final = self._trainable_weights()
-        result.merge_reason = reason
-        chosen: tuple[float, float, float | None] | None = None
-        for alpha in alphas:
-            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
-            wer = self.evaluate(self.dev)
-            guard = self.evaluate(self.guard) if self.guard else None
-            ok = self.guard_ok(guard)
-            result.merges.append({"alpha": alpha, "dev_wer": wer, "guard_wer": guard, "guard_ok": ok})
-            self._metric({"event": "merge", "step": s.step, "alpha": alpha, "merge_dev_wer": wer, "guard_wer": guard,
-                          "guard_ok": ok})
-            self.say(f"merge {1 - alpha:g} x base + {alpha:g} x final/: dev WER {_pct(wer)}"
-                     + (f", guard WER {_pct(guard)}" + ("" if ok else " (over the margin)") if self.guard else ""))
-            if ok and (s.best_wer is None or wer < s.best_wer) and (chosen is None or wer < chosen[1]):
-                chosen = (alpha, wer, guard)
-        if chosen is not None:
-            alpha, s.best_wer, s.best_guard_wer = chosen
-            s.best_step, s.best_merge_alpha = s.step, alpha
-            self.adapter.load_trainable_state_dict(interpolate_weights(self.base_weights, final, alpha))
-            self._save_model("best", {"step": s.step, "merge_alpha": alpha, "dev_wer": s.best_wer, "dev": cfg.dev,
-                                      "guard_wer": s.best_guard_wer})
-            self.say(f"best/ is now the merge with alpha {alpha:g} (dev WER {_pct(s.best_wer)})")
-        self.adapter.load_trainable_state_dict(final)
-        result.best_dev_wer, result.best_step, result.best_guard_wer = s.best_wer, s.best_step, s.best_guard_wer
-        result.best_merge_alpha = s.best_merge_alpha
-
-    def _trainable_weights(self) -> dict[str, torch.Tensor]:
-        """CPU copies of every weight training may change (the trainable ones and the top encoder
-        layers --unfreeze-top-layers will open)."""
-        may_train = {id(p) for p in self.adapter.top_layer_parameters(self._unfreeze_layers())}
-        return {n: p.detach().cpu().clone() for n, p in self.adapter.model.named_parameters()
-                if p.requires_grad or id(p) in may_train}
-
-    def _save_model(self, name: str, info: dict[str, Any]) -> None:
-        with atomic_directory(self.run_dir / name) as tmp:
-            self.adapter.save(tmp)
-            write_json_atomic(tmp / "asrtune_training.json", {"base_model": self.config.model, **info})
-            self._write_card(tmp, name, self._card_result())
-
-    def _write_card(self, model_dir: Path, checkpoint: str, result: dict[str, Any], export: str = "transformers") -> None:
-        """The model card (``README.md``) of a model folder this run wrote."""
-        from asrtune.text.normalizers import normalizer_for_language
-        from asrtune.training.model_card import ModelCardInfo, write_model_card
-
-        info = ModelCardInfo.from_run(asdict(self.config), result, self._data_stats(), checkpoint=checkpoint,
-                                      export=export, family=self.resolved.family,
-                                      normalizer=normalizer_for_language(self.config.language))
-        write_model_card(model_dir, info)
-
-    def _card_result(self) -> dict[str, Any]:
-        """What a card says of the run so far (``best/`` is saved mid-run, before any RunResult)."""
-        s = self.state
-        trainable, total = self.adapter.trainable_parameter_count()
-        return {"steps": s.step, "best_step": s.best_step, "best_dev_wer": s.best_wer, "stopped": self.stopped,
-                "best_merge_alpha": s.best_merge_alpha, "base_dev_wer": s.base_dev_wer,
-                "trainable_parameters": trainable, "total_parameters": total}
-
-    def _data_stats(self) -> dict[str, dict[str, Any]]:
-        """Size of the train and dev manifests (read once per run, shared by every card)."""
-        if self.data_stats is None:
-            from asrtune.data.stats import manifest_stats
-
-            paths = [*self.config.train, *([self.config.dev] if self.config.dev else [])]
-            self.data_stats = {p: manifest_stats(p).to_dict() for p in paths}
-        return self.data_stats
-
-    def _export(self, fmt: str, result: dict[str, Any]) -> None:
-        """``--export``: best/ in ``fmt`` at RUN_DIR/best-FORMAT (the format's default weight type),
-        with the run's model card for that runtime."""
-        from asrtune.training.export import export_model
-        from asrtune.training.model_card import CARD_EXPORT_NAMES
-
-        dst = self.run_dir / f"best-{fmt}"
-        self.say(f"exporting best/ to {fmt} in {dst}")
-        exported = export_model(self.run_dir / "best", fmt, dst, force=True,
-                                write_card=lambda folder, _: self._write_card(folder, "best", result,
-                                                                             export=CARD_EXPORT_NAMES[fmt]))
-        self.say(f"exported {fmt} ({exported.quantization}, {exported.size_bytes / 1e6:.1f} MB)")
-
-    def _diverged(self, loss: float, what: str) -> None:
-        ckpt = find_checkpoint(self.run_dir)
-        best = self.run_dir / "best"
-        saved = ([f"the last good checkpoint ({ckpt.parent})"] if ckpt else []) + ([str(best)] if best.exists() else [])
-        kept = " and ".join(saved) + " kept" if saved else "no checkpoint was written yet"
-        self._metric({"event": "diverged", "step": self.state.step, "loss": loss if math.isfinite(loss) else str(loss)})
-        raise TrainingDiverged(
-            f"training diverged at step {self.state.step}: {what}. Likely cause: the learning rate ({self.config.lr:g}) "
-            f"is too high for fine-tuning - try --lr 1e-5 to 3e-5 (or a longer --warmup-steps); {kept}"
-        )
-
-    # --- logging ----------------------------------------------------------------------------------
-
-    def say(self, message: str) -> None:
-        """A line for the user (rank 0 only), also appended to RUN_DIR/train.log."""
-        if not self.main:
-            return
-        from tqdm.auto import tqdm
-
-        tqdm.write(message, file=sys.stderr)
-        if self.log_file is not None:
-            self.log_file.write(time.strftime("%H:%M:%S ") + message + "\n")
-            self.log_file.flush()
-
-    def _close_log(self) -> None:
-        if self.log_file is not None:
-            self.log_file.close()
-            self.log_file = None
-
-    def _metric(self, record: dict[str, Any]) -> None:
-        """Append ``record`` to metrics.jsonl; a point on a curve (no ``event``) also goes to the tracker."""
-        if not self.main:
-            return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if "event" not in record:  # a log step or an evaluation: every number in it (loss, lr, dev_wer, guard_wer, ...)
-            self.tracker.log_scalars(record["step"], {k: v for k, v in record.items()
-                                                      if k != "step" and not isinstance(v, bool)})
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop metric lines written after the checkpoint (and a torn last line after a kill)."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                if json.loads(line).get("step", 0) <= step:
-                    keep.append(line)
-        write_text_atomic(path, "".join(line + "\n" for line in keep))
-
-    # --- devices and processes ----------------------------------------------------------------------
-
-    def _amp(self) -> tuple[torch.dtype | None, bool]:
-        """(autocast dtype or None, use GradScaler)."""
-        p = self.config.precision
-        if p == "fp32" or (p == "auto" and self.device.type != "cuda"):
-            return None, False
-        if p == "auto":
-            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return (torch.bfloat16, False) if p == "bf16" else (torch.float16, self.device.type == "cuda")
-
-    def _wrap(self, model: nn.Module) -> nn.Module:
-        if self.world <= 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(model, device_ids=ids, find_unused_parameters=False)
-
-    def _no_sync(self, sync: bool) -> contextlib.AbstractContextManager:
-        if self.world > 1 and not sync:
-            return self.ddp_model.no_sync()
-        return contextlib.nullcontext()
-
-    def _comm_device(self) -> torch.device:
-        return self.device if self.device.type == "cuda" else torch.device("cpu")
-
-    def _all_sum(self, value: float) -> float:
-        if self.world <= 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.float64, device=self._comm_device())
-        dist.all_reduce(t)
-        return float(t.item())
-
-    def _broadcast_int(self, value: int) -> int:
-        if self.world <= 1:
-            return value
-        import torch.distributed as dist
-
-        t = torch.tensor([value], dtype=torch.long, device=self._comm_device())
-        dist.broadcast(t, src=0)
-        return int(t.item())
-
-    def _barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
+    def _compare(self, sets: list[str]) -> list[dict[str, Any]]:
+        """The --eval-sets rows of base against best/ (the encoder cache is shared unless split)."""
+        shared = self._live_cache() if self.cache.info.get("split_layer") is None else None
+        return self.evaluator.compare(self.run_dir / "best", sets, shared)
