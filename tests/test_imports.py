@@ -94,7 +94,6 @@ def test_the_command_line_parser_loads_no_heavy_package():
 
 PACKAGE = Path(asrtune.__file__).parent
 #: files not (yet) under the rule
-UNCHECKED: set[str] = set()  # modules exempt from the rule (none)
 #: comments that are tool directives, not reasons
 DIRECTIVE = re.compile(r"^#\s*(noqa|type:|pragma|pylint|fmt:)", re.I)
 
@@ -157,8 +156,6 @@ def test_every_function_level_import_says_why():
     problems = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
-        if rel in UNCHECKED:
-            continue
         problems += [f"asrtune/{rel}:{line}: {text}" for line, text in unexplained_imports(path.read_text(encoding="utf-8"))]
     assert not problems, ("imports inside functions without a reason (move them to the top of the module, or say "
                           "why on the line or the line above: '# heavy: torch', '# optional extra [lm]', "
