@@ -223,6 +223,7 @@ def add_deltas(rows: list[dict], set_names: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = harness.parser(__doc__, out="export_parity.json")
     parser.add_argument("--model", default="openai/whisper-tiny.en")
+    parser.add_argument("--label", default=None, help="the model's name in the tables (default: --model)")
     parser.add_argument("--rows", default=",".join(r.key for r in ROWS), help="row keys, comma-separated")
     parser.add_argument("--limit-speechocean", type=int, default=None, help="N clips spread over speechocean762 test")
     parser.add_argument("--limit-librispeech", type=int, default=None, help="N clips spread over librispeech-40")
@@ -238,11 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [r for r in ROWS if r.key in args.rows.split(",")]
     limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
     sets = {name: load_set(path, limits[name]) for name, path in manifests.items()}
-    run = run_description(args.model, sets, manifests, [r.key for r in chosen])
+    run = run_description(args.model, sets, manifests, [r.key for r in chosen]) | {"label": args.label or args.model}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="export-parity-") as work:
         for row in chosen:
-            rows.append({"model": args.model, **measure_row(args.model, row, sets, Path(work))})
+            rows.append({"model": args.model, "label": args.label or args.model, **measure_row(args.model, row, sets, Path(work))})
             print(json.dumps(rows[-1]), flush=True)
             add_deltas(rows, list(sets))
             write_results(out, run, rows)  # a cut-short run keeps the rows it measured

@@ -24,10 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks.harness import REPO, RESULTS
+from benchmarks.harness import FORGETTING_SETS, REPO, RESULTS
 
 MARKER = re.compile(r"<!-- results(?::(?P<name>[\w-]+))?:start -->\n(?P<body>.*?)<!-- results(?::(?P<end>[\w-]+))?:end -->", re.S)
-FORGETTING_SETS = ("librispeech-test-clean-40", "ljspeech-32")  # bench_finetune's test sets: scored, never selected on
 SO762 = "speechocean762"
 
 
@@ -338,19 +337,20 @@ def export_table(root: str) -> str:
     for r in data["rows"]:
         wers = [f"{r[f'wer_{key}']:.2f} %" for key, _ in EXPORT_SETS]
         deltas = " / ".join(f"{r[f'delta_{key}']:+.2f}" for key, _ in EXPORT_SETS)
-        rows.append([r["model"], f"{r['format']} {r['quantization']}", r["runtime"], f"{r['size_mb']:.1f} MB", *wers, deltas,
+        rows.append([r.get("label", r["model"]), f"{r['format']} {r['quantization']}", r["runtime"], f"{r['size_mb']:.1f} MB", *wers, deltas,
                      f"{r['rtf_2_threads']:.3f}", "yes" if r["lossless"] else "no"])
     head = ["model", "export", "runtime", "size", *(f"{name} WER" for _, name in EXPORT_SETS), "Δ vs transformers (points)",
             "RTF (2 threads)", "lossless"]
     notes = []
     for run in data["runs"]:
         sets = "; ".join(f"{name}: {run['sets'][key]['clips']} clips ({run['sets'][key]['selection']})" for key, name in EXPORT_SETS)
-        notes.append(f"{run['model']}: {run['decoding']}, {run['normalizer']} normaliser; {sets}; "
-                     f"{run['hardware']['cpu']}, {run['threads']} threads.")
+        notes.append(f"{run.get('label', run['model'])}: {run['decoding']}, {run['normalizer']} normaliser; {sets}; "
+                     f"{run['hardware']['cpu']}, {run['threads']} threads, 1-minute load average "
+                     f"{run['hardware'].get('load_average_1min', 'n/a')} at the start (RTFs compare within one model's run only).")
         lf = run.get("longform")
         if lf:
             valid = "monotonic and inside the file" if lf["monotonic"] and lf["inside_file"] else "NOT valid"
-            notes.append(f"Long-form file ({lf['duration_s']:.0f} s) in whisper.cpp: {lf['whispercpp_segments']} segments, "
+            notes.append(f"{run.get('label', run['model'])}, long-form file ({lf['duration_s']:.0f} s) in whisper.cpp: {lf['whispercpp_segments']} segments, "
                          f"times {valid}; WER {lf['wer_whispercpp']:.2f} % (transformers {lf['wer_hf']:.2f} %).")
     return table(head, rows, ["l", "l", "l", "r", "r", "r", "r", "r", "l"]) + "\n" + "\n".join(notes) + "\n"
 
@@ -422,7 +422,32 @@ def summary_table(root: str) -> str:
     return table(["what", "result", "benchmark"], rows) + note
 
 
+def forgetting_table(root: str) -> str:
+    """The forgetting study (bench_forgetting): one line per run and checkpoint."""
+    rows = load("forgetting.json")["rows"]
+    base = rows[0]["sets"]
+    head = ["remedy", "model", f"{SO762} test", "gain kept", "librispeech-40", "ljspeech-32", "vs plain (p)", "≤ 0.5 pts",
+            "minutes"]
+    body = [["untuned", "", f"{pct(base[SO762]['base_wer'])}", "", pct(base[FORGETTING_SETS[0]]["base_wer"]),
+             pct(base[FORGETTING_SETS[1]]["base_wer"]), "", "", ""]]
+    for r in rows:
+        so = r["sets"][SO762]
+        remedy = " ".join(r["options"]).replace(str(REPO) + "/", "") or "none (plain)"
+        what = "final/" if r["checkpoint"] == "final" else f"best/: {r['best_holds']}"
+        body.append([remedy, what, f"{pct(so['wer'])} {ci(so['ci95'])}", f"{100 * r['gain_kept']:.0f} %",
+                     f"{r['librispeech_rise']:+.2f}", f"{r['ljspeech_rise']:+.2f}",
+                     "" if r["run"] == "plain" and r["checkpoint"] == "final"
+                     else f"{100 * so['vs_plain']['difference']:+.2f} ({so['vs_plain']['p_value']:.3f})",
+                     "yes" if r["admissible"] else "no", f"{r['train_minutes']:.1f}"])
+    hw = rows[0]["hardware"]
+    note = (f"\nWER in %, normalised (whisper-en), 95 % bootstrap CI; vs plain: paired bootstrap difference on "
+            f"{SO762} test against the plain tune's final/. {hw['cpu']}, {hw['cores']} cores; minutes from the run's "
+            f"start to its last step, encoder cache included. {link(root, 'bench_forgetting')}\n")
+    return table(head, body) + note
+
+
 TABLES: dict[str, Callable[[str], str]] = {
+    "forgetting": forgetting_table,
     "summary": summary_table,
     "finetune": finetune_table,
     "finetune-merge": lambda root: merge_table(load("finetune.json")["rows"]),
