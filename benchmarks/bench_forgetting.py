@@ -11,7 +11,8 @@ row             remedy
 plain           none
 l2sp-300        --l2-sp 300 (each step pulls every weight back 300 x lr of its distance to the base)
 l2sp-1000       --l2-sp 1000
-distill-1       --distill-base 1 (KL to the frozen base decoder, T = 2)
+distill-0.3     --distill-base 0.3 (KL to the frozen base decoder, T = 2)
+distill-1       --distill-base 1
 distill-4       --distill-base 4
 replay-20       --replay-text manifests/general-english/sentences.txt --replay-share 0.2
 replay-40       the same at --replay-share 0.4
@@ -59,6 +60,7 @@ ROWS: dict[str, list[str]] = {
     "plain": [],
     "l2sp-300": ["--l2-sp", "300"],
     "l2sp-1000": ["--l2-sp", "1000"],
+    "distill-0.3": ["--distill-base", "0.3"],
     "distill-1": ["--distill-base", "1"],
     "distill-4": ["--distill-base", "4"],
     "replay-20": ["--replay-text", str(REPLAY_TEXT), "--replay-share", "0.2"],

@@ -426,10 +426,9 @@ def forgetting_table(root: str) -> str:
     """The forgetting study (bench_forgetting): one line per run and checkpoint."""
     rows = load("forgetting.json")["rows"]
     base = rows[0]["sets"]
-    head = ["remedy", "model", f"{SO762} test", "gain kept", "librispeech-40", "ljspeech-32", "vs plain (p)", "≤ 0.5 pts",
-            "minutes"]
+    head = ["remedy", "model", f"{SO762} test", "gain kept", "librispeech-40", "ljspeech-32", "vs plain (p)", "≤ 0.5 pts"]
     body = [["untuned", "", f"{pct(base[SO762]['base_wer'])}", "", pct(base[FORGETTING_SETS[0]]["base_wer"]),
-             pct(base[FORGETTING_SETS[1]]["base_wer"]), "", "", ""]]
+             pct(base[FORGETTING_SETS[1]]["base_wer"]), "", ""]]
     for r in rows:
         so = r["sets"][SO762]
         remedy = " ".join(r["options"]).replace(str(REPO) + "/", "") or "none (plain)"
@@ -438,11 +437,12 @@ def forgetting_table(root: str) -> str:
                      f"{r['librispeech_rise']:+.2f}", f"{r['ljspeech_rise']:+.2f}",
                      "" if r["run"] == "plain" and r["checkpoint"] == "final"
                      else f"{100 * so['vs_plain']['difference']:+.2f} ({so['vs_plain']['p_value']:.3f})",
-                     "yes" if r["admissible"] else "no", f"{r['train_minutes']:.1f}"])
+                     "yes" if r["admissible"] else "no"])
     hw = rows[0]["hardware"]
-    note = (f"\nWER in %, normalised (whisper-en), 95 % bootstrap CI; vs plain: paired bootstrap difference on "
-            f"{SO762} test against the plain tune's final/. {hw['cpu']}, {hw['cores']} cores; minutes from the run's "
-            f"start to its last step, encoder cache included. {link(root, 'bench_forgetting')}\n")
+    note = (f"\nWER in %, normalised (whisper-en), 95 % bootstrap CI; general-English columns: rise over the untuned "
+            f"model in points; vs plain: paired bootstrap difference on {SO762} test against the plain tune's final/ "
+            f"(p two-sided). Every row: {rows[0]['steps']} steps of 16, the same seed; {hw['cpu']}, {hw['cores']} cores. "
+            f"{link(root, 'bench_forgetting')}\n")
     return table(head, body) + note
 
 
