@@ -99,8 +99,8 @@ def test_bad_values_name_the_option(values, message):
 
 def test_replay_file_without_text_is_refused(tmp_path):
     empty = tmp_path / "general.txt"
-    empty.write_text("\n   \n\n")
-    with pytest.raises(ConfigError, match="no text in it"):
+    empty.write_text("\n   \n# only a comment\n...\n")
+    with pytest.raises(ConfigError, match=r"--replay-text: .*general.txt.*no speakable word"):
         TrainConfig(model="m", train=["t.jsonl"], out="r", replay_text=str(empty)).validate()
 
 

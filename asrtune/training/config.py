@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from asrtune.errors import ConfigError
+from asrtune.errors import AsrtuneError, ConfigError
 from asrtune.fileio import write_text_atomic
 from asrtune.options import check_choices, option, update_options
+from asrtune.synth.text import read_sentence_file
 from asrtune.training.export import parse_formats
 from asrtune.training.outcome import DEFAULT_MERGE_ALPHAS
 from asrtune.training.text_policy import POLICIES
@@ -361,11 +362,12 @@ class TrainConfig:
         if not 0 < self.replay_share < 1:
             raise ConfigError(f"--replay-share must lie strictly between 0 and 1, got {self.replay_share}")
         if self.replay_text is not None:
-            path = Path(self.replay_text)
-            if not path.is_file():
+            if not Path(self.replay_text).is_file():
                 raise ConfigError(f"--replay-text {self.replay_text}: file not found")
-            if not any(line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()):
-                raise ConfigError(f"--replay-text {self.replay_text}: no text in it (give one sentence per line)")
+            try:  # the sentences synthesis will read, checked before the model loads
+                read_sentence_file(self.replay_text)
+            except AsrtuneError as e:
+                raise ConfigError(f"--replay-text: {e}") from None
 
     def _validate_encoder_top(self) -> None:
         if self.train_encoder_top < 0:
