@@ -12,6 +12,7 @@ plain           none
 l2sp-300        --l2-sp 300 (each step pulls every weight back 300 x lr of its distance to the base)
 l2sp-1000       --l2-sp 1000
 distill-0.3     --distill-base 0.3 (KL to the frozen base decoder, T = 2)
+distill-0.5     --distill-base 0.5
 distill-1       --distill-base 1
 distill-4       --distill-base 4
 replay-20       --replay-text manifests/general-english/sentences.txt --replay-share 0.2
@@ -61,6 +62,7 @@ ROWS: dict[str, list[str]] = {
     "l2sp-300": ["--l2-sp", "300"],
     "l2sp-1000": ["--l2-sp", "1000"],
     "distill-0.3": ["--distill-base", "0.3"],
+    "distill-0.5": ["--distill-base", "0.5"],
     "distill-1": ["--distill-base", "1"],
     "distill-4": ["--distill-base", "4"],
     "replay-20": ["--replay-text", str(REPLAY_TEXT), "--replay-share", "0.2"],
