@@ -343,14 +343,14 @@ def test_over_long_and_special_token_prompts_through_the_server(client, clips, t
     from asrtune.inference.whisper_common import using_prefix
 
     path = clips["1089-134686-0000"]
-    tok = tiny_recognizer("ct2").tokenizer
-    for words in (20_000, 600):  # each prompt against its own last 223 tokens: the two tails differ
-        prompt = long_prompt(tok, shared_data, words)
-        tail = create(client, path, prompt=tail_prompt(tok, prompt)).text
-        assert create(client, path, prompt=prompt).text == tail
     rec = tiny_recognizer("ct2")  # the served recogniser, idle between requests
-    with using_prefix(rec, rec.build_prefix(tail_prompt(tok, prompt), None)):
-        assert tail == reference(rec, [path], tmp_path)[path.name]["text"]
+    for words in (20_000, 600):  # each prompt against its own last 223 tokens: the two tails differ
+        prompt = long_prompt(rec.tokenizer, shared_data, words)
+        tail_text = tail_prompt(rec.tokenizer, prompt)
+        tail = create(client, path, prompt=tail_text).text
+        assert create(client, path, prompt=prompt).text == tail
+        with using_prefix(rec, rec.build_prefix(tail_text, None)):  # the pipeline the server runs
+            assert tail == reference(rec, [path], tmp_path / str(words))[path.name]["text"]
     special = create(client, path, prompt=SPECIAL_PROMPT).text
     assert wer(reference_text(shared_data), special) < 0.2 and "<|" not in special
 
