@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,6 +96,19 @@ def test_recipe_fills_in_what_you_did_not_set():
 def test_bad_values_name_the_option(values, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(model="m", train=["t.jsonl"], out="r", **values).validate()
+
+
+def test_shipped_general_english_is_named_and_packaged():
+    import tomllib
+
+    from asrtune.synth.text import read_sentence_file
+    from asrtune.training.replay import SHIPPED_FILE, replay_text_file
+
+    cfg = TrainConfig(model="m", train=["t.jsonl"], out="r", replay_text="general-english").validate()
+    assert replay_text_file(cfg.replay_text) == SHIPPED_FILE
+    assert len(read_sentence_file(SHIPPED_FILE).sentences) >= 150
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert SHIPPED_FILE.name in pyproject["tool"]["setuptools"]["package-data"]["asrtune.training"]  # in the wheel
 
 
 def test_replay_file_without_text_is_refused(tmp_path):

@@ -35,6 +35,7 @@ from asrtune.options import check_choices, option, update_options
 from asrtune.synth.text import read_sentence_file
 from asrtune.training.export import parse_formats
 from asrtune.training.outcome import DEFAULT_MERGE_ALPHAS
+from asrtune.training.replay import SHIPPED_NAME, replay_text_file
 from asrtune.training.text_policy import POLICIES
 from asrtune.training.tracking import REPORT_TO
 
@@ -228,8 +229,9 @@ class TrainConfig:
                                       "decoder forward per step); 0 = off")
     distill_temperature: float = option(2.0, metavar="T", group=KEEP, help="with --distill-base: softmax temperature of both distributions")
     replay_text: str | None = option(None, metavar="FILE", group=KEEP,
-                                     help="general-English sentences (one per line) spoken once by eSpeak (asrtune synth; "
-                                          "pip install 'asrtune[synth]') and mixed into training at --replay-share (Whisper)")
+                                     help="general-English sentences (one per line; general-english = the 191 asrtune ships) "
+                                          "spoken once by eSpeak (asrtune synth; pip install 'asrtune[synth]') and mixed into "
+                                          "training at --replay-share (Whisper)")
     replay_share: float = option(0.2, group=KEEP, help="with --replay-text: share of training utterances drawn from the replay")
 
     # ------------------------------------------------------------------------------------------
@@ -362,10 +364,12 @@ class TrainConfig:
         if not 0 < self.replay_share < 1:
             raise ConfigError(f"--replay-share must lie strictly between 0 and 1, got {self.replay_share}")
         if self.replay_text is not None:
-            if not Path(self.replay_text).is_file():
-                raise ConfigError(f"--replay-text {self.replay_text}: file not found")
+            text_file = replay_text_file(self.replay_text)
+            if not text_file.is_file():
+                raise ConfigError(f"--replay-text {self.replay_text}: file not found "
+                                  f"(or use {SHIPPED_NAME}, the sentences asrtune ships)")
             try:  # the sentences synthesis will read, checked before the model loads
-                read_sentence_file(self.replay_text)
+                read_sentence_file(text_file)
             except AsrtuneError as e:
                 raise ConfigError(f"--replay-text: {e}") from None
 

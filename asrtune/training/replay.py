@@ -7,6 +7,11 @@ renderings are kept in the asrtune cache (keyed by the text and the synthesis se
 run with the same file reuses them), and the trainer draws ``--replay-share`` of every epoch
 from them.
 
+``--replay-text general-english`` names the sentences asrtune ships (:data:`SHIPPED_FILE`: 191
+everyday sentences, CC0); any other value is a file of your own.
+
+>>> replay_text_file("general-english").name
+'general_english.txt'
 >>> replay_weights([0.75, 0.25], [100, 50], 0.2)
 [0.6, 0.2, 0.2]
 >>> replay_weights(None, [300, 100], 0.2)
@@ -24,6 +29,13 @@ from asrtune.synth import SynthConfig, read_sentences, synthesize_corpus
 
 FOLDER = "replay"  # under the cache root (or --cache-dir)
 VARIANTS_PER_SENTENCE = 1  # one rendering each: the text, not the voice, is what is replayed
+SHIPPED_NAME = "general-english"  # the --replay-text value that names the shipped sentences
+SHIPPED_FILE = Path(__file__).with_name("general_english.txt")
+
+
+def replay_text_file(value: str | Path) -> Path:
+    """The file ``--replay-text value`` reads: the shipped sentences for ``general-english``."""
+    return SHIPPED_FILE if str(value) == SHIPPED_NAME else Path(value)
 
 
 def replay_weights(weights: list[float] | None, sizes: list[int], share: float) -> list[float]:
@@ -36,7 +48,7 @@ def replay_weights(weights: list[float] | None, sizes: list[int], share: float) 
 
 def replay_utterances(text_file: str | Path, cache_root: Path, seed: int = 0) -> list[Utterance]:
     """The eSpeak renderings of ``text_file``'s sentences, synthesised on first use."""
-    sentences = read_sentences(text_file)
+    sentences = read_sentences(replay_text_file(text_file))
     config = SynthConfig(variants_per_sentence=VARIANTS_PER_SENTENCE, seed=seed)
     key = hashlib.sha256(("\n".join(sentences) + repr(config)).encode()).hexdigest()[:16]
     folder = cache_root / FOLDER / key
