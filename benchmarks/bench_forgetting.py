@@ -21,6 +21,8 @@ distill-0.5+    --distill-base 0.5 with replay-20 (the base is distilled on the 
 replay-20       English too, which the domain's audio never shows the decoder)
 distill-0.3+    the same at --distill-base 0.3
 replay-20
+distill-0.15+   the same at --distill-base 0.15
+replay-20
 ==============  =============================================================================
 
 The budget is equal in steps, not in minutes: on a shared machine the minutes depend on the
@@ -73,6 +75,7 @@ ROWS: dict[str, list[str]] = {
     "replay-40": ["--replay-text", REPLAY_TEXT, "--replay-share", "0.4"],
     "distill-0.5+replay-20": ["--distill-base", "0.5", "--replay-text", REPLAY_TEXT, "--replay-share", "0.2"],
     "distill-0.3+replay-20": ["--distill-base", "0.3", "--replay-text", REPLAY_TEXT, "--replay-share", "0.2"],
+    "distill-0.15+replay-20": ["--distill-base", "0.15", "--replay-text", REPLAY_TEXT, "--replay-share", "0.2"],
 }
 SO762 = "speechocean762"
 PCT = 100.0

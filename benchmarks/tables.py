@@ -373,6 +373,22 @@ def export_summary_rows(root: str) -> list[list[str]]:
 # --- the README's summary ------------------------------------------------------------------------
 
 
+def keep_general_summary_row(root: str) -> list[str]:
+    """The forgetting study's final/ row trained with today's ``--recipe keep-general`` options."""
+    from asrtune.training.config import KEEP_GENERAL, RECIPES
+
+    recipe = {f"--{k.replace('_', '-')}": f"{v:g}" if isinstance(v, float) else str(v) for k, v in RECIPES[KEEP_GENERAL].items()}
+    rows = [r for r in load("forgetting.json")["rows"]
+            if r["checkpoint"] == "final" and dict(zip(r["options"][::2], r["options"][1::2])) == recipe]
+    if not rows:
+        raise SystemExit(f"forgetting.json has no row with --recipe {KEEP_GENERAL}'s options {recipe}: run bench_forgetting")
+    row = rows[-1]
+    return ["`--recipe keep-general` (tiny.en decoder, 150 steps): share of the plain tune's speechocean762 gain kept; "
+            "general-English change",
+            f"{100 * row['gain_kept']:.0f} % ({pct(row['sets'][SO762]['wer'])}); librispeech {row['librispeech_rise']:+.2f}, "
+            f"ljspeech {row['ljspeech_rise']:+.2f} points", link(root, "bench_forgetting")]
+
+
 def summary_table(root: str) -> str:
     """One line per benchmark: its headline number, linked to the script that measured it."""
     ft = {r["row"]: r for r in latest_finetune_rows()}
@@ -398,6 +414,7 @@ def summary_table(root: str) -> str:
         ["… merged with the base model (WiSE-FT, alpha chosen by the forgetting guard)",
          f"{pct(chosen['scores'][SO762]['wer'])} at alpha {chosen['alpha']:g}; general English {rises} points",
          link(root, "bench_finetune")],
+        keep_general_summary_row(root),
         ["Training speed against the Hugging Face `Seq2SeqTrainer` recipe (same model, batch, trainable layers)",
          f"{decoder['utts_per_s']:.2f} vs {decoder['hf_recipe']['utts_per_s']:.2f} utterances/s (×{decoder['speed_ratio']:.2f})",
          link(root, "bench_finetune")],

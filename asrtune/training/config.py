@@ -50,7 +50,9 @@ NO_MERGES = ("none", "off")  # --merge-alphas none: never score merges
 KEEP_GENERAL = "keep-general"
 #: ``--recipe NAME``: options the preset sets (each still yours to override). keep-general is the
 #: best admissible recipe of the forgetting study (docs/training.md, benchmarks/bench_forgetting.py).
-RECIPES: dict[str, dict[str, Any]] = {KEEP_GENERAL: {"distill_base": 1.0}}
+RECIPES: dict[str, dict[str, Any]] = {
+    KEEP_GENERAL: {"distill_base": 0.15, "replay_text": "general-english", "replay_share": 0.2},
+}
 
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
