@@ -375,9 +375,9 @@ def export_summary_rows(root: str) -> list[list[str]]:
 
 def keep_general_summary_row(root: str) -> list[str]:
     """The forgetting study's final/ row trained with today's ``--recipe keep-general`` options."""
-    from asrtune.training.config import KEEP_GENERAL, RECIPES
+    from asrtune.training.config import KEEP_GENERAL, recipe_flags
 
-    recipe = {f"--{k.replace('_', '-')}": f"{v:g}" if isinstance(v, float) else str(v) for k, v in RECIPES[KEEP_GENERAL].items()}
+    recipe = recipe_flags(KEEP_GENERAL)
     rows = [r for r in load("forgetting.json")["rows"]
             if r["checkpoint"] == "final" and dict(zip(r["options"][::2], r["options"][1::2])) == recipe]
     if not rows:

@@ -54,6 +54,15 @@ RECIPES: dict[str, dict[str, Any]] = {
     KEEP_GENERAL: {"distill_base": 0.15, "replay_text": "general-english", "replay_share": 0.2},
 }
 
+
+def recipe_flags(name: str) -> dict[str, str]:
+    """A recipe as command-line flags and values, as ``--help`` shows them and benchmarks pass them.
+
+    >>> recipe_flags("keep-general")["--distill-base"]
+    '0.15'
+    """
+    return {f"--{k.replace('_', '-')}": f"{v:g}" if isinstance(v, float) else str(v) for k, v in RECIPES[name].items()}
+
 #: Options that may differ when resuming a run (they change when/where to stop, not what is learnt).
 RESUME_MAY_CHANGE = frozenset(
     {
@@ -219,7 +228,7 @@ class TrainConfig:
 
     recipe: str | None = option(None, choices=tuple(RECIPES), group=KEEP,
                                 help="a named preset of the options below (keep-general: "
-                                     + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPES[KEEP_GENERAL].items())
+                                     + ", ".join(f"{flag} {value}" for flag, value in recipe_flags(KEEP_GENERAL).items())
                                      + "); an option you give yourself wins")
     l2_sp: float = option(0.0, metavar="STRENGTH", group=KEEP,
                           help="L2-SP: after each step pull trainable weights back towards their base values by "
