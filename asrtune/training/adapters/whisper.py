@@ -49,6 +49,7 @@ from asrtune.inference.whisper_common import build_prompt
 from asrtune.models import load_whisper
 from asrtune.models.cache import cache_dir, cached_build
 from asrtune.training.adapters.base import IGNORE_INDEX, MAX_AUDIO_SECONDS, ModelAdapter, module_digest, refuse_options
+from asrtune.training.adapters.memory_attention import use_memory_attention
 from asrtune.training.config import AUTO
 from asrtune.training.no_speech import is_no_speech_clip, no_speech_count, no_speech_utterances
 from asrtune.training.targets import Target, WhisperTargets, pick_key, picked, utterance_segments
@@ -105,6 +106,7 @@ class WhisperAdapter(ModelAdapter):
     @classmethod
     def from_resolved(cls, resolved: Any, config: Any) -> "WhisperAdapter":
         model, processor = load_whisper(resolved)  # fp32 master weights; autocast does mixed precision
+        use_memory_attention(model)  # training on short targets: cross-attention without projecting 1,500 frames
         return cls(model, processor, config, resolved)
 
     # --- targets --------------------------------------------------------------------------------
