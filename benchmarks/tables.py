@@ -370,6 +370,71 @@ def export_summary_rows(root: str) -> list[list[str]]:
     return rows
 
 
+# --- bench_time_to_quality -----------------------------------------------------------------------
+
+
+def time_to_quality_record() -> dict:
+    return load("time_to_quality.json")["rows"][-1]
+
+
+def _minutes(side: dict) -> str:
+    hit = side["reached"]
+    if hit is None:
+        return "not reached"
+    return f"{hit['seconds'] / 60:.1f} min (step {hit['step']}, dev {pct(hit['dev_wer'])})"
+
+
+def time_to_quality_table(root: str) -> str:
+    """The newest time-to-quality run: each side's minutes to the recipe's final dev WER, asrtune's parts."""
+    r = time_to_quality_record()
+    test = r.get("test", {})
+
+    def tested(name: str) -> str:
+        return f"{pct(test[name]['wer'])} {ci(test[name]['ci95'])}" if name in test else "n/a"
+
+    rows = [["Hugging Face `Seq2SeqTrainer` recipe", _minutes(r["hf_recipe"]), f"{r['hf_recipe']['total_s'] / 60:.1f} min",
+             tested("hf_recipe")],
+            ["`asrtune train`", _minutes(r["asrtune"]), f"{r['asrtune']['total_s'] / 60:.1f} min", tested("asrtune_best")]]
+    parts = r["asrtune"].get("parts")
+    split = ("" if parts is None else
+             f" asrtune's time to it: encoder cache {parts['cache_build_s'] / 60:.1f} min ({parts['cache_utts']} utterances at "
+             f"{parts['cache_utts_per_s']:.2f} utts/s), training steps {parts['training_s'] / 60:.1f} min, dev evaluations "
+             f"{parts['evaluation_s'] / 60:.1f} min, start-up and the rest {parts['other_s'] / 60:.1f} min.")
+    paired = test.get("asrtune_minus_recipe")
+    if paired:
+        split += (f" On test, asrtune's model minus the recipe's: {100 * paired['difference']:+.2f} points "
+                  f"{ci(paired['ci95'])} (paired bootstrap, p {paired['p_value']:.3f}).")
+    ratio = r["time_to_quality_ratio"]
+    hw = r["hardware"]
+    note = (f"\nTarget: the recipe's final dev WER, {pct(r['target_dev_wer'])}. **time_to_quality_ratio "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'}** (goal at most {r['goal_ratio']:g}).{split} "
+            f"{r['settings']['epochs']} epochs of speechocean762 train, dev every {r['settings']['eval_every']} steps; "
+            f"{hw['cpu']}, {hw['cores']} cores, 1-minute load average {hw.get('load_average_1min', 'n/a')} at the start. "
+            f"{link(root, 'bench_time_to_quality')}\n")
+    return table(["side", "to the recipe's final dev WER", "whole run", "speechocean762 test WER"], rows) + note
+
+
+def time_to_quality_levers_table(root: str) -> str:
+    """Encoders that could fill the cache (speed, distance from float32) and the decoder step's two attention forms."""
+    lv = load("time_to_quality.json")["levers"]
+    encoders = table(["cache built by", "utterances/s", "output error vs torch float32 (relative L2)"],
+                     [[e["encoder"], f"{e['utts_per_s']:.2f}", f"{100 * e['relative_error']:.2f} %"] for e in lv["cache_build"]])
+    steps = table(["decoder training step (forward + backward)", "utterances/s"],
+                  [[s["decoder_step"], f"{s['utts_per_s']:.2f}"] for s in lv["training_step"]])
+    hw = lv["hardware"]
+    return (f"{encoders}\n{steps}\nTargets of {lv['training_step'][0]['tokens']} tokens; {hw['cpu']}, {hw['cores']} cores, "
+            f"{hw['torch_threads']} threads. {link(root, 'bench_time_to_quality')}\n")
+
+
+def time_to_quality_summary_row(root: str) -> list[str]:
+    r = time_to_quality_record()
+    ratio = r["time_to_quality_ratio"]
+    return ["Minutes to the Hugging Face recipe's final dev WER (tiny.en decoder, speechocean762 train; asrtune's "
+            "time includes its encoder cache)",
+            f"{_minutes(r['asrtune']).split(' (')[0]} vs {_minutes(r['hf_recipe']).split(' (')[0]} "
+            f"(ratio {'n/a' if ratio is None else f'{ratio:.2f}'})", link(root, "bench_time_to_quality")]
+
+
 # --- the README's summary ------------------------------------------------------------------------
 
 
@@ -418,6 +483,7 @@ def summary_table(root: str) -> str:
         ["Training speed against the Hugging Face `Seq2SeqTrainer` recipe (same model, batch, trainable layers)",
          f"{decoder['utts_per_s']:.2f} vs {decoder['hf_recipe']['utts_per_s']:.2f} utterances/s (×{decoder['speed_ratio']:.2f})",
          link(root, "bench_finetune")],
+        time_to_quality_summary_row(root),
         ["Timestamps after tuning with packed windows (faster-whisper on the exported model, 5-minute file)",
          f"WER {packed['tuned-packed/longform']['wer']:.2f} % (untuned {packed['base/longform']['wer']:.2f} %), "
          "every timestamp in order and inside the file", link(root, "bench_timestamps")],
@@ -476,6 +542,8 @@ TABLES: dict[str, Callable[[str], str]] = {
     "term-biasing": term_biasing_table,
     "serve": serve_table,
     "export": export_table,
+    "time-to-quality": time_to_quality_table,
+    "time-to-quality-levers": time_to_quality_levers_table,
 }
 WHOLE_FILES: dict[Path, Callable[[], str]] = {RESULTS / "finetune.md": finetune_md}
 

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,9 @@ def test_encoder_cache_used_from_second_epoch_and_across_runs(tiny_whisper, so16
     # 16 train + 4 dev utterances encoded exactly once; 3 epochs of training + dev decoding reuse them
     assert result.steps == 6
     assert calls["utts"] == 20, calls
-    assert result.cache["used"] and result.cache["encoded"] == 20
+    assert result.cache["used"] and result.cache["encoded"] == 20 and result.cache["build_s"] > 0
+    evals = [m for m in metrics(run) if "dev_wer" in m and "event" not in m]
+    assert [e["step"] for e in evals] == [2, 4, 6] and evals[0]["wall_time"] <= evals[-1]["wall_time"] <= time.time()
     calls.update(n=0, utts=0)
     again = train(config(tiny_whisper, so16, tmp_path / "b", epochs=1, dev=str(so16[1]), eval_every=2))
     assert calls["n"] == 0 and again.cache["hits"] == 20
@@ -183,6 +186,9 @@ def test_resume_refuses_changed_config(tiny_whisper, so16, tmp_path):
     with pytest.raises(ConfigError, match="already holds a run"):
         train(config(tiny_whisper, so16, run, max_steps=3))
     assert train(config(tiny_whisper, so16, run, max_steps=3, lr=1e-2, resume=str(run), force=True)).steps == 3
+    # --force without --resume starts over: one run's metrics, not two runs' appended
+    train(config(tiny_whisper, so16, run, max_steps=1, force=True))
+    assert [m["step"] for m in metrics(run) if "loss" in m and "event" not in m] == [1]
 
 
 def test_a_near_zero_loss_that_wobbles_is_not_divergence():

@@ -67,23 +67,26 @@ def set_up_encoder_cache(config: TrainConfig, adapter: ModelAdapter, train: Sequ
         utts = list(evaluation)
         say("encoder cache: --max-train-minutes is set, so training utterances are encoded on first use")
     shape, fingerprint = adapter.cache_shape(), adapter.cache_fingerprint()
-    todo = EncoderCache(root, fingerprint, shape).missing(utts)
+    todo, build_s = EncoderCache(root, fingerprint, shape).missing(utts), 0.0
     if processes.main and todo:
-        _build(EncoderCache(root, fingerprint, shape), todo, adapter, config, say, map_fn)
+        build_s = _build(EncoderCache(root, fingerprint, shape), todo, adapter, config, say, map_fn)
     elif processes.main:
         say(f"encoder cache: all {len(utts)} utterances already cached")
     processes.barrier()
     cache = EncoderCache(root, fingerprint, shape)  # re-read the index
     info = {"used": True, "dir": str(cache.dir), "encoded": len(todo) if processes.main else 0,
-            "hits": len(utts) - len(todo), "split_layer": getattr(adapter, "encoder_split", None)}
+            "hits": len(utts) - len(todo), "build_s": round(build_s, 2), "split_layer": getattr(adapter, "encoder_split", None)}
     return CacheUse(cache, lazily, info)
 
 
 def _build(cache: EncoderCache, todo: list[Utterance], adapter: ModelAdapter, config: TrainConfig,
-           say: Callable[[str], None], map_fn: Callable) -> None:
+           say: Callable[[str], None], map_fn: Callable) -> float:
+    """Encode ``todo`` into ``cache``; returns the seconds it took."""
     say(f"encoder cache: encoding {len(todo)} utterances once ({cache.nbytes(len(todo)) / 1e9:.2f} GB) in {cache.dir}")
     start = time.time()
     progress = Progress("encoder cache", len(todo), "utt", say, config.progress)
     cache.build(todo, adapter.encode, utterance_audio, batch_size=config.eval_batch_size, progress=progress, map_fn=map_fn)
     progress.close()
-    say(f"encoder cache: built in {time.time() - start:.0f} s")
+    seconds = time.time() - start
+    say(f"encoder cache: built in {seconds:.0f} s ({len(todo) / seconds:.1f} utts/s)")
+    return seconds

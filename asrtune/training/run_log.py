@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from asrtune.fileio import write_text_atomic
 from asrtune.training.progress import Progress
-from asrtune.training.state import TrainState
+from asrtune.training.state import CHECKPOINT_DIRS, TrainState
 from asrtune.training.tracking import Tracker
 
 METRICS_FILE = "metrics.jsonl"
@@ -81,7 +82,7 @@ class RunLog:
             os.fsync(f.fileno())
         if "event" not in record:  # a log step or an evaluation: every number in it (loss, lr, dev_wer, guard_wer, ...)
             self.tracker.log_scalars(record["step"], {k: v for k, v in record.items()
-                                                      if k != "step" and not isinstance(v, bool)})
+                                                      if k not in ("step", "wall_time") and not isinstance(v, bool)})
 
     def truncate_metrics(self, step: int) -> None:
         """Drop metric lines written after the checkpoint of ``step`` (and a torn last line after a kill)."""
@@ -94,6 +95,17 @@ class RunLog:
                 if json.loads(line).get("step", 0) <= step:
                     keep.append(line)
         write_text_atomic(path, "".join(line + "\n" for line in keep))
+
+
+def clear_earlier_run(run_dir: Path) -> None:
+    """Remove what a run started over in ``run_dir`` (``--force`` without ``--resume``) would
+    otherwise mix with an earlier run's: its metrics (one learning curve, not two), result and
+    resumable checkpoint. ``best/`` and ``final/`` are replaced when the new run writes them;
+    ``train.log`` keeps both runs' lines."""
+    for name in (METRICS_FILE, "result.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in CHECKPOINT_DIRS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 class StepMeters:

@@ -51,7 +51,9 @@ class Selection:
             if s.step == 0:  # the base model (evaluated first with a guard)
                 s.base_dev_wer = wer
             improved = self._keep(s, wer, guard, stopped)
-            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2)}
+            # wall_time (Unix seconds, as TensorBoard's) dates the checkpoint: WER against wall-clock time
+            record = {"step": s.step, "dev_wer": wer, "best_dev_wer": s.best_wer, "eval_s": round(time.time() - start, 2),
+                      "wall_time": round(time.time(), 2)}
             if self.guard:
                 record |= {"guard_wer": guard, "guard_base_wer": s.guard_base_wer, "guard_ok": self.guard_ok(s, guard)}
             self.log.metric(record)

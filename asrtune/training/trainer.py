@@ -47,7 +47,7 @@ from asrtune.training.progress import Progress
 from asrtune.training.regularisers import Regularisers
 from asrtune.training.result import RunResult
 from asrtune.training.run_data import Pair, RunData, load_run_data
-from asrtune.training.run_log import RunLog, StepMeters
+from asrtune.training.run_log import RunLog, StepMeters, clear_earlier_run
 from asrtune.training.sampling import epoch_plan
 from asrtune.training.schedule import lr_factor, total_steps, unfreeze_layers, unfreeze_step
 from asrtune.training.selection import Selection
@@ -246,6 +246,8 @@ class Trainer:
             return False
         created = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not self.config.resume:  # --force over an earlier run starts over: its curves and checkpoint go
+            clear_earlier_run(self.run_dir)
         self.log.open()
         save_yaml_config(dataclasses.replace(self.config, freeze=self.requested_freeze), self.run_dir / "config.yaml")
         for line in self.data.summary(self.config.train, self.adapter.describe_added):
