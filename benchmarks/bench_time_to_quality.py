@@ -40,7 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import RESULTS, WORK, append_record, data_root, describe_hardware, parser, run_child, utc_now, write_result_raw
+from benchmarks.harness import (RESULTS, WORK, append_record, data_root, describe_hardware, parser, run_child, utc_now,
+                                write_result_raw)
+from benchmarks.tables import time_to_quality_table
 
 RESULTS_JSON = RESULTS / "time_to_quality.json"
 MODEL = "openai/whisper-tiny.en"
@@ -140,8 +142,8 @@ def launch_recipe(args: argparse.Namespace, work: Path) -> tuple[float, list[dic
     events.unlink(missing_ok=True)
     train, dev = manifests(args, work)
     cmd = [sys.executable, "-m", "benchmarks.bench_time_to_quality", "--recipe-child", "--events", str(events),
-           "--train", str(train), "--dev", str(dev), "--data", str(args.data), "--threads", str(args.threads), "--epochs", str(args.epochs),
-           "--eval-every", str(args.eval_every)]
+           "--train", str(train), "--dev", str(dev), "--data", str(args.data), "--threads", str(args.threads),
+           "--epochs", str(args.epochs), "--eval-every", str(args.eval_every)]
     launched = time.time()
     child = run_child(cmd, work / "hf-recipe.log")
     if child.exit_code != 0:
@@ -155,7 +157,7 @@ def launch_asrtune(args: argparse.Namespace, work: Path) -> tuple[float, Path]:
     for folder in (run_dir, cache):  # the cache build is part of the time measured
         shutil.rmtree(folder, ignore_errors=True)
     cmd = [sys.executable, "-m", "asrtune", "train", "--model", MODEL, "--train", str(train),
-           "--dev", str(dev), "--out", str(run_dir), "--force", "--cache-dir", str(cache),
+           "--dev", str(dev), "--out", str(run_dir), "--cache-dir", str(cache),
            "--batch-size", str(BATCH), "--lr", str(LR), "--warmup-steps", str(WARMUP), "--lr-schedule", "linear",
            "--weight-decay", str(WEIGHT_DECAY), "--max-grad-norm", str(MAX_GRAD_NORM), "--epochs", str(args.epochs),
            "--eval-every", str(args.eval_every), "--save-every", str(args.eval_every), "--threads", str(args.threads),
@@ -240,7 +242,7 @@ def run(args: argparse.Namespace) -> dict:
         record["time_to_quality_ratio"] = round(asrtune_hit["seconds"] / recipe_hit["seconds"], 3)
         record["asrtune"]["parts"] = asrtune_parts(run_dir, asrtune_hit)
     if args.limit:  # a smoke run: shown, never recorded
-        print(table(record))
+        print(time_to_quality_table("", record))
         return record
     append_record(RESULTS_JSON, record, key=("when",))
     return score_tests(record, args)
@@ -249,11 +251,15 @@ def run(args: argparse.Namespace) -> dict:
 def score_tests(record: dict, args: argparse.Namespace) -> dict:
     """Add both final models' test scores to ``record`` (a run of ``--runs``) and save it."""
     work = Path(args.runs)
-    record["test"] = test_scores(work / "hf-recipe-final", work / "asrtune-run" / "best", args)
+    models = (work / "hf-recipe-final", work / "asrtune-run" / "best")
+    missing = [str(m) for m in models if not (m / "config.json").is_file()]
+    if missing:
+        raise SystemExit(f"no trained model in {', '.join(missing)}: run the benchmark (without --score-tests) first")
+    record["test"] = test_scores(*models, args)
     if record["asrtune"]["reached"]:
         record["asrtune"]["parts"] = asrtune_parts(work / "asrtune-run", record["asrtune"]["reached"])
     append_record(RESULTS_JSON, record, key=("when",))
-    print(table(record))
+    print(time_to_quality_table("", record))
     return record
 
 
@@ -322,25 +328,6 @@ def measure_levers(args: argparse.Namespace) -> dict:
             "cache_build": encoders, "training_step": steps}
 
 
-def table(record: dict) -> str:
-    """The run as a Markdown table."""
-    def cell(side: dict) -> str:
-        hit = side["reached"]
-        return "not reached" if hit is None else f"{hit['seconds'] / 60:.1f} min (step {hit['step']}, dev {100 * hit['dev_wer']:.2f} %)"
-
-    def test(name: str) -> str:
-        t = record.get("test", {}).get(name)
-        return "n/a" if t is None else f"{100 * t['wer']:.2f} [{100 * t['ci95'][0]:.2f}, {100 * t['ci95'][1]:.2f}]"
-
-    parts = record["asrtune"].get("parts", {})
-    lines = ["| side | time to the recipe's final dev WER | whole run | so762 test WER [95 % CI] |", "|---|---|---|---|",
-             f"| Hugging Face recipe | {cell(record['hf_recipe'])} | {record['hf_recipe']['total_s'] / 60:.1f} min | {test('hf_recipe')} |",
-             f"| asrtune train | {cell(record['asrtune'])} | {record['asrtune']['total_s'] / 60:.1f} min | {test('asrtune_best')} |"]
-    ratio = record["time_to_quality_ratio"]
-    lines.append(f"\nratio {ratio} (goal <= {record['goal_ratio']}); asrtune's parts: {parts}; {record['hardware']}")
-    return "\n".join(lines)
-
-
 def main() -> int:
     p = parser(__doc__)
     p.add_argument("--threads", type=int, default=2)
@@ -358,7 +345,7 @@ def main() -> int:
     p.add_argument("--dev", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.table:
-        print(table(json.loads(RESULTS_JSON.read_text())["rows"][-1]))
+        print(time_to_quality_table(""))
         return 0
     args.data = data_root(args)
     if args.score_tests:

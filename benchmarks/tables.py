@@ -384,9 +384,10 @@ def _minutes(side: dict) -> str:
     return f"{hit['seconds'] / 60:.1f} min (step {hit['step']}, dev {pct(hit['dev_wer'])})"
 
 
-def time_to_quality_table(root: str) -> str:
-    """The newest time-to-quality run: each side's minutes to the recipe's final dev WER, asrtune's parts."""
-    r = time_to_quality_record()
+def time_to_quality_table(root: str, record: dict | None = None) -> str:
+    """A time-to-quality run (default: the newest recorded): each side's minutes to the recipe's
+    final dev WER, asrtune's parts, the test scores."""
+    r = record or time_to_quality_record()
     test = r.get("test", {})
 
     def tested(name: str) -> str:
