@@ -176,11 +176,20 @@ def first_reaching(evals: list[dict], target: float, launched: float) -> dict | 
                                      "seconds": round(hit["wall_time"] - launched, 1)}
 
 
+def run_metrics(run_dir: Path) -> list[dict]:
+    """The run's ``metrics.jsonl`` records."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def dev_evaluations(metrics: list[dict]) -> list[dict]:
+    return [m for m in metrics if "dev_wer" in m and "event" not in m]
+
+
 def asrtune_parts(run_dir: Path, hit: dict) -> dict[str, Any]:
     """Where asrtune's seconds to the evaluation ``hit`` went: cache build, training, evaluations."""
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics = run_metrics(run_dir)
     result = json.loads((run_dir / "result.json").read_text())
-    evals = [m for m in metrics if "dev_wer" in m and "event" not in m and m["step"] <= hit["step"]]
+    evals = [m for m in dev_evaluations(metrics) if m["step"] <= hit["step"]]
     steps = [m for m in metrics if "loss" in m and "event" not in m and m["step"] <= hit["step"]]
     # the training clock (elapsed_s) also ran through the evaluations before the hit's
     train_s = (steps[-1]["elapsed_s"] if steps else 0.0) - sum(e["eval_s"] for e in evals if e["step"] < hit["step"])
@@ -222,8 +231,7 @@ def run(args: argparse.Namespace) -> dict:
     target = recipe_evals[-1]["dev_wer"]
     recipe_hit = first_reaching(recipe_evals, target, recipe_launched)
     asrtune_launched, run_dir = launch_asrtune(args, work)
-    evals = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-             if '"dev_wer"' in line and '"event"' not in line]
+    evals = dev_evaluations(run_metrics(run_dir))
     asrtune_hit = first_reaching(evals, target, asrtune_launched)
     record = {
         "when": started, "hardware": hardware, "model": MODEL,
@@ -256,8 +264,6 @@ def score_tests(record: dict, args: argparse.Namespace) -> dict:
     if missing:
         raise SystemExit(f"no trained model in {', '.join(missing)}: run the benchmark (without --score-tests) first")
     record["test"] = test_scores(*models, args)
-    if record["asrtune"]["reached"]:
-        record["asrtune"]["parts"] = asrtune_parts(work / "asrtune-run", record["asrtune"]["reached"])
     append_record(RESULTS_JSON, record, key=("when",))
     print(time_to_quality_table("", record))
     return record
