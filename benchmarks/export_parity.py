@@ -16,7 +16,9 @@ Rows (format, runtime, weight type), lossless first:
 
 * hf: transformers float32 (the reference);
 * ct2 float32 / int8: asrtune's ct2 engine (CTranslate2, as faster-whisper runs it);
-* ggml f16 / q8_0 / q5_0: whisper.cpp through pywhispercpp (asrtune's whispercpp engine);
+* ggml f16 / q8_0 / q5_0: whisper.cpp through pywhispercpp (asrtune's whispercpp engine), flash
+  attention off; ggml f16 again with whisper.cpp's flash attention (float16 attention arithmetic:
+  a runtime setting that is not lossless, listed with the quantised rows);
 * onnx fp32 / int8: ONNX Runtime (asrtune's onnx engine);
 * openai-whisper fp32: ``whisper.load_model`` + ``whisper.decode`` on 30 s padded log-mels, batched.
 
@@ -67,6 +69,7 @@ class Row:
     runtime: str
     quantization: str
     lossless: bool
+    flash_attention: bool = False  # whisper.cpp's flash-attention kernel (ggml rows only)
 
 
 ROWS = [
@@ -76,6 +79,7 @@ ROWS = [
     Row("onnx-fp32", "onnx", "onnxruntime", "fp32", True),
     Row("openai-whisper-fp32", "openai-whisper", "openai-whisper", "fp32", True),
     Row("ct2-int8", "ct2", "ctranslate2", "int8", False),
+    Row("ggml-f16-fa", "ggml", "whisper.cpp flash-attn", "f16", False, flash_attention=True),
     Row("ggml-q8_0", "ggml", "whisper.cpp", "q8_0", False),
     Row("ggml-q5_0", "ggml", "whisper.cpp", "q5_0", False),
     Row("onnx-int8", "onnx", "onnxruntime", "int8", False),
@@ -151,6 +155,8 @@ def make_decoder(model: str, row: Row, folder: Path | None) -> Callable[[list], 
     overrides = dict(engine=engine, threads=THREADS, batch_size=BATCH_SIZE, compression_ratio_threshold=0.0)
     if row.format == "ct2":
         overrides["compute_type"] = row.quantization
+    if row.format == "ggml":
+        overrides["flash_attention"] = row.flash_attention
     recognizer = load_recognizer(model if folder is None else folder, **overrides)
     return recognizer.transcribe
 

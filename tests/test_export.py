@@ -51,7 +51,7 @@ def test_unknown_format_and_quantisation_are_one_line_errors(tmp_path, capsys):
     assert main(["export", TINY, "--to", "tflite", "--out", str(tmp_path / "o")]) == 2
     assert "--to tflite: unknown export format; choose from ct2, ggml, onnx, openai-whisper" in capsys.readouterr().err
     assert main(["export", TINY, "--to", "ggml", "--quantization", "int8", "--out", str(tmp_path / "o")]) == 2
-    assert "--quantization int8: the ggml export takes f16, f32, q8_0, q5_0" in capsys.readouterr().err
+    assert "--quantization int8: the ggml export takes f16, q8_0, q5_0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 

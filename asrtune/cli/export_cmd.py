@@ -13,7 +13,7 @@ Write MODEL in the format another runtime loads, so a fine-tuned model runs wher
 
   ct2             CTranslate2 folder for faster-whisper / WhisperX (int8 default; any CTranslate2
                   weight type: {', '.join(QUANTIZATIONS['ct2'][1:])})
-  ggml            whisper.cpp model file ggml-model.bin (f16 default, f32, q8_0, q5_0)
+  ggml            whisper.cpp model file ggml-model.bin (f16 default, q8_0, q5_0)
   onnx            ONNX Runtime encoder + decoder-with-past graphs (fp32 default, int8 dynamic quantisation)
   openai-whisper  model.pt for whisper.load_model() (fp32)
 

@@ -138,7 +138,7 @@ def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> 
     if fmt == "ggml":
         from asrtune.inference.whisper_cpp import WhisperCppRecognizer  # optional extra [export] (pywhispercpp)
 
-        return WhisperCppRecognizer(folder if folder.is_file() else folder / MODEL_FILE, **common)
+        return WhisperCppRecognizer(folder if folder.is_file() else folder / MODEL_FILE, flash_attention=opts.flash_attention, **common)
     from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer  # optional extra [export] (onnxruntime)
 
     return WhisperOnnxRecognizer(folder, batch_size=opts.batch_size, features=opts.features, **common)

@@ -82,6 +82,10 @@ class RecognizerOptions:
                                              "log-probability is below --log-prob-threshold is silence (empty text); 1 turns it off")
     log_prob_threshold: float = option(LOG_PROB_THRESHOLD, group=GROUP,
                                        help="Whisper: mean token log-probability (nats, <= 0) under which a likely no-speech segment is dropped")
+    flash_attention: bool = option(False, group=GROUP,
+                                   help="whisper.cpp's flash attention for --engine whispercpp: faster, but it computes attention "
+                                        "in float16 and changes some clips' words (its cost is in docs/export.md); off, "
+                                        "whisper.cpp gives the hf engine's words")
     compression_ratio_threshold: float = option(
         COMPRESSION_RATIO_THRESHOLD, group=GROUP,
         help="Whisper: a transcript that compresses more than this (gzip ratio: a repetition loop) is decoded again: "
@@ -109,6 +113,8 @@ class RecognizerOptions:
         check_thresholds(self.no_speech_threshold, self.log_prob_threshold, self.compression_ratio_threshold)
         if self.engine == "ct2" and self.bias_terms:
             raise ConfigError("--bias-terms needs --engine hf: CTranslate2 has no logits-processor hook")
+        if self.flash_attention and self.engine != "whispercpp":
+            raise ConfigError(f"--flash-attention is whisper.cpp's; it needs --engine whispercpp, not {self.engine}")
         if self.engine in EXPORT_ENGINES:
             self._check_export_engine()
         return self

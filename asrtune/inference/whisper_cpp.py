@@ -7,6 +7,11 @@ loop is decoded again by sampling, best of :data:`~asrtune.inference.whisper_com
 rising temperatures: asrtune's rule (``decode_with_fallback``), not whisper.cpp's, which would
 also re-sample every clip with a low mean log-probability. :meth:`WhisperCppRecognizer.segments` runs whisper.cpp's own
 long-form transcription with its timestamps.
+
+Flash attention is off unless asked for: whisper.cpp's flash-attention kernel computes attention in
+float16, which changes the words of a few clips in a hundred against every other runtime (measured
+in the export parity table); without it, whisper.cpp's float16 weights give the Hugging Face
+model's words on all but a rare clip. It is faster, so it is an option (``flash_attention``).
 """
 
 from __future__ import annotations
@@ -51,14 +56,14 @@ class WhisperCppRecognizer(Recognizer):
     def __init__(self, model_file: Path, *, name: str, source: str, prompt: str | None = None,
                  language: str | None = None, threads: int | None = None,
                  no_speech_threshold: float = NO_SPEECH_THRESHOLD, log_prob_threshold: float = LOG_PROB_THRESHOLD,
-                 compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD):
+                 compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD, flash_attention: bool = False):
         # optional extra [export], checked by check_packages before the engine loads
         from pywhispercpp.model import Model
 
         self.model_file, self.name, self.source = Path(model_file), name, source
         self.language, self.prompt_text = language, prompt
         self.no_speech_threshold, self.log_prob_threshold = no_speech_threshold, log_prob_threshold
-        self.compression_ratio_threshold = compression_ratio_threshold
+        self.compression_ratio_threshold, self.flash_attention = compression_ratio_threshold, flash_attention
         self.threads = threads or min(os.cpu_count() or 1, 8)
         params = dict(
             n_threads=self.threads, print_progress=False, print_realtime=False, print_timestamps=False,
@@ -67,7 +72,8 @@ class WhisperCppRecognizer(Recognizer):
             logprob_thold=log_prob_threshold, no_speech_thold=no_speech_threshold,
         )
         try:
-            self.model = Model(str(self.model_file), redirect_whispercpp_logs_to=None, **params)
+            self.model = Model(str(self.model_file), redirect_whispercpp_logs_to=None,
+                               context_params={"flash_attn": flash_attention}, **params)
         except Exception as e:  # pywhispercpp raises RuntimeError or its own types for a bad file
             raise AsrtuneError(f"{self.model_file}: whisper.cpp cannot load this model ({e})") from None
         if getattr(self.model, "_ctx", None) is None:
@@ -77,7 +83,7 @@ class WhisperCppRecognizer(Recognizer):
         d = super().describe()
         d.update(beam_size=1, language=self.language, prompt=self.prompt_text, threads=self.threads,
                  no_speech_threshold=self.no_speech_threshold, log_prob_threshold=self.log_prob_threshold,
-                 compression_ratio_threshold=self.compression_ratio_threshold)
+                 compression_ratio_threshold=self.compression_ratio_threshold, flash_attention=self.flash_attention)
         return d
 
     def decode(self, audios: Sequence[np.ndarray], word_timestamps: bool = False) -> list[Hypothesis]:

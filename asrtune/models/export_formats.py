@@ -35,7 +35,9 @@ CT2_QUANTIZATIONS = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "i
 #: what faster-whisper runs on CPU and what ``convert hf-to-ct2`` has always written)
 QUANTIZATIONS = {
     "ct2": CT2_QUANTIZATIONS,
-    "ggml": ("f16", "f32", "q8_0", "q5_0"),
+    # no f32: whisper.cpp's convolution takes float16 kernels only, and a float32 file aborts the
+    # process (https://github.com/ggml-org/whisper.cpp/issues/2557); f16 is whisper.cpp's full precision
+    "ggml": ("f16", "q8_0", "q5_0"),
     "onnx": ("fp32", "int8"),
     "openai-whisper": ("fp32",),
 }

@@ -41,7 +41,6 @@ QUANT_VERSION_FACTOR = 1000
 # ggml tensor type ids and whisper.cpp file-type ids
 TYPE_F32, TYPE_F16, TYPE_Q5_0, TYPE_Q8_0 = 0, 1, 6, 8
 GGML_QUANTIZATIONS = {  # --quantization -> (file ftype, type of the quantisable 2-D weights)
-    "f32": (0, TYPE_F32),
     "f16": (1, TYPE_F16),
     "q8_0": (7, TYPE_Q8_0),
     "q5_0": (8, TYPE_Q5_0),
@@ -57,7 +56,7 @@ def tensor_type(name: str, shape: tuple[int, ...], weight_type: int) -> int:
     >>> tensor_type("decoder.blocks.0.mlp.0.weight", (1536, 384), TYPE_Q8_0)
     8
     """
-    if len(shape) < 2 or name in KEEP_F32 or weight_type == TYPE_F32:
+    if len(shape) < 2 or name in KEEP_F32:
         return TYPE_F32
     if len(shape) != 2:  # conv kernels: whisper.cpp keeps them float16 in quantised files
         return TYPE_F16
