@@ -363,7 +363,7 @@ def export_summary_rows(root: str) -> list[list[str]]:
         mine = [r for r in data["rows"] if r["format"] == fmt and r["model"] == "openai/whisper-tiny.en"]
         if not mine:
             continue
-        cells = "; ".join(f"{r['quantization']} {r['size_mb']:.0f} MB: "
+        cells = "; ".join(f"{r['quantization']}{' flash-attn' if 'flash-attn' in r['runtime'] else ''} {r['size_mb']:.0f} MB: "
                           + " / ".join(f"{r[f'delta_{key}']:+.2f}" for key, _ in EXPORT_SETS) for r in mine)
         rows.append([f"`asrtune export --to {fmt}` run by {mine[0]['runtime']} (tiny.en; WER change vs transformers, "
                      "speechocean762 / librispeech-40, points)", cells, link(root, "export_parity")])

@@ -94,6 +94,9 @@ def test_export_engines_name_what_they_cannot_do():
         recognizer_options(engine="onnx", bias_terms=["Dedalus"])
     with pytest.raises(ConfigError, match="whisper.cpp computes its own log-mel features"):
         recognizer_options(engine="whispercpp", features="faster-whisper")
+    with pytest.raises(ConfigError, match="--flash-attention is whisper.cpp's; it needs --engine whispercpp, not ct2"):
+        recognizer_options(engine="ct2", flash_attention=True)
+    assert recognizer_options(engine="whispercpp", flash_attention=True).flash_attention
 
 
 def test_an_export_folder_run_by_the_wrong_engine_says_which_engine(tmp_path):
@@ -216,6 +219,17 @@ def test_each_export_transcribes_real_speech_in_its_runtime(exports, libri_clip,
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_whispercpp_flash_attention_is_an_option_that_reaches_whisper_cpp(exports, libri_clip):
+    from asrtune.inference import load_recognizer
+
+    rec = load_recognizer(exports["ggml", "f16"], engine="whispercpp", threads=2, flash_attention=True,
+                          compression_ratio_threshold=0)
+    assert rec.describe()["flash_attention"] is True and rec.model._context_params.flash_attn is True
+    audio, reference = libri_clip
+    assert _clip_wer(rec.transcribe([audio])[0], reference) <= MAX_CLIP_WER
+
+
 def test_openai_whisper_export_transcribes_real_speech(exports, libri_clip):
     import whisper
 
@@ -245,6 +259,7 @@ def test_ggml_export_transcribes_the_long_form_file_with_monotonic_times(exports
     manifest = load_manifest(next((shared_data / "longform").glob("*.jsonl")))
     audio = load_audio(manifest[0].audio_filepath)
     rec = load_recognizer(exports["ggml", "f16"], engine="whispercpp", threads=2)
+    assert rec.describe()["flash_attention"] is False  # the default: whisper.cpp's float16 attention changes words
     segments = rec.segments(audio)
     duration = len(audio) / SAMPLE_RATE_HZ
     assert len(segments) > 10
