@@ -219,7 +219,6 @@ def test_each_export_transcribes_real_speech_in_its_runtime(exports, libri_clip,
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_whispercpp_flash_attention_is_an_option_that_reaches_whisper_cpp(exports, libri_clip):
     from asrtune.inference import load_recognizer
 
@@ -230,6 +229,7 @@ def test_whispercpp_flash_attention_is_an_option_that_reaches_whisper_cpp(export
     assert _clip_wer(rec.transcribe([audio])[0], reference) <= MAX_CLIP_WER
 
 
+@pytest.mark.slow
 def test_openai_whisper_export_transcribes_real_speech(exports, libri_clip):
     import whisper
 

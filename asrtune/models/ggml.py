@@ -58,7 +58,7 @@ def tensor_type(name: str, shape: tuple[int, ...], weight_type: int) -> int:
     """
     if len(shape) < 2 or name in KEEP_F32:
         return TYPE_F32
-    if len(shape) != 2:  # conv kernels: whisper.cpp keeps them float16 in quantised files
+    if len(shape) != 2:  # conv kernels: whisper.cpp's convolution takes float16 kernels only
         return TYPE_F16
     return weight_type
 
