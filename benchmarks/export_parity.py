@@ -27,6 +27,10 @@ file) and their WER beside the Hugging Face model's long-form WER.
 
     python -m benchmarks.export_parity
     python -m benchmarks.export_parity --limit-speechocean 100 --rows hf,ggml-f16,onnx-fp32
+    python -m benchmarks.export_parity --rows hf,ggml-f16 --transcripts parity.jsonl  # which clips differ
+
+``--out`` keeps what it holds for other models, and for this model the rows this run does not
+measure (with the description of the run that did): ``--rows ggml-f16`` re-measures one row.
 """
 
 from __future__ import annotations
@@ -98,14 +102,24 @@ def spread(items: list, limit: int | None) -> list:
     return list(items[:: max(1, len(items) // limit)])[:limit]
 
 
-def load_set(manifest: Path, limit: int | None) -> tuple[list, list[str], float]:
-    """(clips, references, audio seconds) of ``limit`` utterances spread over a manifest (all by default)."""
+@dataclass(frozen=True)
+class ClipSet:
+    """The clips of one evaluation set, loaded once and decoded by every row."""
+
+    clips: list  # float32 mono 16 kHz arrays
+    references: list[str]
+    ids: list[str]  # Utterance.id of each clip
+    audio_s: float
+
+
+def load_set(manifest: Path, limit: int | None) -> ClipSet:
+    """``limit`` utterances spread over a manifest (all by default), loaded."""
     from asrtune.data.audio import SAMPLE_RATE_HZ, load_audio
     from asrtune.data.manifest import load_manifest
 
     utts = spread(load_manifest(manifest), limit)
     clips = [load_audio(u.audio_filepath, offset=u.offset, duration=u.duration if u.offset else None) for u in utts]
-    return clips, [u.text for u in utts], sum(len(c) for c in clips) / SAMPLE_RATE_HZ
+    return ClipSet(clips, [u.text for u in utts], [u.id for u in utts], sum(len(c) for c in clips) / SAMPLE_RATE_HZ)
 
 
 def make_export(model: str, row: Row, work: Path) -> tuple[Path | None, float]:
@@ -161,31 +175,41 @@ def make_decoder(model: str, row: Row, folder: Path | None) -> Callable[[list], 
     return recognizer.transcribe
 
 
-def score_set(decode: Callable[[list], list[str]], clips: list, refs: list[str]) -> tuple[float, float]:
-    """(WER, decode seconds) of one set."""
+def score_set(decode: Callable[[list], list[str]], clips: list, refs: list[str]) -> tuple[float, float, list[str]]:
+    """(WER, decode seconds, transcripts) of one set."""
     from asrtune.evaluation.metrics import corpus_wer
 
     start = time.perf_counter()
     hyps = decode(clips)
     seconds = time.perf_counter() - start
-    return corpus_wer(refs, hyps, "whisper-en"), seconds
+    return corpus_wer(refs, hyps, "whisper-en"), seconds, hyps
 
 
-def measure_row(model: str, row: Row, sets: dict, work: Path) -> dict:
-    """One row of the parity table (WER per set in %, size, RTF, conversion time)."""
+def measure_row(model: str, row: Row, sets: dict[str, ClipSet], work: Path) -> tuple[dict, dict[str, list[str]]]:
+    """One row of the parity table (WER per set in %, size, RTF, conversion time) and its transcripts per set."""
     folder, convert_s = make_export(model, row, work)
     decode = make_decoder(model, row, folder)
-    warm_up = next(iter(sets.values()))[0][:1]
+    warm_up = next(iter(sets.values())).clips[:1]
     decode(warm_up)  # first-call costs (allocation, lazy initialisation) are not the runtime's speed
     out = {"format": row.format, "runtime": row.runtime, "quantization": row.quantization, "lossless": row.lossless,
            "size_mb": round(weights_size_mb(model, folder), 1), "convert_s": round(convert_s, 1)}
     decode_s = audio_s = 0.0
-    for name, (clips, refs, seconds) in sets.items():
-        wer, spent = score_set(decode, clips, refs)
+    transcripts = {}
+    for name, clip_set in sets.items():
+        wer, spent, transcripts[name] = score_set(decode, clip_set.clips, clip_set.references)
         out[f"wer_{name}"] = round(PERCENT * wer, 2)
-        decode_s, audio_s = decode_s + spent, audio_s + seconds
+        decode_s, audio_s = decode_s + spent, audio_s + clip_set.audio_s
     out["rtf_2_threads"] = round(decode_s / audio_s, 3)
-    return out
+    return out, transcripts
+
+
+def write_transcripts(path: Path, row_key: str, sets: dict[str, ClipSet], transcripts: dict[str, list[str]]) -> None:
+    """Append one JSON line per clip (row, set, clip id, reference, hypothesis), so that a row's WER
+    gap can be traced to the clips whose words differ."""
+    with path.open("a", encoding="utf-8") as out:
+        for name, clip_set in sets.items():
+            for clip_id, ref, hyp in zip(clip_set.ids, clip_set.references, transcripts[name]):
+                out.write(json.dumps({"row": row_key, "set": name, "id": clip_id, "reference": ref, "hypothesis": hyp}) + "\n")
 
 
 def longform_check(model: str, work: Path, data: Path) -> dict:
@@ -234,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-speechocean", type=int, default=None, help="N clips spread over speechocean762 test")
     parser.add_argument("--limit-librispeech", type=int, default=None, help="N clips spread over librispeech-40")
     parser.add_argument("--no-longform", action="store_true", help="skip the long-form timestamp check")
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="also write every row's transcript of every clip to this JSONL file (replaced)")
     args = parser.parse_args(argv)  # --out: other models' rows already in it are kept
     data = harness.data_root(args)
     manifests = {name: data / path for name, path in SET_MANIFESTS.items()}
@@ -246,44 +272,69 @@ def main(argv: list[str] | None = None) -> int:
     limits = {"speechocean762_test": args.limit_speechocean, "librispeech_40": args.limit_librispeech}
     sets = {name: load_set(path, limits[name]) for name, path in manifests.items()}
     run = run_description(args.model, sets, manifests, [r.key for r in chosen]) | {"label": args.label or args.model}
+    earlier = harness.load_result(out, {})
+    run["id"] = 1 + max((r.get("id", 0) for r in earlier.get("runs", [])), default=0)
+    other_clips = {r["id"] for r in earlier.get("runs", []) if r["model"] == args.model and r["sets"] != run["sets"]}
+    stale = [r["key"] for r in earlier.get("rows", []) if r.get("run") in other_clips and r["key"] not in args.rows.split(",")]
+    if stale:  # every row of a model is compared with its hf row: all on the same clips
+        parser.error(f"{out} holds rows of {args.model} measured on other clips ({', '.join(stale)}); "
+                     "measure those rows too, or write to another --out")
     rows: list[dict] = []
+    if args.transcripts is not None:
+        args.transcripts.write_text("")
     with tempfile.TemporaryDirectory(prefix="export-parity-") as work:
         for row in chosen:
-            rows.append({"model": args.model, "label": args.label or args.model, **measure_row(args.model, row, sets, Path(work))})
+            measured, transcripts = measure_row(args.model, row, sets, Path(work))
+            rows.append({"model": args.model, "label": args.label or args.model, "key": row.key, "run": run["id"], **measured})
+            if args.transcripts is not None:
+                write_transcripts(args.transcripts, row.key, sets, transcripts)
             print(json.dumps(rows[-1]), flush=True)
-            add_deltas(rows, list(sets))
-            write_results(out, run, rows)  # a cut-short run keeps the rows it measured
+            write_results(out, run, rows, list(sets))  # a cut-short run keeps the rows it measured
         if not args.no_longform:
             run["longform"] = longform_check(args.model, Path(work), data)
             print(json.dumps(run["longform"]), flush=True)
-            write_results(out, run, rows)
+            write_results(out, run, rows, list(sets))
     print(f"wrote {out}")
     return 0
 
 
-def run_description(model: str, sets: dict, manifests: dict[str, Path], planned: list[str]) -> dict:
+def run_description(model: str, sets: dict[str, ClipSet], manifests: dict[str, Path], planned: list[str]) -> dict:
     """How one model's rows were measured: clips per set, settings, hardware and load."""
     from asrtune.data.manifest import load_manifest
 
     described = {}
-    for name, (clips, _, audio_s) in sets.items():
-        total = len(load_manifest(manifests[name]))
-        selection = "all" if len(clips) == total else f"every {total // len(clips)}th of {total} clips, from the first"
-        described[name] = {"manifest": str(manifests[name]), "clips": len(clips), "selection": selection,
-                           "audio_s": round(audio_s, 1)}
+    for name, clip_set in sets.items():
+        total, clips = len(load_manifest(manifests[name])), len(clip_set.clips)
+        selection = "all" if clips == total else f"every {total // clips}th of {total} clips, from the first"
+        described[name] = {"manifest": str(manifests[name]), "clips": clips, "selection": selection,
+                           "audio_s": round(clip_set.audio_s, 1)}
     return {"model": model, "threads": THREADS, "batch_size": BATCH_SIZE, "decoding": "greedy, no prompt, no fallback",
             "normalizer": "whisper-en", "sets": described, "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
             "hardware": harness.describe_hardware(THREADS), "rows_planned": planned, "longform": None}
 
 
-def write_results(out: Path, run: dict, rows: list[dict]) -> None:
-    """``out`` with this model's run and rows replacing any earlier ones of the same model."""
+def write_results(out: Path, run: dict, rows: list[dict], set_names: list[str]) -> None:
+    """``out`` with this run's rows replacing the same model's rows of the same keys; the model's
+    other rows (measured by an earlier run, whose description is kept with them) stay, and the
+    deltas are recomputed against the model's hf row wherever it was measured. A run that checks
+    the long-form file replaces the model's earlier long-form result."""
     previous = harness.load_result(out, {})
-    runs = [r for r in previous.get("runs", []) if r["model"] != run["model"]] + [run]
-    kept = [r for r in previous.get("rows", []) if r.get("model") != run["model"]]
+    measured = {(r["model"], r["key"]) for r in rows}
+    kept = [r for r in previous.get("rows", []) if (r.get("model"), r.get("key")) not in measured]
+    model_rows = [r for r in kept + rows if r["model"] == run["model"]]
+    add_deltas(model_rows, set_names)
+    runs = []
+    for earlier in previous.get("runs", []):
+        if earlier.get("id") == run["id"] or not any(r.get("run") == earlier.get("id") for r in kept):
+            continue
+        if earlier["model"] == run["model"] and run["longform"] is not None:
+            earlier = earlier | {"longform": None}
+        runs.append(earlier)
+    models = list(dict.fromkeys(r["model"] for r in kept + rows))
+    order = [r.key for r in ROWS]
+    ordered = sorted(kept + rows, key=lambda r: (models.index(r["model"]), order.index(r["key"])))
     harness.write_result_raw(out, {"goal": f"lossless rows within {LOSSLESS_GOAL_POINTS} WER points of the hf row on each set",
-                                   "runs": runs, "rows": kept + rows})
-
+                                   "runs": runs + [run], "rows": ordered})
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -343,10 +343,13 @@ def export_table(root: str) -> str:
             "RTF (2 threads)", "lossless"]
     notes = []
     for run in data["runs"]:
+        label = run.get("label", run["model"])
         sets = "; ".join(f"{name}: {run['sets'][key]['clips']} clips ({run['sets'][key]['selection']})" for key, name in EXPORT_SETS)
-        notes.append(f"{run.get('label', run['model'])}: {run['decoding']}, {run['normalizer']} normaliser; {sets}; "
+        if sum(other["model"] == run["model"] for other in data["runs"]) > 1:  # the model's rows come from several runs
+            label += " (" + ", ".join(r["key"] for r in data["rows"] if r["run"] == run["id"]) + ")"
+        notes.append(f"{label}: {run['decoding']}, {run['normalizer']} normaliser; {sets}; "
                      f"{run['hardware']['cpu']}, {run['threads']} threads, 1-minute load average "
-                     f"{run['hardware'].get('load_average_1min', 'n/a')} at the start (RTFs compare within one model's run only).")
+                     f"{run['hardware'].get('load_average_1min', 'n/a')} at the start (RTFs compare within one run only).")
         lf = run.get("longform")
         if lf:
             valid = "monotonic and inside the file" if lf["monotonic"] and lf["inside_file"] else "NOT valid"

@@ -162,6 +162,28 @@ def test_ggml_file_has_whisper_cpps_layout_and_loads_there(random_hf, tmp_path, 
     assert isinstance(rec.decode([np.zeros(8000, np.float32)])[0].text, str)  # loads, runs a padded 0.5 s clip
 
 
+def test_whispercpp_suppresses_the_models_suppress_list(random_hf, tmp_path):
+    """whisper.cpp's own non-speech rule misses two partial UTF-8 tokens of the music symbols that
+    every Whisper checkpoint suppresses; an asrtune ggml export carries the list, so the engine
+    suppresses those two by expression. A bare ggml file from elsewhere gets whisper.cpp's rule."""
+    import shutil
+
+    from asrtune.inference import load_recognizer
+    from asrtune.training.export import export_model
+
+    folder, _ = random_hf
+    export = export_model(folder, "ggml", tmp_path / "ggml").path
+    rec = load_recognizer(export, engine="whispercpp", threads=1)
+    assert rec.suppress_params == {"suppress_nst": True, "suppress_regex": r"(?:\xe2\x99|\x20\xe2\x99)"}
+    assert rec.describe()["suppression"] == "the model's suppress_tokens"
+    bare = tmp_path / "elsewhere" / "ggml-model.bin"
+    bare.parent.mkdir()
+    shutil.copy(export / "ggml-model.bin", bare)
+    rec = load_recognizer(bare, engine="whispercpp", threads=1)
+    assert rec.suppress_params == {"suppress_nst": True, "suppress_regex": ""}
+    assert rec.describe()["suppression"] == "whisper.cpp's non-speech rule"
+
+
 def test_vocabulary_bytes_undo_byte_level_bpe(tiny):
     from asrtune.models.ggml import vocabulary_bytes
 
@@ -227,6 +249,24 @@ def test_whispercpp_flash_attention_is_an_option_that_reaches_whisper_cpp(export
     assert rec.describe()["flash_attention"] is True and rec.model._context_params.flash_attn is True
     audio, reference = libri_clip
     assert _clip_wer(rec.transcribe([audio])[0], reference) <= MAX_CLIP_WER
+
+
+# speechocean762 test clips on which tiny.en in whisper.cpp, without the model's suppress list, wrote
+# "♪♪♪", "♪ Brock and Caesar sheep ♪" and a 146-word loop opening with a quotation mark
+SYMBOL_CLIPS = ("JOHN LOVES AMERICA", "DORA CAN SEE THE SHEEP", "IN THE OTHER COUNTRY COULD IT BE DONE AT ALL")
+
+
+@pytest.mark.slow
+def test_whispercpp_never_writes_what_the_model_suppresses(exports, shared_data):
+    from asrtune.data.audio import load_audio
+    from asrtune.data.manifest import load_manifest
+    from asrtune.inference import load_recognizer
+
+    utts = [u for u in load_manifest(shared_data / "speechocean762" / "test.jsonl") if u.text in SYMBOL_CLIPS]
+    assert len(utts) == len(SYMBOL_CLIPS)
+    rec = load_recognizer(exports["ggml", "f16"], engine="whispercpp", threads=2, compression_ratio_threshold=0)
+    texts = rec.transcribe([load_audio(u.audio_filepath) for u in utts])
+    assert not [t for t in texts if set(t) & set('♪"[]()')], texts
 
 
 @pytest.mark.slow

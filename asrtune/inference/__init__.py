@@ -138,7 +138,10 @@ def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> 
     if fmt == "ggml":
         from asrtune.inference.whisper_cpp import WhisperCppRecognizer  # optional extra [export] (pywhispercpp)
 
-        return WhisperCppRecognizer(folder if folder.is_file() else folder / MODEL_FILE, flash_attention=opts.flash_attention, **common)
+        model_file = folder if folder.is_file() else folder / MODEL_FILE
+        info = read_export(model_file.parent)  # None for a ggml file from elsewhere: its suppress list is unknown
+        suppress = info.get("suppress_tokens") if info is not None and info["format"] == "ggml" else None
+        return WhisperCppRecognizer(model_file, flash_attention=opts.flash_attention, suppress_tokens=suppress, **common)
     from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer  # optional extra [export] (onnxruntime)
 
     return WhisperOnnxRecognizer(folder, batch_size=opts.batch_size, features=opts.features, **common)

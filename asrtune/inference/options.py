@@ -84,8 +84,7 @@ class RecognizerOptions:
                                        help="Whisper: mean token log-probability (nats, <= 0) under which a likely no-speech segment is dropped")
     flash_attention: bool = option(False, group=GROUP,
                                    help="whisper.cpp's flash attention for --engine whispercpp: faster, but it computes attention "
-                                        "in float16 and changes some clips' words (its cost is in docs/export.md); off, its words match "
-                                        "the hf engine's on all but rare clips")
+                                        "in float16 and changes more clips' words (its cost is in docs/export.md's parity table)")
     compression_ratio_threshold: float = option(
         COMPRESSION_RATIO_THRESHOLD, group=GROUP,
         help="Whisper: a transcript that compresses more than this (gzip ratio: a repetition loop) is decoded again: "
