@@ -261,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transcripts", type=Path, default=None,
                         help="also write every row's transcript of every clip to this JSONL file (replaced)")
     args = parser.parse_args(argv)  # --out: other models' rows already in it are kept
+    unknown = [key for key in args.rows.split(",") if key not in {r.key for r in ROWS}]
+    if unknown:
+        parser.error(f"--rows: unknown row {', '.join(unknown)}; the rows are {', '.join(r.key for r in ROWS)}")
+    if args.transcripts is not None and not args.transcripts.parent.is_dir():
+        parser.error(f"--transcripts {args.transcripts}: folder {args.transcripts.parent} does not exist")
     data = harness.data_root(args)
     manifests = {name: data / path for name, path in SET_MANIFESTS.items()}
 
