@@ -10,9 +10,9 @@ also re-sample every clip with a low mean log-probability. :meth:`WhisperCppReco
 long-form transcription with its timestamps.
 
 Flash attention is off unless asked for: whisper.cpp's flash-attention kernel computes attention in
-float16, which changes the words of a few clips in a hundred against every other runtime (measured
-in the export parity table); without it, whisper.cpp's float16 weights give the Hugging Face
-model's words on all but a rare clip. It is faster, so it is an option (``flash_attention``).
+float16, which changes more clips' words against every other runtime (measured in the export
+parity table); without it, whisper.cpp's float16 weights give the Hugging Face model's WER. It is
+faster, so it is an option (``flash_attention``).
 """
 
 from __future__ import annotations
