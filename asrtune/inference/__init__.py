@@ -139,7 +139,8 @@ def _load_export_engine(model, export: dict | None, opts: RecognizerOptions) -> 
         from asrtune.inference.whisper_cpp import WhisperCppRecognizer  # optional extra [export] (pywhispercpp)
 
         model_file = folder if folder.is_file() else folder / MODEL_FILE
-        info = read_export(model_file.parent)  # None for a ggml file from elsewhere: its suppress list is unknown
+        # the export's description, already read for a folder; None for a ggml file from elsewhere (list unknown)
+        info = export if export is not None else read_export(model_file.parent)
         suppress = info.get("suppress_tokens") if info is not None and info["format"] == "ggml" else None
         return WhisperCppRecognizer(model_file, flash_attention=opts.flash_attention, suppress_tokens=suppress, **common)
     from asrtune.inference.whisper_onnx import WhisperOnnxRecognizer  # optional extra [export] (onnxruntime)
